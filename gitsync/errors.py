@@ -1,0 +1,119 @@
+"""The one error tree of gitsync-notes.
+
+Every exception the package raises on purpose derives from :class:`GitsyncError`::
+
+    GitsyncError
+    ├── UserError                 mixin: the CLI prints the message, no traceback
+    ├── ConfigError (UserError)   bad option, bad git config, DIR missing or a file
+    ├── ProtocolError             carries ``status_hint``: the SyncML status to answer with
+    │   ├── LocalProtocolError    we were asked to do something the protocol forbids
+    │   ├── RemoteProtocolError   the peer sent something we cannot accept
+    │   │   └── CodecError        the body is not a SyncML document we can decode
+    │   └── AuthError (UserError) the peer refused our credentials, or we refused theirs
+    ├── FormatError               a note payload (SIF-N, vNote, text) cannot be read
+    ├── StoreError                the Git store failed
+    │   ├── RepositoryBusy (UserError)   another sync holds the lock
+    │   └── RepositoryStateError (UserError)  detached HEAD, merge in progress, ...
+    ├── TransportError (UserError)  the peer cannot be reached or answered garbage HTTP
+    ├── SyncConflict (UserError)  a conflict the policy says to stop on (exit 3)
+    └── SafetyStop (UserError)    a guard (mass delete, empty peer) stopped the sync
+
+Errors take keyword fields so callers can act on them without parsing text.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthError",
+    "CodecError",
+    "ConfigError",
+    "FormatError",
+    "GitsyncError",
+    "LocalProtocolError",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "RepositoryBusy",
+    "RepositoryStateError",
+    "SafetyStop",
+    "StoreError",
+    "SyncConflict",
+    "TransportError",
+    "UserError",
+]
+
+
+class GitsyncError(Exception):
+    """Root of every error raised on purpose by gitsync."""
+
+    exit_code = 1
+
+
+class UserError(GitsyncError):
+    """An error whose message is enough for the user: printed without a traceback."""
+
+
+class ConfigError(UserError):
+    """A bad option, configuration value or notes folder."""
+
+    exit_code = 2
+
+
+class ProtocolError(GitsyncError):
+    """A SyncML protocol violation; ``status_hint`` is the status code to answer with."""
+
+    def __init__(self, message: str, *, status_hint: int = 400) -> None:
+        super().__init__(message)
+        self.status_hint = status_hint
+
+
+class LocalProtocolError(ProtocolError):
+    """We tried something the protocol (or the session state) does not allow."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer sent something we cannot accept."""
+
+
+class CodecError(RemoteProtocolError):
+    """The body is not a SyncML document we can decode (bad XML/WBXML, too big, ...)."""
+
+
+class AuthError(ProtocolError, UserError):
+    """Credentials were refused (by the peer, or by us as a server)."""
+
+    def __init__(self, message: str, *, status_hint: int = 401) -> None:
+        super().__init__(message, status_hint=status_hint)
+
+
+class FormatError(GitsyncError):
+    """A note payload cannot be parsed in the format it claims to be."""
+
+
+class StoreError(GitsyncError):
+    """The Git store failed."""
+
+
+class RepositoryBusy(StoreError, UserError):
+    """Another sync holds the repository lock."""
+
+
+class RepositoryStateError(StoreError, UserError):
+    """The repository is in a state where syncing would be unsafe (rebase, detached HEAD...)."""
+
+
+class TransportError(UserError):
+    """The peer could not be reached, or answered something that is not SyncML over HTTP."""
+
+
+class SyncConflict(UserError):
+    """A conflict that the chosen policy says to stop on."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, *, paths: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.paths = paths
+
+
+class SafetyStop(UserError):
+    """A safety guard (mass delete, suddenly empty peer) stopped the sync before any change."""
