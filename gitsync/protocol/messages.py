@@ -44,10 +44,9 @@ __all__ = [
     "Unknown",
 ]
 
-_FROZEN = {"frozen": True, "slots": True, "kw_only": True}
 
 
-@dataclass(**_FROZEN)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Anchor:
     """Sync anchors (MetInf ``Anchor``): opaque strings compared for equality only."""
 
@@ -55,7 +54,7 @@ class Anchor:
     next: str | None = None
 
 
-@dataclass(**_FROZEN)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Meta:
     """The MetInf fields we read or write; unknown ones are dropped by the codec."""
 
@@ -69,7 +68,7 @@ class Meta:
     next_nonce: str | None = None
 
 
-@dataclass(**_FROZEN)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Cred:
     """Credentials in SyncHdr: ``type`` is ``syncml:auth-basic`` or ``syncml:auth-md5``."""
 
@@ -78,7 +77,7 @@ class Cred:
     format: str | None = "b64"
 
 
-@dataclass(**_FROZEN)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Chal:
     """An authentication challenge attached to a SyncHdr Status."""
 
@@ -87,7 +86,7 @@ class Chal:
     next_nonce: str | None = None
 
 
-@dataclass(**_FROZEN)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CTInfo:
     """A content type and version a datastore can receive or transmit."""
 
@@ -95,7 +94,7 @@ class CTInfo:
     ver_ct: str | None = None
 
 
-@dataclass(**_FROZEN)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DataStore:
     """One DevInf ``DataStore``; CTCap and DSMem are not kept."""
 
@@ -109,7 +108,7 @@ class DataStore:
     sync_types: tuple[int, ...] = ()
 
 
-@dataclass(**_FROZEN)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DevInf:
     """Device information (OMA DS DevInf 1.1/1.2)."""
 
@@ -128,7 +127,7 @@ class DevInf:
     datastores: tuple[DataStore, ...] = ()
 
 
-@dataclass(**_FROZEN)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Item:
     """A SyncML ``Item``: addresses plus an optional payload."""
 
@@ -141,7 +140,7 @@ class Item:
     more_data: bool = False
 
 
-@dataclass(**_FROZEN)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MapItem:
     """One LUID↔GUID pair in a ``Map``: ``source`` is the client LUID, ``target`` the server GUID."""
 
@@ -149,7 +148,7 @@ class MapItem:
     target: str
 
 
-@dataclass(**_FROZEN)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Command:
     """Base of every SyncBody command. ``cmd_id`` is unique within a message."""
 
@@ -157,7 +156,7 @@ class Command:
     no_resp: bool = False
 
 
-@dataclass(**_FROZEN)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Alert(Command):
     """An Alert: sync mode requests (200-205), 222 next message, 225 resume, ..."""
 
@@ -165,7 +164,7 @@ class Alert(Command):
     items: tuple[Item, ...] = ()
 
 
-@dataclass(**_FROZEN)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Add(Command):
     """Add one or more items."""
 
@@ -173,7 +172,7 @@ class Add(Command):
     items: tuple[Item, ...] = ()
 
 
-@dataclass(**_FROZEN)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Replace(Command):
     """Replace one or more items."""
 
@@ -181,7 +180,7 @@ class Replace(Command):
     items: tuple[Item, ...] = ()
 
 
-@dataclass(**_FROZEN)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Delete(Command):
     """Delete one or more items (``archive``/``sft_del`` flags as sent)."""
 
@@ -191,7 +190,7 @@ class Delete(Command):
     sft_del: bool = False
 
 
-@dataclass(**_FROZEN)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Sync(Command):
     """A Sync: the container of Add/Replace/Delete for one datastore pair."""
 
@@ -202,7 +201,7 @@ class Sync(Command):
     commands: tuple[Command, ...] = ()
 
 
-@dataclass(**_FROZEN)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Map(Command):
     """A Map: client tells the server which LUIDs it gave the server's Adds."""
 
@@ -211,7 +210,7 @@ class Map(Command):
     items: tuple[MapItem, ...] = ()
 
 
-@dataclass(**_FROZEN)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Put(Command):
     """Put (we only use it for DevInf)."""
 
@@ -219,7 +218,7 @@ class Put(Command):
     items: tuple[Item, ...] = ()
 
 
-@dataclass(**_FROZEN)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Get(Command):
     """Get (we only use it for DevInf)."""
 
@@ -227,7 +226,7 @@ class Get(Command):
     items: tuple[Item, ...] = ()
 
 
-@dataclass(**_FROZEN)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Results(Command):
     """Results of a Get."""
 
@@ -239,7 +238,7 @@ class Results(Command):
     items: tuple[Item, ...] = ()
 
 
-@dataclass(**_FROZEN)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Status(Command):
     """The answer to one command; ``cmd_ref`` 0 with ``cmd`` "SyncHdr" answers the header."""
 
@@ -253,28 +252,28 @@ class Status(Command):
     items: tuple[Item, ...] = ()
 
 
-@dataclass(**_FROZEN)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Atomic(Command):
     """Atomic: all sub-commands or none."""
 
     commands: tuple[Command, ...] = ()
 
 
-@dataclass(**_FROZEN)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Sequence(Command):
     """Sequence: sub-commands in order."""
 
     commands: tuple[Command, ...] = ()
 
 
-@dataclass(**_FROZEN)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Unknown(Command):
     """A command we parse but do not support (Copy, Move, Exec, Search, ...)."""
 
     name: str
 
 
-@dataclass(**_FROZEN)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SyncHdr:
     """The SyncML header."""
 
@@ -292,7 +291,7 @@ class SyncHdr:
     no_resp: bool = False
 
 
-@dataclass(**_FROZEN)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Message:
     """One SyncML message: a header, commands in order, and whether it ends its package."""
 

@@ -1,0 +1,707 @@
+"""The server driver: HTTP requests → ServerSession per client session → the Git store.
+
+Each device has its own state ref (``refs/gitsync/device-<id>``). A session writes
+nothing until the client's last package arrives; then, under the repository lock, its
+changes are committed on top of the branch as it is *then* (other devices may have
+synced meanwhile) and the device's state ref moves: all in one ``finish_sync``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from gitsync.app.common import Counts, SyncReport, Wire, make_id, our_devinf, peer_ref_name
+from gitsync.codec import XML_TYPE, decode, encode
+from gitsync.errors import CodecError, GitsyncError, ProtocolError, RepositoryBusy, SafetyStop
+from gitsync.formats import NoteData
+from gitsync.model import ChangeKind, SyncMode
+from gitsync.protocol.constants import AUTH_BASIC, St, ver_proto
+from gitsync.protocol.events import (
+    Acknowledged,
+    ChangesReceived,
+    Event,
+    InChange,
+    ItemResult,
+    MapReceived,
+    OutChange,
+    PeerDevInf,
+    SessionComplete,
+    SyncRequested,
+)
+from gitsync.protocol.messages import Anchor, DevInf, Message, Status, SyncHdr
+from gitsync.protocol.server import ServerConfig, ServerSession
+from gitsync.store.git import GitStore, TreeChange
+from gitsync.sync.conflict import Policy, resolve_delete_vs_modify, resolve_modify
+from gitsync.sync.state import devinf_from_json, devinf_to_json, dump_kv, dump_rows, parse_kv, parse_rows
+from gitsync.transport.wsgi import Request, Response, make_wsgi_app
+
+__all__ = ["STORE_ALIASES", "ServerOptions", "SyncServer"]
+
+logger = logging.getLogger(__name__)
+
+#: datastore names clients use for notes (compared without ./ and case)
+STORE_ALIASES = frozenset({"notes", "note", "memo", "memos", "pnote", "snote", "notebook"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerOptions:
+    """How the server behaves."""
+
+    users: Mapping[str, str] | None = None
+    auth_type: str = AUTH_BASIC
+    policy: Policy = Policy.MERGE
+    filename_sync: bool = True
+    session_timeout: float = 900.0
+    max_msg_size: int = 2_000_000
+    max_body: int = 16 * 1024 * 1024
+    store_uris: frozenset[str] = STORE_ALIASES
+    server_id: str = "gitsync-notes"
+    on_report: Callable[[SyncReport], None] | None = None
+
+
+class SyncServer:
+    """A SyncML notes server over one Git repository; ``wsgi_app()`` serves it."""
+
+    def __init__(
+        self,
+        store: GitStore,
+        options: ServerOptions | None = None,
+        *,
+        now: Callable[[], float] = time.time,
+        rng: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        self.store = store
+        self.options = options or ServerOptions()
+        self.now = now
+        self.rng = rng
+        self._sessions: dict[str, _ServerRun] = {}
+        self._by_device: dict[tuple[str, str], str] = {}
+        self._lock = threading.Lock()
+
+    def wsgi_app(self) -> Callable[..., Iterable[bytes]]:
+        """The WSGI application serving this server."""
+        return make_wsgi_app(self.handle, max_body=self.options.max_body)
+
+    # ------------------------------------------------------------------ HTTP
+    def handle(self, request: Request) -> Response:
+        """Answer one HTTP request carrying one SyncML message."""
+        with self._lock:
+            return self._handle(request)
+
+    def _handle(self, request: Request) -> Response:
+        try:
+            msg, encoding = decode(request.body, request.content_type, max_size=self.options.max_body)
+        except CodecError as exc:
+            logger.info("rejected a request: %s", exc)
+            status = exc.status_hint if exc.status_hint in (400, 413, 415) else 400
+            return Response(status=status, body=f"{exc}\n".encode())
+        self._expire()
+        key = self._session_key(request, msg)
+        run = self._sessions.get(key) if key else None
+        if run is None or run.finished:
+            key = uuid.uuid4().hex
+            resp_uri = f"{request.base_url}{request.path}?sessionid={key}"
+            run = _ServerRun(self, resp_uri, msg)
+            self._sessions[key] = run
+            self._by_device[(msg.header.session_id, msg.header.source)] = key
+        run.touched = self.now()
+        reply = run.handle(msg)
+        if run.finished:
+            self._sessions.pop(key, None)
+            self._by_device.pop((msg.header.session_id, msg.header.source), None)
+        try:
+            body = encode(reply, encoding)
+        except CodecError:
+            logger.exception("cannot encode our reply")
+            return Response(status=500, body=b"cannot encode reply\n")
+        return Response(
+            body=body,
+            content_type=encoding,
+            headers=(("Set-Cookie", f"sessionid={key}; Path=/; HttpOnly"),),
+        )
+
+    def _session_key(self, request: Request, msg: Message) -> str | None:
+        key = request.query.get("sessionid")
+        if not key and ";sessionid=" in request.path:
+            key = request.path.split(";sessionid=", 1)[1].split(";")[0]
+        if key in self._sessions:
+            return key
+        key = request.cookies.get("sessionid")
+        if key in self._sessions and msg.header.msg_id > 1:
+            return key
+        return self._by_device.get((msg.header.session_id, msg.header.source))
+
+    def _expire(self) -> None:
+        limit = self.now() - self.options.session_timeout
+        for key, run in list(self._sessions.items()):
+            if run.touched < limit:
+                logger.info("dropping abandoned session of %s", run.device_id)
+                self._sessions.pop(key, None)
+
+
+@dataclass(slots=True)
+class _Item:
+    """One note as this device knows it: our GUID, its LUID (once mapped), the path."""
+
+    guid: str
+    luid: str | None
+    path: str
+
+
+@dataclass(slots=True)
+class _Effect:
+    writes: dict[str, str] = field(default_factory=dict)
+    deletes: list[str] = field(default_factory=list)
+    kind: ChangeKind = ChangeKind.ADD
+
+
+class _ServerRun:
+    """The application side of one client session."""
+
+    def __init__(self, server: SyncServer, resp_uri: str, first: Message) -> None:
+        self.server = server
+        self.store = server.store
+        self.opts = server.options
+        self.finished = False
+        self.touched = server.now()
+        self.device_id = first.header.source
+        self.name = "device-" + peer_ref_name(self.device_id)
+        self.report = SyncReport(peer=self.name)
+        snap = self.store.state_load(self.name)
+        self.snap = snap
+        self.st = parse_kv(snap.files.get("state")) if snap else {}
+        self.items: dict[str, _Item] = {}  # guid → item
+        for guid, luid, path in parse_rows(snap.files.get("map"), 3) if snap else []:
+            self.items[guid] = _Item(guid=guid, luid=None if luid == "-" else luid, path=path)
+        self.peer_devinf: DevInf | None = devinf_from_json(snap.files.get("devinf")) if snap else None
+        nonce = b""
+        try:
+            nonce = base64.b64decode(self.st.get("nonce", ""), validate=False)
+        except (binascii.Error, ValueError):
+            pass
+        self.session = ServerSession(
+            ServerConfig(
+                devinf=our_devinf(self.opts.server_id, server=True),
+                resp_uri=resp_uri,
+                store_uris=self.opts.store_uris,
+                users=self.opts.users,
+                auth_type=self.opts.auth_type,
+                nonce=nonce,
+                next_nonce=base64.b64encode(server.rng(12)),
+                peer_devinf=self.peer_devinf,
+                max_msg_size=self.opts.max_msg_size,
+            )
+        )
+        self.mode = SyncMode.TWO_WAY
+        self.head: str | None = None
+        self.head_tree: str | None = None
+        self.notes: dict[str, str] = {}
+        self.local: dict[str, TreeChange] = {}  # path (old or new) → local change since last sync
+        self.touched_paths: set[str] = set()  # settled by this session's incoming changes
+        self.matched: set[str] = set()  # guids the client has (slow sync / refresh)
+        self.writes: dict[str, str] = {}
+        self.deletes: set[str] = set()
+        self.synced_writes: dict[str, str] = {}
+        self.synced_deletes: set[str] = set()
+        self.effects: dict[str, _Effect] = {}
+        self.extra_out: list[OutChange] = []
+        self.server_anchor = Anchor()
+
+    # ------------------------------------------------------------------ session
+    def handle(self, msg: Message) -> Message:
+        session = self.session
+        try:
+            for event in session.receive(msg):
+                self._on(event)
+            reply = session.next_message()
+        except (ProtocolError, GitsyncError) as exc:
+            code = exc.status_hint if isinstance(exc, ProtocolError) else St.COMMAND_FAILED
+            if isinstance(exc, RepositoryBusy):
+                code = St.RETRY_LATER
+            logger.warning("session with %s failed: %s", self.device_id, exc)
+            self.finished = True
+            return _error_reply(msg.header, code)
+        except Exception:
+            logger.exception("internal error in the session with %s", self.device_id)
+            self.finished = True
+            return _error_reply(msg.header, St.COMMAND_FAILED)
+        if session.done or session.phase.value == "error":
+            self.finished = True
+        return reply
+
+    def _on(self, ev: Event) -> None:
+        if isinstance(ev, PeerDevInf):
+            self.peer_devinf = ev.devinf
+        elif isinstance(ev, SyncRequested):
+            self._start(ev)
+        elif isinstance(ev, ChangesReceived):
+            self.session.provide_results([self._apply(ch) for ch in ev.changes])
+            if ev.final:
+                if self.mode is SyncMode.REFRESH_FROM_CLIENT:
+                    self._refresh_deletes()
+                self.session.provide_changes(self._outgoing())
+        elif isinstance(ev, Acknowledged):
+            self._acknowledged(ev.results)
+        elif isinstance(ev, MapReceived):
+            for luid, guid in ev.pairs:
+                item = self.items.get(guid)
+                if item is not None:
+                    item.luid = luid
+        elif isinstance(ev, SessionComplete):
+            self._finish()
+
+    # ------------------------------------------------------------------ alert
+    def _start(self, ev: SyncRequested) -> None:
+        store = self.store
+        with store.lock(wait=10.0):
+            store.check_safe_state()
+            self.head = store.commit_worktree(
+                f"gitsync: local changes\n\nCommitted by gitsync-notes before syncing with {self.name}.\n"
+            )
+        self.head_tree = store.tree_of(self.head) if self.head else None
+        self.notes = store.list_notes(self.head_tree)
+        mode = ev.mode
+        stored = self.st.get("client_anchor")
+        known = self.snap is not None and self.snap.synced_tree is not None
+        mismatch = not known or ev.anchor.last is None or ev.anchor.last != stored
+        refresh_required = False
+        if mode in (SyncMode.TWO_WAY, SyncMode.ONE_WAY_FROM_CLIENT, SyncMode.ONE_WAY_FROM_SERVER) and mismatch:
+            refresh_required = known and ev.anchor.last is not None
+            mode = SyncMode.SLOW
+        self.mode = mode
+        self.report.mode = mode.name.lower().replace("_", "-")
+        self.server_anchor = Anchor(
+            last=self.st.get("server_anchor"),
+            next=time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self.server.now())) + f"-{self.server.rng(2).hex()}",
+        )
+        self.session.accept_sync(mode=mode, anchor=self.server_anchor, refresh_required=refresh_required)
+        self.wire = Wire.negotiate(
+            self.peer_devinf, ev.source_uri, self.session.profile, filename_sync=self.opts.filename_sync
+        )
+        self.synced_tree = self.snap.synced_tree if (self.snap and not mode.sends_all) else None
+        if not mode.sends_all:
+            for tc in store.diff(self.synced_tree, self.head_tree):
+                for path in {tc.old_path, tc.new_path} - {None}:
+                    assert path is not None
+                    self.local[path] = tc
+        self.by_path = {item.path: item for item in self.items.values()}
+        self.by_luid = {item.luid: item for item in self.items.values() if item.luid}
+
+    # ------------------------------------------------------------------ incoming
+    def _apply(self, ch: InChange) -> ItemResult:
+        local = self.report.local
+        try:
+            if ch.kind is ChangeKind.DELETE:
+                return self._apply_delete(ch)
+            assert ch.data is not None
+            try:
+                note = self.wire.parse(ch.data, ch.content_type)
+            except GitsyncError as exc:
+                logger.warning("%s sent a note we cannot read: %s", self.device_id, exc)
+                local.err += 1
+                return ItemResult(code=St.UNSUPPORTED_TYPE)
+            item = self.by_luid.get(ch.luid) if ch.luid else None
+            if item is None or item.path not in self.notes:
+                return self._apply_add(ch, note)
+            return self._apply_replace(item, note)
+        except SafetyStop:
+            raise
+        except Exception as exc:  # one bad item must not sink the session
+            logger.warning("could not apply %s from %s: %s", ch.kind.value, self.device_id, exc)
+            local.err += 1
+            return ItemResult(code=St.COMMAND_FAILED)
+
+    def _apply_add(self, ch: InChange, note: NoteData) -> ItemResult:
+        # slow sync / refresh: is this note already here? (same name, or same text)
+        if self.mode.sends_all or ch.kind is ChangeKind.MODIFY:
+            proposed = self.wire.path_for(note, set())
+            existing_blob = self.notes.get(proposed)
+            if existing_blob is not None and proposed not in self.touched_paths:
+                item = self._item_for_path(proposed)
+                existing = self.store.read_blob(existing_blob)
+                body = self.wire.local_body(note.body, existing)
+                self._bind(item, ch.luid)
+                if Wire.same_text(existing, body):
+                    self.synced_writes[proposed] = existing_blob
+                    return ItemResult(code=St.OK)
+                return self._conflict(item, existing, body, base=self._synced_blob(proposed))
+        path = self.wire.path_for(note, set(self.notes) | self.touched_paths)
+        body = self.wire.local_body(note.body, None)
+        blob = self.store.write_blob(body)
+        self._write(None, path, blob)
+        item = _Item(guid=make_id(path, blob), luid=ch.luid, path=path)
+        self._register(item)
+        self.matched.add(item.guid)
+        _bump(self.report.local, ChangeKind.ADD)
+        return ItemResult(code=St.ITEM_ADDED)
+
+    def _apply_replace(self, item: _Item, note: NoteData) -> ItemResult:
+        path = item.path
+        existing = self.store.read_blob(self.notes[path])
+        body = self.wire.local_body(note.body, existing)
+        self.matched.add(item.guid)
+        change = self.local.get(path)
+        if change is not None and change.kind is ChangeKind.MODIFY and path not in self.touched_paths:
+            return self._conflict(item, existing, body, base=self._synced_blob(change.old_path or path))
+        target = path
+        if self.wire.carries_name and note.name:
+            wanted = self.wire.path_for(note, set(self.notes) - {path}, fallback=path)
+            if wanted.lower() != path.lower():
+                target = wanted
+        if target == path and Wire.same_text(existing, body):
+            self.synced_writes[path] = self.notes[path]
+            self.touched_paths.add(path)
+            return ItemResult(code=St.OK)
+        blob = self.store.write_blob(body)
+        self._write(path, target, blob)
+        self._move(item, target)
+        _bump(self.report.local, ChangeKind.MODIFY)
+        return ItemResult(code=St.OK)
+
+    def _apply_delete(self, ch: InChange) -> ItemResult:
+        item = self.by_luid.get(ch.luid) if ch.luid else None
+        if item is None or item.path not in self.notes:
+            return ItemResult(code=St.DELETE_NOT_FOUND)
+        path = item.path
+        change = self.local.get(path)
+        if change is not None and change.kind is ChangeKind.MODIFY and path not in self.touched_paths:
+            # the client deleted what we edited: the edit wins and goes back as an Add
+            outcome = resolve_delete_vs_modify(self.store.read_blob(self.notes[path]), None)
+            self.report.conflicts += 1
+            self._unbind(item)
+            self.touched_paths.add(path)
+            self._queue_add(item, path)
+            return ItemResult(code=outcome.code)
+        self._delete(path)
+        self._unbind(item)
+        self.items.pop(item.guid, None)
+        self.by_path.pop(path, None)
+        _bump(self.report.local, ChangeKind.DELETE)
+        return ItemResult(code=St.OK)
+
+    def _conflict(self, item: _Item, server: bytes, client: bytes, *, base: bytes | None) -> ItemResult:
+        """Both sides changed ``item``: settle it by policy, never losing a version."""
+        path = item.path
+        outcome = resolve_modify(
+            base, server, client, self.opts.policy, self.store.merge3,
+            duplicates_ok=self.session.profile.accepts_209,
+        )
+        self.touched_paths.add(path)
+        if outcome.code != St.OK:
+            self.report.conflicts += 1
+        if outcome.code == St.CONFLICT_MERGED and not outcome.unresolved:
+            self.report.merged += 1
+        if outcome.unresolved:
+            self.report.unresolved.append(path)
+        if outcome.server is not None and outcome.server != server:
+            blob = self.store.write_blob(outcome.server)
+            self._write(path, path, blob)
+            _bump(self.report.local, ChangeKind.MODIFY)
+        if outcome.send is not None:
+            blob = self.store.write_blob(outcome.send) if outcome.send != server else self.notes[path]
+            self._queue_replace(item, path, blob)
+        elif outcome.code != St.CONFLICT:
+            self.synced_writes[path] = self.writes.get(path, self.notes[path])
+        if outcome.copy is not None:
+            copy_path = self.wire.path_for(
+                NoteData(name=_conflict_name(path), body=outcome.copy), set(self.notes) | self.touched_paths
+            )
+            blob = self.store.write_blob(outcome.copy)
+            self._write(None, copy_path, blob)
+            copy_item = _Item(guid=make_id(copy_path, blob), luid=None, path=copy_path)
+            self._register(copy_item)
+            self._queue_add(copy_item, copy_path)
+        return ItemResult(code=outcome.code)
+
+    # ------------------------------------------------------------------ bookkeeping
+    def _item_for_path(self, path: str) -> _Item:
+        item = self.by_path.get(path)
+        if item is None:
+            item = _Item(guid=make_id(path, self.notes[path]), luid=None, path=path)
+            self._register(item)
+        return item
+
+    def _register(self, item: _Item) -> None:
+        self.items[item.guid] = item
+        self.by_path[item.path] = item
+        if item.luid:
+            self.by_luid[item.luid] = item
+
+    def _bind(self, item: _Item, luid: str | None) -> None:
+        if luid:
+            self._unbind(item)
+            old = self.by_luid.pop(luid, None)
+            if old is not None and old is not item:
+                old.luid = None
+            item.luid = luid
+            self.by_luid[luid] = item
+        self.matched.add(item.guid)
+
+    def _unbind(self, item: _Item) -> None:
+        if item.luid:
+            self.by_luid.pop(item.luid, None)
+            item.luid = None
+
+    def _move(self, item: _Item, target: str) -> None:
+        if target != item.path:
+            self.by_path.pop(item.path, None)
+            item.path = target
+            self.by_path[target] = item
+
+    def _synced_blob(self, path: str) -> bytes | None:
+        if self.snap is None or self.snap.synced_tree is None:
+            return None
+        blob = self.store.list_notes(self.snap.synced_tree).get(path)
+        return self.store.read_blob(blob) if blob else None
+
+    def _write(self, old: str | None, new: str, blob: str) -> None:
+        if old is not None and old != new:
+            self._delete(old)
+        self.notes[new] = blob
+        self.writes[new] = blob
+        self.deletes.discard(new)
+        self.synced_writes[new] = blob
+        self.synced_deletes.discard(new)
+        self.touched_paths.add(new)
+
+    def _delete(self, path: str) -> None:
+        self.notes.pop(path, None)
+        self.writes.pop(path, None)
+        self.deletes.add(path)
+        self.synced_writes.pop(path, None)
+        self.synced_deletes.add(path)
+        self.touched_paths.add(path)
+
+    def _refresh_deletes(self) -> None:
+        """Refresh from client: after its whole package, drop what it did not send."""
+        keep = {self.items[g].path for g in self.matched if g in self.items}
+        extra = [p for p in self.notes if p not in keep and p not in self.touched_paths]
+        total = len(self.notes)
+        if total >= 4 and len(extra) > total // 2:
+            logger.warning("refresh from %s deletes %d of %d notes", self.device_id, len(extra), total)
+        for path in extra:
+            self._delete(path)
+            item = self.by_path.pop(path, None)
+            if item is not None:
+                self.items.pop(item.guid, None)
+                self._unbind(item)
+            _bump(self.report.local, ChangeKind.DELETE)
+
+    # ------------------------------------------------------------------ outgoing
+    def _out(self, kind: ChangeKind, item: _Item, path: str, blob: str, eff: _Effect) -> OutChange:
+        self.effects[item.guid] = eff
+        data = self.wire.render(path, self.store.read_blob(blob))
+        return OutChange(
+            kind=kind,
+            key=item.guid,
+            peer_key=item.luid if kind is not ChangeKind.ADD else None,
+            data=data,
+            content_type=self.wire.fmt.content_type,
+            version=self.wire.fmt.version,
+        )
+
+    def _queue_add(self, item: _Item, path: str) -> None:
+        blob = self.writes.get(path) or self.notes[path]
+        self.extra_out.append(self._out(ChangeKind.ADD, item, path, blob, _Effect({path: blob}, [], ChangeKind.ADD)))
+
+    def _queue_replace(self, item: _Item, path: str, blob: str) -> None:
+        kind = ChangeKind.MODIFY if item.luid else ChangeKind.ADD
+        self.extra_out.append(self._out(kind, item, path, blob, _Effect({path: blob}, [], kind)))
+
+    def _outgoing(self) -> list[OutChange]:
+        out = list(self.extra_out)
+        if not self.mode.server_sends:
+            return []
+        if self.mode.sends_all:
+            for path, blob in sorted(self.notes.items()):
+                item = self._item_for_path(path)
+                if item.guid in self.matched or path in self.touched_paths:
+                    continue
+                item.luid = None  # the client does not have it (it sent us everything)
+                out.append(self._out(ChangeKind.ADD, item, path, blob, _Effect({path: blob}, [], ChangeKind.ADD)))
+            return out
+        seen: set[int] = set()
+        for tc in self.local.values():
+            if id(tc) in seen:
+                continue
+            seen.add(id(tc))
+            paths = {tc.old_path, tc.new_path} - {None}
+            if paths & self.touched_paths:
+                continue  # settled by the client's change to the same note
+            if tc.kind is ChangeKind.ADD:
+                assert tc.new_path and tc.new_blob
+                item = self._item_for_path(tc.new_path)
+                out.append(self._out(ChangeKind.ADD, item, tc.new_path, tc.new_blob,
+                                     _Effect({tc.new_path: tc.new_blob}, [], ChangeKind.ADD)))
+            elif tc.kind is ChangeKind.DELETE:
+                assert tc.old_path
+                item_or_none = self.by_path.get(tc.old_path)
+                if item_or_none is None or not item_or_none.luid:
+                    self.synced_deletes.add(tc.old_path)
+                    if item_or_none is not None:
+                        self.items.pop(item_or_none.guid, None)
+                    continue
+                out.append(self._out(ChangeKind.DELETE, item_or_none, tc.old_path, "",
+                                     _Effect({}, [tc.old_path], ChangeKind.DELETE)) if False else
+                           OutChange(kind=ChangeKind.DELETE, key=item_or_none.guid, peer_key=item_or_none.luid))
+                self.effects[item_or_none.guid] = _Effect({}, [tc.old_path], ChangeKind.DELETE)
+            else:
+                assert tc.old_path and tc.new_path and tc.new_blob
+                item = self.by_path.get(tc.old_path) or self._item_for_path(tc.new_path)
+                self._move(item, tc.new_path)
+                eff = _Effect({tc.new_path: tc.new_blob}, [tc.old_path] if tc.old_path != tc.new_path else [],
+                              ChangeKind.MODIFY)
+                if not item.luid:
+                    eff.kind = ChangeKind.ADD
+                    out.append(self._out(ChangeKind.ADD, item, tc.new_path, tc.new_blob, eff))
+                elif tc.old_blob == tc.new_blob and not self.wire.carries_name:
+                    self.synced_writes.update(eff.writes)
+                    self.synced_deletes.update(eff.deletes)
+                else:
+                    out.append(self._out(ChangeKind.MODIFY, item, tc.new_path, tc.new_blob, eff))
+        return out
+
+    def _acknowledged(self, results: tuple[tuple[OutChange, int], ...]) -> None:
+        for change, code in results:
+            eff = self.effects.pop(change.key, None)
+            if code >= 300 and code != St.ALREADY_EXISTS:
+                self.report.remote.err += 1
+                logger.warning("%s refused %s of %s (status %d)", self.device_id, change.kind.value, change.key, code)
+                continue
+            if eff is not None:
+                self.synced_writes.update(eff.writes)
+                for path in eff.deletes:
+                    if path not in eff.writes:
+                        self.synced_deletes.add(path)
+                        self.synced_writes.pop(path, None)
+            if change.kind is ChangeKind.DELETE:
+                item = self.items.pop(change.key, None)
+                if item is not None:
+                    self.by_path.pop(item.path, None)
+            _bump(self.report.remote, change.kind)
+
+    # ------------------------------------------------------------------ commit
+    def _finish(self) -> None:
+        store = self.store
+        with store.lock(wait=10.0):
+            head = store.commit_worktree(
+                f"gitsync: local changes\n\nCommitted by gitsync-notes while syncing with {self.name}.\n"
+            )
+            writes, deletes = self._rebase(head)
+            head_tree = store.tree_of(head) if head else None
+            new_tree = store.build_tree(head_tree, writes, deletes)
+            base = self.synced_tree if not self.mode.sends_all else None
+            synced = store.build_tree(base, self.synced_writes, self.synced_deletes - set(self.synced_writes))
+            live = store.list_notes(synced)
+            rows = [
+                (item.guid, item.luid or "-", item.path)
+                for item in self.items.values()
+                if item.path in live or item.path in self.notes
+            ]
+            state = {
+                "device_id": self.device_id,
+                "client_anchor": self.session.client_anchor.next,
+                "server_anchor": self.server_anchor.next,
+                "nonce": base64.b64encode(self.session.nonce).decode("ascii"),
+                "content_type": self.wire.fmt.content_type,
+                "mode": self.report.mode,
+                "user": self.session.user,
+            }
+            files = {"state": dump_kv(state), "map": dump_rows(rows)}
+            if self.peer_devinf is not None:
+                files["devinf"] = devinf_to_json(self.peer_devinf)
+            report = self.report
+            subject = report.subject(self.name)
+            message = (
+                f"{subject}\n\nGitsync-Peer: {self.name}\nGitsync-Device: {self.device_id}\n"
+                f"Gitsync-Mode: {report.mode}\nGitsync-Session: {self.session.session_id}\n"
+                f"Gitsync-Anchor: {self.server_anchor.next}\nGitsync-Conflicts: {report.conflicts}\n"
+            )
+            new_commit = None
+            if report.local.total() + report.remote.total() > 0 or new_tree != head_tree:
+                new_commit = store.commit_tree(new_tree, [head] if head else [], message)
+            store.finish_sync(
+                self.name,
+                expected_state=self.snap.commit if self.snap else None,
+                files=files,
+                synced_tree=synced,
+                new_commit=new_commit,
+                expected_head=head,
+                message=message,
+            )
+        report.commit = new_commit
+        if self.opts.on_report is not None:
+            self.opts.on_report(report)
+        logger.info("%s", _summary_line(report))
+
+    def _rebase(self, head: str | None) -> tuple[dict[str, str], set[str]]:
+        """Our writes on top of the branch as it is now: merge where it moved under us."""
+        if head == self.head:
+            return dict(self.writes), set(self.deletes)
+        store = self.store
+        before = store.list_notes(self.head_tree)
+        now = store.list_notes(store.tree_of(head) if head else None)
+        writes: dict[str, str] = {}
+        deletes: set[str] = set()
+        for path, blob in self.writes.items():
+            if now.get(path) == before.get(path) or now.get(path) is None:
+                writes[path] = blob
+                continue
+            base = store.read_blob(before[path]) if path in before else None
+            merged, _clean = store.merge3(base, store.read_blob(now[path]), store.read_blob(blob))
+            writes[path] = store.write_blob(merged)
+        for path in self.deletes:
+            if now.get(path) == before.get(path):
+                deletes.add(path)
+        return writes, deletes
+
+
+def _conflict_name(path: str) -> str:
+    stem, dot, ext = path.rpartition(".")
+    return f"{stem} (conflict).{ext}" if dot and "/" not in ext else f"{path} (conflict)"
+
+
+def _bump(counts: Counts, kind: ChangeKind) -> None:
+    if kind is ChangeKind.ADD:
+        counts.add += 1
+    elif kind is ChangeKind.MODIFY:
+        counts.mod += 1
+    else:
+        counts.dele += 1
+
+
+def _summary_line(report: SyncReport) -> str:
+    i, o = report.local, report.remote
+    return (
+        f"session with {report.peer} ({report.mode}): local +{i.add} ~{i.mod} -{i.dele} err {i.err}; "
+        f"remote +{o.add} ~{o.mod} -{o.dele} err {o.err}; conflicts {report.conflicts} merged {report.merged}"
+    )
+
+
+def _error_reply(hdr: SyncHdr, code: int) -> Message:
+    header = SyncHdr(
+        ver_dtd=hdr.ver_dtd if hdr.ver_dtd in ("1.1", "1.2") else "1.2",
+        ver_proto=ver_proto(hdr.ver_dtd if hdr.ver_dtd in ("1.1", "1.2") else "1.2"),
+        session_id=hdr.session_id,
+        msg_id=hdr.msg_id,
+        target=hdr.source,
+        source=hdr.target,
+    )
+    status = Status(
+        cmd_id=1,
+        msg_ref=hdr.msg_id,
+        cmd_ref=0,
+        cmd="SyncHdr",
+        code=code,
+        target_refs=(hdr.target,) if hdr.target else (),
+        source_refs=(hdr.source,) if hdr.source else (),
+    )
+    return Message(header=header, commands=(status,), final=True)

@@ -1,0 +1,383 @@
+"""The client side of a SyncML session (packages 1, 3 and 5), sans I/O.
+
+Use::
+
+    s = ClientSession(config)
+    msg = s.start()
+    while not s.done:
+        reply = exchange(msg)                # the driver's I/O
+        for ev in s.receive(reply):
+            ...                              # answer SyncModeDecided with provide_changes,
+                                             # ChangesReceived with provide_results
+        msg = s.next_message()               # None once the session is done
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from gitsync.errors import AuthError, LocalProtocolError
+from gitsync.model import ChangeKind, SyncMode
+from gitsync.protocol.auth import basic_cred, md5_cred
+from gitsync.protocol.constants import AUTH_MD5, SYNC_ALERTS, St, ver_proto
+from gitsync.protocol.events import (
+    Acknowledged,
+    ChangesReceived,
+    Event,
+    ItemResult,
+    NonceReceived,
+    OutChange,
+    PeerDevInf,
+    SessionComplete,
+    SyncModeDecided,
+)
+from gitsync.protocol.messages import (
+    Alert,
+    Anchor,
+    Command,
+    Cred,
+    DevInf,
+    Get,
+    Item,
+    Map,
+    MapItem,
+    Message,
+    Meta,
+    Put,
+    Results,
+    Status,
+    Sync,
+    SyncHdr,
+)
+from gitsync.protocol.profiles import profile_for
+from gitsync.protocol.session import Phase, SessionBase, alert_next_message
+
+__all__ = ["ClientConfig", "ClientSession"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientConfig:
+    """Everything a client session needs to know up front."""
+
+    url: str
+    device_id: str
+    devinf: DevInf
+    mode: SyncMode
+    local_uri: str = "notes"
+    remote_uri: str = "notes"
+    last_anchor: str | None = None  # our Next of the last completed session
+    next_anchor: str = "1"
+    session_id: str = "1"
+    ver_dtd: str = "1.2"
+    username: str | None = None
+    password: str | None = None
+    auth_type: str = "basic"  # or "md5"
+    nonce: str | None = None  # base64 NextNonce the server gave us last time
+    peer_devinf: DevInf | None = None  # cached from an earlier session
+    send_devinf: bool = True
+    max_msg_size: int = 2_000_000
+    max_obj_size: int = 4_000_000
+
+
+class ClientSession(SessionBase):
+    """One sync session as a SyncML client."""
+
+    def __init__(self, config: ClientConfig) -> None:
+        super().__init__(ver_dtd=config.ver_dtd, session_id=config.session_id, local_uri=config.local_uri)
+        self.config = config
+        self.remote_uri = config.remote_uri
+        self.target_url = config.url
+        self.resp_uri: str | None = None
+        self.mode: SyncMode | None = None
+        self.server_anchor = Anchor()
+        self.peer_devinf = config.peer_devinf
+        self.profile = profile_for(config.peer_devinf)
+        self._msg_id = 0
+        self._cred: Cred | None = self._make_cred(config.nonce)
+        self._auth_retried = False
+        self._resend_pkg1 = False
+        self._pkg4_final = False
+        self._maps: list[MapItem] = []
+        self._peer_final = False
+
+    # ---------------------------------------------------------------- credentials
+    def _make_cred(self, nonce_b64: str | None) -> Cred | None:
+        cfg = self.config
+        if cfg.username is None:
+            return None
+        password = cfg.password or ""
+        if cfg.auth_type == "md5":
+            try:
+                nonce = base64.b64decode(nonce_b64 or "", validate=False)
+            except (binascii.Error, ValueError):
+                nonce = b""
+            return md5_cred(cfg.username, password, nonce)
+        return basic_cred(cfg.username, password)
+
+    # ---------------------------------------------------------------- messages out
+    def _header(self) -> SyncHdr:
+        self._msg_id += 1
+        cfg = self.config
+        return SyncHdr(
+            ver_dtd=self.ver_dtd,
+            ver_proto=ver_proto(self.ver_dtd),
+            session_id=self.session_id,
+            msg_id=self._msg_id,
+            target=self.target_url,
+            source=cfg.device_id,
+            source_name=cfg.username,
+            cred=self._cred,
+            meta=Meta(max_msg_size=cfg.max_msg_size, max_obj_size=cfg.max_obj_size),
+        )
+
+    def start(self) -> Message:
+        """Package 1: DevInf Put (+Get when the server's is unknown) and the sync Alert."""
+        self._require(Phase.INIT)
+        self.phase = Phase.ALERTED
+        return self._pkg1()
+
+    def _pkg1(self) -> Message:
+        cfg = self.config
+        header = self._header()
+        commands: list[Command] = []
+        if cfg.send_devinf:
+            commands.append(self._put_devinf(cfg.devinf))
+        if self.peer_devinf is None:
+            commands.append(self._get_devinf())
+        anchor = Anchor(last=cfg.last_anchor, next=cfg.next_anchor)
+        commands.append(
+            Alert(
+                cmd_id=0,
+                code=int(cfg.mode),
+                items=(Item(target=cfg.remote_uri, source=cfg.local_uri, meta=Meta(anchor=anchor)),),
+            )
+        )
+        self._statuses = []
+        return Message(header=header, commands=self._build(header, commands, True), final=True)
+
+    def provide_changes(self, changes: Sequence[OutChange]) -> None:
+        """Our changes for package 3 (after :class:`SyncModeDecided`)."""
+        self._require(Phase.NEED_CHANGES)
+        assert self.mode is not None
+        self._out_changes = list(changes) if self.mode.client_sends else []
+        self._out_total = len(self._out_changes)
+        self.phase = Phase.SENDING
+
+    def provide_results(self, results: Sequence[ItemResult]) -> None:
+        """Our verdict on each change of the last :class:`ChangesReceived`, in order."""
+        self._require(Phase.NEED_RESULTS)
+        pending = self._pending
+        if len(results) != len(pending.changes):
+            raise LocalProtocolError(f"{len(results)} results for {len(pending.changes)} changes")
+        for change, draft, result in zip(pending.changes, pending.drafts, results, strict=True):
+            draft.code = result.code
+            self._statuses.append(draft)
+            if change.kind is ChangeKind.ADD and result.luid and change.guid and result.code < 300:
+                self._maps.append(MapItem(source=result.luid, target=change.guid))
+        pending.changes.clear()
+        pending.drafts.clear()
+        self.phase = Phase.RECEIVING
+
+    def next_message(self) -> Message | None:
+        """The next message to send, or ``None`` when the session is over."""
+        if self.phase is Phase.DONE:
+            return None
+        if self._resend_pkg1:
+            self._resend_pkg1 = False
+            return self._pkg1()
+        if self.phase is Phase.ALERTED:
+            # the server's package 2 is not complete yet: ask for more
+            header = self._header()
+            cmds: list[Command] = [alert_next_message(self.remote_uri, self.local_uri)]
+            return Message(header=header, commands=self._build(header, cmds, False), final=False)
+        if self.phase is Phase.SENDING:
+            header = self._header()
+            sync, complete = self._take_sync_chunk(self._budget())
+            commands: list[Command] = [*self._queue, sync]
+            self._queue = []
+            if complete:
+                self.phase = Phase.RECEIVING
+            return Message(header=header, commands=self._build(header, commands, complete), final=complete)
+        if self.phase is Phase.RECEIVING:
+            header = self._header()
+            commands = list(self._queue)
+            self._queue = []
+            if self._maps:
+                commands.append(
+                    Map(cmd_id=0, source=self.local_uri, target=self.remote_uri, items=tuple(self._maps))
+                )
+                self._maps = []
+            if self._pkg4_final:
+                self.phase = Phase.MAPPING
+                return Message(header=header, commands=self._build(header, commands, True), final=True)
+            commands.append(alert_next_message(self.remote_uri, self.local_uri))
+            return Message(header=header, commands=self._build(header, commands, False), final=False)
+        raise LocalProtocolError(f"no message to send in phase {self.phase.value}")
+
+    # ---------------------------------------------------------------- messages in
+    def receive(self, msg: Message) -> list[Event]:
+        """Digest one server message; return what the application must know or answer."""
+        try:
+            return self._receive(msg)
+        except Exception:
+            self.phase = Phase.ERROR
+            raise
+
+    def _receive(self, msg: Message) -> list[Event]:
+        if self.phase in (Phase.INIT, Phase.DONE, Phase.ERROR, Phase.NEED_CHANGES, Phase.NEED_RESULTS):
+            raise LocalProtocolError(f"not expecting a message in phase {self.phase.value}")
+        events: list[Event] = []
+        hdr = msg.header
+        if hdr.resp_uri:
+            self.resp_uri = hdr.resp_uri
+        if hdr.meta and hdr.meta.max_msg_size:
+            self.peer_max_msg_size = hdr.meta.max_msg_size
+        acks: list[tuple[OutChange, int]] = []
+        server_alert: Alert | None = None
+        retry = False
+        for cmd in msg.commands:
+            if isinstance(cmd, Status):
+                retry |= self._on_status(cmd, events, acks)
+        if retry:
+            self._statuses = []
+            self._resend_pkg1 = True
+            return events
+        for cmd in msg.commands:
+            if isinstance(cmd, Status):
+                continue
+            if isinstance(cmd, Alert):
+                if cmd.code in SYNC_ALERTS:
+                    server_alert = cmd
+                    self._status(hdr.msg_id, cmd, St.OK)
+                elif cmd.code == 222:
+                    self._status(hdr.msg_id, cmd, St.OK)
+                else:
+                    self._status(hdr.msg_id, cmd, St.NOT_SUPPORTED)
+            elif isinstance(cmd, Put):
+                devinf = self._devinf_in(cmd.items)
+                self._status(hdr.msg_id, cmd, St.OK)
+                if devinf is not None:
+                    self._got_devinf(devinf, events)
+            elif isinstance(cmd, Get):
+                self._status(hdr.msg_id, cmd, St.OK)
+                self._queue.append(self._results_devinf(hdr.msg_id, cmd, self.config.devinf))
+            elif isinstance(cmd, Results):
+                devinf = self._devinf_in(cmd.items)
+                self._status(hdr.msg_id, cmd, St.OK)
+                if devinf is not None:
+                    self._got_devinf(devinf, events)
+            elif isinstance(cmd, Sync):
+                allowed = self.mode is None or self.mode.server_sends or not cmd.commands
+                self._collect_sync(hdr.msg_id, cmd, server_side=False, allowed=allowed)
+            else:
+                self._status(hdr.msg_id, cmd, St.NOT_SUPPORTED)
+        # the header status goes first in our reply
+        self._header_status(hdr, St.OK)
+        if acks:
+            events.append(Acknowledged(results=tuple(acks)))
+
+        if self.phase is Phase.ALERTED:
+            if server_alert is not None:
+                self._on_server_alert(server_alert, events)
+            if msg.final:
+                if self.mode is None:
+                    raise self._fail("the server answered without a sync Alert")
+                self.phase = Phase.NEED_CHANGES
+                events.append(SyncModeDecided(mode=self.mode, anchor=self.server_anchor))
+            return events
+        if self.phase is Phase.SENDING:
+            return events  # statuses for a non-final chunk of our package 3
+        if self.phase is Phase.RECEIVING:
+            self._pkg4_final = msg.final
+            self.phase = Phase.NEED_RESULTS
+            events.append(ChangesReceived(changes=tuple(self._pending.changes), final=msg.final))
+            return events
+        if self.phase is Phase.MAPPING:
+            if msg.final:
+                self.phase = Phase.DONE
+                events.append(SessionComplete())
+            return events
+        raise self._fail(f"unexpected message in phase {self.phase.value}")
+
+    def _got_devinf(self, devinf: DevInf, events: list[Event]) -> None:
+        self.peer_devinf = devinf
+        self.profile = profile_for(devinf)
+        events.append(PeerDevInf(devinf=devinf))
+
+    def _on_status(self, st: Status, events: list[Event], acks: list[tuple[OutChange, int]]) -> bool:
+        """Handle one Status; return True when package 1 must be re-sent (auth retry)."""
+        code = st.code
+        if st.cmd == "SyncHdr":
+            if st.chal is not None and st.chal.next_nonce is not None:
+                events.append(NonceReceived(nonce=st.chal.next_nonce))
+            if code in (St.INVALID_CREDENTIALS, St.MISSING_CREDENTIALS):
+                can_retry = (
+                    self.config.username is not None
+                    and not self._auth_retried
+                    and self.phase is Phase.ALERTED
+                    and st.chal is not None
+                )
+                if can_retry:
+                    assert st.chal is not None
+                    self._auth_retried = True
+                    auth_type = "md5" if st.chal.type == AUTH_MD5 else "basic"
+                    self.config = dataclasses.replace(self.config, auth_type=auth_type)
+                    self._cred = self._make_cred(st.chal.next_nonce)
+                    return True
+                self.phase = Phase.ERROR
+                what = "rejected the credentials" if code == St.INVALID_CREDENTIALS else "wants credentials"
+                raise AuthError(f"the server {what} (status {code})", status_hint=code)
+            if code == St.AUTH_ACCEPTED:
+                self._cred = None  # authenticated for the rest of the session
+            elif code >= 300:
+                raise self._fail(f"the server refused the message (status {code})", code)
+            return False
+        if st.cmd == "Alert":
+            if code == St.REFRESH_REQUIRED:
+                logger.info("server requires a slow sync (508)")
+            elif code in (St.NOT_FOUND, St.FORBIDDEN):
+                raise self._fail(
+                    f"the server has no datastore {self.remote_uri!r} (status {code}); "
+                    "choose another with --remote-uri",
+                    code,
+                )
+            elif code in (St.INVALID_CREDENTIALS, St.MISSING_CREDENTIALS):
+                raise AuthError(f"the server refused access to {self.remote_uri!r} (status {code})")
+            elif code >= 300:
+                raise self._fail(f"the server refused the sync (status {code})", code)
+            return False
+        if st.cmd in ("Add", "Replace", "Delete"):
+            ack = self._acknowledge(st)
+            if ack is not None:
+                acks.append(ack)
+            return False
+        if st.cmd == "Sync" and code >= 300:
+            raise self._fail(f"the server refused our changes (status {code})", code)
+        if st.cmd == "Map" and code >= 300:
+            raise self._fail(f"the server refused our Map (status {code})", code)
+        return False
+
+    def _on_server_alert(self, alert: Alert, events: list[Event]) -> None:
+        code = 200 if alert.code == 225 else alert.code
+        try:
+            self.mode = SyncMode(code)
+        except ValueError:
+            raise self._fail(f"the server asked for unknown sync mode {alert.code}") from None
+        anchor = Anchor()
+        for item in alert.items:
+            meta = item.meta
+            if meta and meta.anchor:
+                anchor = meta.anchor
+            if item.source:
+                self.remote_uri = item.source
+        self.server_anchor = anchor
+        if self.mode is not self.config.mode:
+            logger.info("server switched the sync mode from %d to %d", self.config.mode, self.mode)
+

@@ -1,0 +1,388 @@
+"""The server side of a SyncML session (packages 2, 4 and 6), sans I/O.
+
+One :class:`ServerSession` lives across the HTTP requests of one client session. The
+driver decodes each request, calls ``receive``, answers the events, and encodes
+``next_message()`` as the HTTP response. Accepted orders: a DevInf-only first message
+(pysyncml), or Put/Get/Alert together (SyncEvolution), with or without credentials.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from gitsync.errors import LocalProtocolError
+from gitsync.model import ChangeKind, SyncMode
+from gitsync.protocol.auth import check_cred
+from gitsync.protocol.constants import AUTH_BASIC, AUTH_MD5, SYNC_ALERTS, St, ver_proto
+from gitsync.protocol.events import (
+    Acknowledged,
+    ChangesReceived,
+    Event,
+    ItemResult,
+    MapReceived,
+    OutChange,
+    PeerDevInf,
+    SessionComplete,
+    SyncRequested,
+)
+from gitsync.protocol.messages import (
+    Alert,
+    Anchor,
+    Chal,
+    Command,
+    DevInf,
+    Get,
+    Item,
+    Map,
+    Message,
+    Meta,
+    Put,
+    Results,
+    Status,
+    Sync,
+    SyncHdr,
+)
+from gitsync.protocol.profiles import profile_for
+from gitsync.protocol.session import Phase, SessionBase, alert_next_message
+
+__all__ = ["ServerConfig", "ServerSession"]
+
+logger = logging.getLogger(__name__)
+
+_MAX_AUTH_FAILURES = 3
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerConfig:
+    """What the server session needs: our DevInf, stores, users and nonces."""
+
+    devinf: DevInf
+    resp_uri: str | None = None  # where the client must send its next messages
+    store_uris: frozenset[str] = frozenset({"notes"})  # accepted datastore names (normalised)
+    users: Mapping[str, str] | None = None  # None: no authentication required
+    auth_type: str = AUTH_BASIC  # challenge type when credentials are missing
+    nonce: bytes = b""  # the nonce this device must use now (MD5)
+    next_nonce: bytes = b"nonce"  # the one we hand out for next time
+    peer_devinf: DevInf | None = None  # cached from an earlier session
+    max_msg_size: int = 2_000_000
+    max_obj_size: int = 4_000_000
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+def normalise_uri(uri: str) -> str:
+    """Datastore URIs compare without ``./``, trailing ``/`` or case (``./Notes`` = ``notes``)."""
+    uri = uri.strip()
+    while uri.startswith("./"):
+        uri = uri[2:]
+    return uri.strip("/").lower()
+
+
+class ServerSession(SessionBase):
+    """One sync session as a SyncML server."""
+
+    _is_server = True
+
+    def __init__(self, config: ServerConfig) -> None:
+        super().__init__(ver_dtd="1.2", session_id="", local_uri="notes")
+        self.config = config
+        self.device_id = ""
+        self.user: str | None = None
+        self.mode: SyncMode | None = None
+        self.client_anchor = Anchor()
+        self.peer_devinf = config.peer_devinf
+        self.profile = profile_for(config.peer_devinf)
+        self._nonce = config.nonce
+        self._auth_failures = 0
+        self._client_url = ""
+        self._reply_hdr: SyncHdr | None = None
+        self._alert: Alert | None = None
+        self._alert_msg_id = 0
+        self._pkg3_final = False
+        self._reply_final = True
+        self._auth_chal: Chal | None = None
+        self._want_devinf = False
+
+    # ---------------------------------------------------------------- receiving
+    def receive(self, msg: Message) -> list[Event]:
+        """Digest one client message; return what the application must know or answer."""
+        try:
+            return self._receive(msg)
+        except Exception:
+            self.phase = Phase.ERROR
+            raise
+
+    def _receive(self, msg: Message) -> list[Event]:
+        if self.phase in (Phase.DONE, Phase.ERROR, Phase.WAIT_ACCEPT, Phase.NEED_RESULTS, Phase.NEED_CHANGES):
+            raise LocalProtocolError(f"not expecting a message in phase {self.phase.value}")
+        hdr = msg.header
+        if not self.device_id:
+            self.device_id = hdr.source
+            self.session_id = hdr.session_id
+            self.ver_dtd = hdr.ver_dtd if hdr.ver_dtd in ("1.1", "1.2") else "1.2"
+            self._client_url = hdr.target
+        elif hdr.source != self.device_id:
+            raise self._fail("message from another device in this session", St.FORBIDDEN)
+        if hdr.meta and hdr.meta.max_msg_size:
+            self.peer_max_msg_size = hdr.meta.max_msg_size
+        self._reply_hdr = hdr
+        self._statuses = []
+        events: list[Event] = []
+
+        if not self._authenticate(hdr):
+            return events
+        acks: list[tuple[OutChange, int]] = []
+        maps: list[tuple[str, str]] = []
+        wants_next = False
+        for cmd in msg.commands:
+            if isinstance(cmd, Status):
+                if cmd.cmd in ("Add", "Replace", "Delete"):
+                    ack = self._acknowledge(cmd)
+                    if ack is not None:
+                        acks.append(ack)
+                continue
+            if isinstance(cmd, Put):
+                devinf = self._devinf_in(cmd.items)
+                self._status(hdr.msg_id, cmd, St.OK if devinf is not None else St.NOT_SUPPORTED)
+                if devinf is not None:
+                    self._got_devinf(devinf, events)
+            elif isinstance(cmd, Get):
+                uri = cmd.items[0].target if cmd.items else None
+                if uri and "devinf" in uri:
+                    self._status(hdr.msg_id, cmd, St.OK)
+                    self._queue.append(self._results_devinf(hdr.msg_id, cmd, self.config.devinf))
+                else:
+                    self._status(hdr.msg_id, cmd, St.NOT_FOUND)
+            elif isinstance(cmd, Results):
+                devinf = self._devinf_in(cmd.items)
+                self._status(hdr.msg_id, cmd, St.OK)
+                if devinf is not None:
+                    self._got_devinf(devinf, events)
+            elif isinstance(cmd, Alert):
+                if cmd.code == 222:
+                    wants_next = True
+                    self._status(hdr.msg_id, cmd, St.OK)
+                elif cmd.code in SYNC_ALERTS and self.phase is Phase.INIT:
+                    self._on_sync_alert(hdr, cmd, events)
+                elif cmd.code in SYNC_ALERTS:
+                    self._status(hdr.msg_id, cmd, St.NOT_ALLOWED)
+                else:
+                    self._status(hdr.msg_id, cmd, St.NOT_SUPPORTED)
+            elif isinstance(cmd, Sync):
+                ok = self.phase in (Phase.ALERTED, Phase.RECEIVING) and self._store_ok(cmd.target)
+                allowed = ok and (self.mode is None or self.mode.client_sends or not cmd.commands)
+                self._collect_sync(hdr.msg_id, cmd, server_side=True, allowed=allowed)
+            elif isinstance(cmd, Map):
+                self._status(hdr.msg_id, cmd, St.OK)
+                maps.extend((m.source, m.target) for m in cmd.items)
+            else:
+                self._status(hdr.msg_id, cmd, St.NOT_SUPPORTED)
+        if acks:
+            events.append(Acknowledged(results=tuple(acks)))
+        if maps:
+            events.append(MapReceived(pairs=tuple(maps)))
+        self._header_status(hdr, St.AUTH_ACCEPTED if self._just_authed else St.OK, self._auth_chal)
+        self._auth_chal = None
+        return self._advance(msg, events, wants_next)
+
+    def _advance(self, msg: Message, events: list[Event], wants_next: bool) -> list[Event]:
+        if self.phase is Phase.INIT:
+            self._reply_final = True
+            return events  # DevInf-only exchange: answer Results, keep the session
+        if self.phase is Phase.WAIT_ACCEPT:
+            return events
+        if self.phase in (Phase.ALERTED, Phase.RECEIVING):
+            self.phase = Phase.NEED_RESULTS
+            self._pkg3_final = msg.final
+            events.append(ChangesReceived(changes=tuple(self._pending.changes), final=msg.final))
+            return events
+        if self.phase is Phase.SENDING:
+            return events  # the client acknowledged a chunk of package 4 (and asked for more)
+        if self.phase is Phase.MAPPING:
+            if msg.final:
+                self.phase = Phase.DONE
+                events.append(SessionComplete())
+            self._reply_final = msg.final
+            return events
+        raise self._fail(f"unexpected message in phase {self.phase.value}")
+
+    # ---------------------------------------------------------------- auth
+    _just_authed = False
+
+    def _authenticate(self, hdr: SyncHdr) -> bool:
+        self._just_authed = False
+        users = self.config.users
+        if users is None or self.user is not None:
+            return True
+        user = check_cred(hdr.cred, users, nonce=self._nonce, username_hint=hdr.source_name)
+        chal_type = hdr.cred.type if hdr.cred and hdr.cred.type in (AUTH_BASIC, AUTH_MD5) else None
+        chal_type = chal_type or self.config.auth_type
+        if user is not None:
+            self.user = user
+            self._just_authed = True
+            if chal_type == AUTH_MD5:
+                self._auth_chal = self._challenge(AUTH_MD5)
+            return True
+        self._auth_failures += 1
+        code = St.INVALID_CREDENTIALS if hdr.cred is not None else St.MISSING_CREDENTIALS
+        logger.warning("authentication failed for device %r (status %d)", hdr.source, code)
+        self._statuses = []
+        self._header_status(hdr, code, self._challenge(chal_type))
+        if self._auth_failures >= _MAX_AUTH_FAILURES:
+            self.phase = Phase.ERROR
+        self._reply_final = True
+        return False
+
+    def _challenge(self, chal_type: str) -> Chal:
+        if chal_type == AUTH_MD5:
+            self._nonce = self.config.next_nonce
+            return Chal(
+                type=AUTH_MD5,
+                format="b64",
+                next_nonce=base64.b64encode(self._nonce).decode("ascii"),
+            )
+        return Chal(type=AUTH_BASIC, format="b64")
+
+    @property
+    def authenticated(self) -> bool:
+        """Whether the client proved who it is (always true without configured users)."""
+        return self.config.users is None or self.user is not None
+
+    @property
+    def nonce(self) -> bytes:
+        """The nonce the client must use next (store it per device)."""
+        return self._nonce
+
+    # ---------------------------------------------------------------- alert
+    def _store_ok(self, uri: str | None) -> bool:
+        return uri is not None and normalise_uri(uri) in self.config.store_uris
+
+    def _on_sync_alert(self, hdr: SyncHdr, alert: Alert, events: list[Event]) -> None:
+        item = alert.items[0] if alert.items else Item()
+        target = item.target or ""
+        if not self._store_ok(target):
+            self._status(hdr.msg_id, alert, St.NOT_FOUND)
+            return
+        self._alert = alert
+        self._alert_msg_id = hdr.msg_id
+        self.remote_uri = item.source or "notes"
+        self.local_uri = target
+        anchor = item.meta.anchor if item.meta and item.meta.anchor else Anchor()
+        self.client_anchor = anchor
+        code = 200 if alert.code == 225 else alert.code
+        self.phase = Phase.WAIT_ACCEPT
+        events.append(
+            SyncRequested(
+                mode=SyncMode(code),
+                anchor=anchor,
+                device_id=self.device_id,
+                source_uri=self.remote_uri,
+                target_uri=target,
+            )
+        )
+
+    def accept_sync(self, *, mode: SyncMode, anchor: Anchor, refresh_required: bool = False) -> None:
+        """Answer :class:`SyncRequested`: the mode we run (201 when the anchors disagree)
+        and our anchors. ``refresh_required`` sends 508 — or 200 to peers that die on 508."""
+        self._require(Phase.WAIT_ACCEPT)
+        assert self._alert is not None
+        self.mode = mode
+        code = St.OK
+        if refresh_required and self.profile.accepts_508:
+            code = St.REFRESH_REQUIRED
+        echo = Item(data=Anchor(next=self.client_anchor.next))
+        self._status(self._alert_msg_id, self._alert, code, items=(echo,))
+        # our Status for the Alert must come right after the SyncHdr status
+        at = 1 if self._statuses and self._statuses[0].cmd_ref == 0 else 0
+        self._statuses.insert(at, self._statuses.pop())
+        self._queue.append(
+            Alert(
+                cmd_id=0,
+                code=int(mode),
+                items=(Item(target=self.remote_uri, source=self.local_uri, meta=Meta(anchor=anchor)),),
+            )
+        )
+        if self.peer_devinf is None:
+            self._queue.append(self._put_devinf(self.config.devinf))
+            self._queue.append(self._get_devinf())
+        self.phase = Phase.ALERTED
+
+    def deny_sync(self, code: int) -> None:
+        """Refuse :class:`SyncRequested` with a status (e.g. 417 retry later)."""
+        self._require(Phase.WAIT_ACCEPT)
+        assert self._alert is not None
+        self._status(self._alert_msg_id, self._alert, code)
+        self.phase = Phase.ERROR
+
+    # ---------------------------------------------------------------- app answers
+    def provide_results(self, results: Sequence[ItemResult]) -> None:
+        """Our verdict on each change of the last :class:`ChangesReceived`, in order."""
+        self._require(Phase.NEED_RESULTS)
+        pending = self._pending
+        if len(results) != len(pending.changes):
+            raise LocalProtocolError(f"{len(results)} results for {len(pending.changes)} changes")
+        for draft, result in zip(pending.drafts, results, strict=True):
+            draft.code = result.code
+            self._statuses.append(draft)
+        pending.changes.clear()
+        pending.drafts.clear()
+        self.phase = Phase.NEED_CHANGES if self._pkg3_final else Phase.RECEIVING
+
+    def provide_changes(self, changes: Sequence[OutChange]) -> None:
+        """Our package 4 (after the final :class:`ChangesReceived`)."""
+        self._require(Phase.NEED_CHANGES)
+        assert self.mode is not None
+        self._out_changes = list(changes) if self.mode.server_sends else []
+        self._out_total = len(self._out_changes)
+        self.phase = Phase.SENDING
+
+    # ---------------------------------------------------------------- sending
+    def next_message(self) -> Message:
+        """The reply to the message just received."""
+        hdr = self._reply_hdr
+        if hdr is None:
+            raise LocalProtocolError("nothing received yet")
+        if self.phase in (Phase.NEED_RESULTS, Phase.NEED_CHANGES, Phase.WAIT_ACCEPT):
+            raise LocalProtocolError(f"the application must answer first (phase {self.phase.value})")
+        header = SyncHdr(
+            ver_dtd=self.ver_dtd,
+            ver_proto=ver_proto(self.ver_dtd),
+            session_id=hdr.session_id,
+            msg_id=hdr.msg_id,
+            target=hdr.source,
+            source=hdr.target,
+            resp_uri=self.config.resp_uri,
+            meta=Meta(max_msg_size=self.config.max_msg_size, max_obj_size=self.config.max_obj_size),
+        )
+        commands: list[Command] = list(self._queue)
+        self._queue = []
+        final = True
+        if self.phase is Phase.SENDING:
+            budget = self._budget()
+            sync, complete = self._take_sync_chunk(budget)
+            commands.append(sync)
+            if complete:
+                self.phase = Phase.MAPPING
+            final = complete
+        elif self.phase is Phase.RECEIVING:
+            final = False  # more of package 3 to come: ask for it
+            commands.append(alert_next_message(self.remote_uri, self.local_uri))
+        elif self.phase is Phase.MAPPING and not self._reply_final:
+            final = False
+        return Message(header=header, commands=self._build(header, commands, final), final=final)
+
+    def _got_devinf(self, devinf: DevInf, events: list[Event]) -> None:
+        self.peer_devinf = devinf
+        self.profile = profile_for(devinf)
+        events.append(PeerDevInf(devinf=devinf))
+
+    @property
+    def wants_changes(self) -> bool:
+        """Whether the application must call :meth:`provide_changes` now."""
+        return self.phase is Phase.NEED_CHANGES
+
+    def out_kind(self, change: OutChange) -> ChangeKind:
+        """The kind of an outgoing change (helper for drivers' summaries)."""
+        return change.kind

@@ -1,0 +1,391 @@
+"""Machinery shared by the client and server sessions: statuses, CmdIDs, message building.
+
+Rules (after h11):
+1. No I/O here or in the role modules: messages in, messages out. Randomness and time
+   come in through the constructors.
+2. A session changes state only inside ``receive``, ``provide_*``, ``accept_sync`` and
+   ``next_message``; any exception moves it to ``Phase.ERROR`` for good.
+3. Every command we receive gets exactly one Status in our next message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from gitsync.errors import LocalProtocolError, RemoteProtocolError
+from gitsync.model import ChangeKind
+from gitsync.protocol.constants import DEVINF_TYPE_WBXML, DEVINF_TYPE_XML, St, devinf_uri
+from gitsync.protocol.events import InChange, OutChange
+from gitsync.protocol.messages import (
+    Add,
+    Alert,
+    Atomic,
+    Chal,
+    Command,
+    Delete,
+    DevInf,
+    Get,
+    Item,
+    Map,
+    Meta,
+    Put,
+    Replace,
+    Results,
+    Sequence,
+    Status,
+    Sync,
+    SyncHdr,
+    Unknown,
+)
+from gitsync.protocol.profiles import DEFAULT, PeerProfile
+
+__all__ = ["Phase", "SessionBase", "StatusDraft", "command_name", "estimate_size"]
+
+logger = logging.getLogger(__name__)
+
+#: bytes we assume per command besides its payload when estimating a message's size
+_CMD_OVERHEAD = 320
+#: bytes of header and closing elements per message
+_MSG_OVERHEAD = 1200
+
+
+class Phase(enum.Enum):
+    """Where a session stands; the role modules define which transitions they make."""
+
+    INIT = "init"
+    WAIT_ACCEPT = "wait-accept"  # server: SyncRequested emitted
+    ALERTED = "alerted"  # client: pkg1 sent; server: pkg2 sent
+    NEED_CHANGES = "need-changes"  # the application must provide_changes
+    SENDING = "sending"  # our Sync package is going out, maybe over several messages
+    RECEIVING = "receiving"  # the peer's Sync package is coming in
+    NEED_RESULTS = "need-results"  # the application must provide_results
+    MAPPING = "mapping"  # client: pkg5 sent; server: waiting for pkg5
+    DONE = "done"
+    ERROR = "error"
+
+
+def command_name(cmd: Command) -> str:
+    """The SyncML element name of a command (for Status ``Cmd``)."""
+    if isinstance(cmd, Unknown):
+        return cmd.name
+    return type(cmd).__name__
+
+
+def estimate_size(cmd: Command) -> int:
+    """A generous estimate of a command's encoded size (XML; WBXML is smaller)."""
+    size = _CMD_OVERHEAD
+    items: tuple[Item, ...] = getattr(cmd, "items", ())
+    for item in items:
+        if isinstance(item.data, bytes):
+            # escaping (&lt; ...) or base64 can grow text by up to a third
+            size += len(item.data) * 4 // 3 + 64
+        size += sum(len(x or "") for x in (item.source, item.target)) + 64
+    for sub in getattr(cmd, "commands", ()):
+        size += estimate_size(sub)
+    return size
+
+
+@dataclass(slots=True, kw_only=True)
+class StatusDraft:
+    """A Status waiting for its CmdID (assigned when the message is built)."""
+
+    msg_ref: int
+    cmd_ref: int
+    cmd: str
+    code: int
+    target_refs: tuple[str, ...] = ()
+    source_refs: tuple[str, ...] = ()
+    chal: Chal | None = None
+    items: tuple[Item, ...] = ()
+
+    def build(self, cmd_id: int) -> Status:
+        """The Status command with its CmdID."""
+        return Status(
+            cmd_id=cmd_id,
+            msg_ref=self.msg_ref,
+            cmd_ref=self.cmd_ref,
+            cmd=self.cmd,
+            code=self.code,
+            target_refs=self.target_refs,
+            source_refs=self.source_refs,
+            chal=self.chal,
+            items=self.items,
+        )
+
+
+def _refs(items: Iterable[Item]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    targets = tuple(i.target for i in items if i.target)
+    sources = tuple(i.source for i in items if i.source)
+    return targets, sources
+
+
+@dataclass(slots=True)
+class _Pending:
+    """Received sync items waiting for the application's verdict."""
+
+    changes: list[InChange] = field(default_factory=list)
+    drafts: list[StatusDraft] = field(default_factory=list)
+    final: bool = False
+
+
+class SessionBase:
+    """State and helpers common to both roles."""
+
+    def __init__(self, *, ver_dtd: str, session_id: str, local_uri: str) -> None:
+        self.phase = Phase.INIT
+        self.ver_dtd = ver_dtd
+        self.session_id = session_id
+        self.local_uri = local_uri
+        self.remote_uri = ""
+        self.profile: PeerProfile = DEFAULT
+        self.peer_max_msg_size: int | None = None
+        self.encoding_devinf_type = DEVINF_TYPE_XML
+        self._statuses: list[StatusDraft] = []
+        self._queue: list[Command] = []  # non-status commands for the next message
+        self._out_changes: list[OutChange] = []  # our Sync package, not yet sent
+        self._out_total = 0
+        self._out_started = False
+        self._sent: dict[tuple[int, int], OutChange] = {}  # (msg id, cmd id) → change
+        self._pending = _Pending()
+        self._received_sync = False
+
+    # ---------------------------------------------------------------- statuses
+    def _status(self, msg_id: int, cmd: Command, code: int, **kw: object) -> None:
+        items: tuple[Item, ...] = getattr(cmd, "items", ())
+        targets, sources = _refs(items)
+        if isinstance(cmd, Sync):
+            targets = (cmd.target,) if cmd.target else ()
+            sources = (cmd.source,) if cmd.source else ()
+        if isinstance(cmd, Map):
+            targets = (cmd.target,) if cmd.target else ()
+            sources = (cmd.source,) if cmd.source else ()
+        draft = StatusDraft(
+            msg_ref=msg_id,
+            cmd_ref=cmd.cmd_id,
+            cmd=command_name(cmd),
+            code=code,
+            target_refs=targets,
+            source_refs=sources,
+        )
+        for key, value in kw.items():
+            setattr(draft, key, value)
+        if not cmd.no_resp:
+            self._statuses.append(draft)
+
+    def _header_status(self, hdr: SyncHdr, code: int, chal: Chal | None = None) -> None:
+        self._statuses.insert(
+            0,
+            StatusDraft(
+                msg_ref=hdr.msg_id,
+                cmd_ref=0,
+                cmd="SyncHdr",
+                code=code,
+                target_refs=(hdr.target,) if hdr.target else (),
+                source_refs=(hdr.source,) if hdr.source else (),
+                chal=chal,
+            ),
+        )
+
+    # ---------------------------------------------------------------- devinf
+    def _devinf_meta(self) -> Meta:
+        return Meta(type=self.encoding_devinf_type)
+
+    def _put_devinf(self, devinf: DevInf) -> Put:
+        uri = devinf_uri(self.ver_dtd)
+        return Put(
+            cmd_id=0,
+            meta=self._devinf_meta(),
+            items=(Item(source=uri, data=dataclasses.replace(devinf, ver_dtd=self.ver_dtd)),),
+        )
+
+    def _get_devinf(self) -> Get:
+        return Get(cmd_id=0, meta=self._devinf_meta(), items=(Item(target=devinf_uri(self.ver_dtd)),))
+
+    def _results_devinf(self, msg_id: int, get: Get, devinf: DevInf) -> Results:
+        uri = devinf_uri(self.ver_dtd)
+        target = get.items[0].target if get.items and get.items[0].target else uri
+        return Results(
+            cmd_id=0,
+            msg_ref=msg_id,
+            cmd_ref=get.cmd_id,
+            meta=self._devinf_meta(),
+            items=(Item(source=target, data=dataclasses.replace(devinf, ver_dtd=self.ver_dtd)),),
+        )
+
+    def use_wbxml_devinf(self, wbxml: bool) -> None:
+        """Describe DevInf as +wbxml (the driver calls this when the session speaks WBXML)."""
+        self.encoding_devinf_type = DEVINF_TYPE_WBXML if wbxml else DEVINF_TYPE_XML
+
+    @staticmethod
+    def _devinf_in(items: Iterable[Item]) -> DevInf | None:
+        for item in items:
+            if isinstance(item.data, DevInf):
+                return item.data
+        return None
+
+    # ---------------------------------------------------------------- sync items
+    def _collect_sync(self, msg_id: int, sync: Sync, *, server_side: bool, allowed: bool) -> None:
+        """Turn a received Sync into pending InChanges (statuses wait for the app)."""
+        self._received_sync = True
+        self._status(msg_id, sync, St.OK if allowed else St.NOT_ALLOWED)
+        for sub in _flatten(sync.commands):
+            if not isinstance(sub, Add | Replace | Delete):
+                self._status(msg_id, sub, St.NOT_SUPPORTED)
+                continue
+            if not allowed:
+                self._status(msg_id, sub, St.NOT_ALLOWED)
+                continue
+            if not sub.items:
+                self._status(msg_id, sub, St.INCOMPLETE)
+                continue
+            kind = {Add: ChangeKind.ADD, Replace: ChangeKind.MODIFY, Delete: ChangeKind.DELETE}[type(sub)]
+            for index, item in enumerate(sub.items):
+                meta = item.meta or sub.meta
+                ctype = meta.type if meta else None
+                data = item.data if isinstance(item.data, bytes) else None
+                if kind is not ChangeKind.DELETE and data is None:
+                    self._status(msg_id, sub, St.INCOMPLETE)
+                    continue
+                if server_side:
+                    luid, guid = item.source, item.target
+                elif kind is ChangeKind.ADD:
+                    luid, guid = None, item.source
+                else:
+                    luid, guid = item.target, item.source
+                self._pending.changes.append(
+                    InChange(
+                        kind=kind,
+                        luid=luid,
+                        guid=guid,
+                        data=data,
+                        content_type=ctype,
+                        ref=(msg_id, sub.cmd_id, index),
+                    )
+                )
+                targets = (item.target,) if item.target else ()
+                sources = (item.source,) if item.source else ()
+                self._pending.drafts.append(
+                    StatusDraft(
+                        msg_ref=msg_id,
+                        cmd_ref=sub.cmd_id,
+                        cmd=command_name(sub),
+                        code=St.OK,
+                        target_refs=targets,
+                        source_refs=sources,
+                    )
+                )
+
+    def _acknowledge(self, status: Status) -> tuple[OutChange, int] | None:
+        change = self._sent.pop((status.msg_ref, status.cmd_ref), None)
+        return (change, status.code) if change is not None else None
+
+    # ---------------------------------------------------------------- outgoing package
+    def _out_command(self, change: OutChange) -> Command:
+        meta = Meta(type=change.content_type) if change.content_type else None
+        if self._is_server:
+            source = change.key if change.kind is ChangeKind.ADD else None
+            target = change.peer_key if change.kind is not ChangeKind.ADD else None
+        else:
+            source, target = change.key, None
+        item = Item(source=source, target=target, data=change.data)
+        if change.kind is ChangeKind.ADD:
+            return Add(cmd_id=0, meta=meta, items=(item,))
+        if change.kind is ChangeKind.MODIFY:
+            return Replace(cmd_id=0, meta=meta, items=(item,))
+        return Delete(cmd_id=0, meta=meta if self.profile.name != "pysyncml" else None, items=(item,))
+
+    _is_server = False
+
+    def _take_sync_chunk(self, budget: int | None) -> tuple[Sync, bool]:
+        """Our next Sync command and whether the package is now complete."""
+        taken: list[tuple[OutChange, Command]] = []
+        used = 0
+        while self._out_changes:
+            cmd = self._out_command(self._out_changes[0])
+            size = estimate_size(cmd)
+            if budget is not None and taken and used + size > budget:
+                break
+            taken.append((self._out_changes.pop(0), cmd))
+            used += size
+        number = None
+        if self.profile.number_of_changes and not self._out_started:
+            number = self._out_total
+        self._out_started = True
+        sync = Sync(
+            cmd_id=0,
+            source=self.local_uri,
+            target=self.remote_uri,
+            number_of_changes=number,
+            commands=tuple(cmd for _, cmd in taken),
+        )
+        self._chunk_changes = [change for change, _ in taken]
+        return sync, not self._out_changes
+
+    _chunk_changes: list[OutChange]
+
+    def _budget(self) -> int | None:
+        if not self.profile.multi_message or not self.peer_max_msg_size:
+            return None
+        used = _MSG_OVERHEAD + sum(_CMD_OVERHEAD for _ in self._statuses)
+        return max(self.peer_max_msg_size * 8 // 10 - used, 1)
+
+    # ---------------------------------------------------------------- building
+    def _build(self, header: SyncHdr, commands: list[Command], final: bool) -> tuple[Command, ...]:
+        """Number statuses and commands; remember which CmdID carries which change."""
+        out: list[Command] = []
+        next_id = 1
+        for draft in self._statuses:
+            out.append(draft.build(next_id))
+            next_id += 1
+        self._statuses = []
+        for cmd in commands:
+            if isinstance(cmd, Sync):
+                subs: list[Command] = []
+                sync_id = next_id
+                next_id += 1
+                changes = getattr(self, "_chunk_changes", [])
+                for index, sub in enumerate(cmd.commands):
+                    subs.append(dataclasses.replace(sub, cmd_id=next_id))
+                    if index < len(changes):
+                        self._sent[(header.msg_id, next_id)] = changes[index]
+                    next_id += 1
+                out.append(dataclasses.replace(cmd, cmd_id=sync_id, commands=tuple(subs)))
+                self._chunk_changes = []
+            else:
+                out.append(dataclasses.replace(cmd, cmd_id=next_id))
+                next_id += 1
+        return tuple(out)
+
+    def _fail(self, message: str, status: int = St.COMMAND_FAILED) -> RemoteProtocolError:
+        self.phase = Phase.ERROR
+        return RemoteProtocolError(message, status_hint=status)
+
+    def _require(self, *phases: Phase) -> None:
+        if self.phase not in phases:
+            raise LocalProtocolError(
+                f"not allowed in phase {self.phase.value} (expected {', '.join(p.value for p in phases)})"
+            )
+
+    @property
+    def done(self) -> bool:
+        """Whether the session ended successfully."""
+        return self.phase is Phase.DONE
+
+
+def _flatten(commands: Iterable[Command]) -> list[Command]:
+    out: list[Command] = []
+    for cmd in commands:
+        if isinstance(cmd, Atomic | Sequence):
+            out.extend(_flatten(cmd.commands))
+        else:
+            out.append(cmd)
+    return out
+
+
+def alert_next_message(target: str, source: str) -> Alert:
+    """Alert 222: "send me the next message of your package"."""
+    return Alert(cmd_id=0, code=222, items=(Item(target=target, source=source),))

@@ -1,0 +1,51 @@
+"""A small threaded HTTP server for the WSGI app (stdlib wsgiref), quiet and stoppable."""
+
+from __future__ import annotations
+
+import logging
+import socketserver
+from collections.abc import Callable, Iterable
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+__all__ = ["make_http_server", "serve_forever"]
+
+logger = logging.getLogger(__name__)
+
+
+class _Handler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        logger.debug("%s - %s", self.address_string(), format % args)
+
+
+class _ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def make_http_server(app: Callable[..., Iterable[bytes]], host: str, port: int) -> WSGIServer:
+    """A threaded WSGI server bound to ``host:port`` (port 0 picks a free one)."""
+    return make_server(host, port, app, server_class=_ThreadingServer, handler_class=_Handler)
+
+
+def serve_forever(
+    app: Callable[..., Iterable[bytes]], host: str, port: int, *, ready: Callable[[str], None] | None = None
+) -> None:
+    """Serve until interrupted (SIGINT/SIGTERM end it cleanly)."""
+    import signal
+
+    httpd = make_http_server(app, host, port)
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    url = f"http://{host}:{httpd.server_port}/"
+    if ready is not None:
+        ready(url)
+    try:
+        httpd.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        logger.info("stopping")
+    finally:
+        httpd.server_close()

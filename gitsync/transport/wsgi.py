@@ -1,0 +1,103 @@
+"""WSGI adapter: HTTP request → ``handler(Request) -> Response``; no git, no SyncML.
+
+Guarantees the server never crashes on a request: oversize bodies get 413, other
+methods 405, and an exception inside the handler a 500 with no traceback in the body.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from http.cookies import CookieError, SimpleCookie
+from typing import Any
+from urllib.parse import parse_qs
+
+__all__ = ["Request", "Response", "make_wsgi_app"]
+
+logger = logging.getLogger(__name__)
+
+_REASONS = {200: "OK", 400: "Bad Request", 405: "Method Not Allowed", 411: "Length Required",
+            413: "Payload Too Large", 415: "Unsupported Media Type", 500: "Internal Server Error",
+            503: "Service Unavailable"}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Request:
+    """What the SyncML server needs from an HTTP request."""
+
+    body: bytes
+    content_type: str | None
+    path: str
+    query: dict[str, str]
+    cookies: dict[str, str]
+    base_url: str  # scheme://host[:port]/script
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Response:
+    """An HTTP response."""
+
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "text/plain; charset=utf-8"
+    headers: tuple[tuple[str, str], ...] = field(default=())
+
+
+Handler = Callable[[Request], Response]
+StartResponse = Callable[..., Any]
+
+
+def make_wsgi_app(handler: Handler, *, max_body: int = 16 * 1024 * 1024) -> Callable[..., Iterable[bytes]]:
+    """Wrap ``handler`` as a WSGI application."""
+
+    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            resp = _dispatch(environ, handler, max_body)
+        except Exception:  # a bug must not take the server down
+            logger.exception("internal error while handling a request")
+            resp = Response(status=500, body=b"internal server error\n")
+        headers = [("Content-Type", resp.content_type), ("Content-Length", str(len(resp.body)))]
+        headers.extend(resp.headers)
+        start_response(f"{resp.status} {_REASONS.get(resp.status, 'Error')}", headers)
+        return [resp.body]
+
+    return app
+
+
+def _dispatch(environ: dict[str, Any], handler: Handler, max_body: int) -> Response:
+    method = environ.get("REQUEST_METHOD", "GET").upper()
+    if method == "GET":
+        return Response(body=b"gitsync-notes SyncML server: POST SyncML messages here.\n")
+    if method != "POST":
+        return Response(status=405, body=b"only POST is supported\n", headers=(("Allow", "POST, GET"),))
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return Response(status=400, body=b"bad Content-Length\n")
+    if length > max_body:
+        return Response(status=413, body=b"message too large\n")
+    stream = environ["wsgi.input"]
+    body = stream.read(length) if length else stream.read(max_body + 1)
+    if len(body) > max_body:
+        return Response(status=413, body=b"message too large\n")
+    cookies: dict[str, str] = {}
+    try:
+        jar = SimpleCookie(environ.get("HTTP_COOKIE", ""))
+        cookies = {k: m.value for k, m in jar.items()}
+    except CookieError:
+        pass
+    query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+    path = environ.get("PATH_INFO", "") or "/"
+    host = environ.get("HTTP_HOST") or f"{environ.get('SERVER_NAME', 'localhost')}:{environ.get('SERVER_PORT', '80')}"
+    base = f"{environ.get('wsgi.url_scheme', 'http')}://{host}{environ.get('SCRIPT_NAME', '')}"
+    return handler(
+        Request(
+            body=body,
+            content_type=environ.get("CONTENT_TYPE"),
+            path=path,
+            query=query,
+            cookies=cookies,
+            base_url=base,
+        )
+    )
