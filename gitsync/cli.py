@@ -237,27 +237,40 @@ def _describe(store: GitStore, remote: str | None, peer: str | None) -> str:
 
 
 def render_table(report: SyncReport) -> str:
-    """The summary table sync-notes users know (Local/Remote Add/Mod/Del/Err, Conflicts)."""
+    """The summary table sync-notes prints (Local/Remote Add/Mod/Del/Err, Conflicts Col/Mrg)."""
 
-    def c(n: int) -> str:
-        return str(n) if n else "-"
+    def cell(n: int) -> str:
+        return f"{n:>4} " if n else "  -  "
 
     i, o = report.local, report.remote
-    cells = [c(i.add), c(i.mod), c(i.dele), c(i.err), c(o.add), c(o.mod), c(o.dele), c(o.err),
-             c(report.conflicts), c(report.merged)]
+    counts = (i.add, i.mod, i.dele, i.err, o.add, o.mod, o.dele, o.err, report.conflicts, report.merged)
     mode = {"two-way": "<>", "slow": "SS", "one-way-from-client": "->", "one-way-from-server": "<-",
-            "refresh-from-client": "=>", "refresh-from-server": "<="}.get(report.mode, "?")
-    sep = "+" + "-" * 10 + "+" + "-" * 6 + "+" + ("-" * 5 + "+") * 10
-    head1 = f"|{'':10}|{'':6}|{'Local':^23}|{'Remote':^23}|{'Conflicts':^11}|"
-    head2 = f"|{'Source':^10}|{'Mode':^6}|" + "|".join(
-        f"{h:^5}" for h in ("Add", "Mod", "Del", "Err", "Add", "Mod", "Del", "Err", "Col", "Mrg")
-    ) + "|"
-    row = f"|{'notes':^10}|{mode:^6}|" + "|".join(f"{x:^5}" for x in cells) + "|"
+            "refresh-from-client": "=>", "refresh-from-server": "<="}.get(report.mode, "??")
+    rule = "+--------+------+" + "-----+" * 10
+    groups = "+--------+------+-----------------------+-----------------------+-----------+"
+    width = len(rule) - 2
+    titles = ("Add", "Mod", "Del", "Err") * 2 + ("Col", "Mrg")
     nloc, nrem = i.total(), o.total()
-    text = f"{nloc} local change{'s' if nloc != 1 else ''} and {nrem} remote change{'s' if nrem != 1 else ''}."
-    width = len(sep) - 2
-    foot = f"|{text:^{width}}|"
-    return "\n".join([sep, head1, head2, sep, row, sep, foot, "+" + "-" * width + "+"])
+    parts = []
+    if nloc:
+        parts.append(f"{nloc} local change{'s' if nloc != 1 else ''}")
+    if nrem:
+        parts.append(f"{nrem} remote change{'s' if nrem != 1 else ''}")
+    footer = (" and ".join(parts) + ".") if parts else "No changes."
+    if report.unresolved:
+        footer += f" {len(report.unresolved)} conflict(s) left with markers."
+    return "\n".join([
+        "+" + "-" * width + "+",
+        f"|{'Synchronization Summary':^{width}}|",
+        groups,
+        "|        |      |         Local         |        Remote         | Conflicts |",
+        "| Source | Mode |" + "|".join(f" {t} " for t in titles) + "|",
+        rule,
+        f"|{'notes':>7} |  {mode}  |" + "|".join(cell(n) for n in counts) + "|",
+        rule,
+        f"|{footer:^{width}}|",
+        "+" + "-" * width + "+",
+    ])
 
 
 # ---------------------------------------------------------------------- serve

@@ -637,3 +637,74 @@ def normalise_text(b: bytes) -> bytes:
 def normalise_notes(notes: Mapping[str, bytes]) -> dict[str, bytes]:
     """``normalise_text`` applied to every value of a ``read_notes`` result."""
     return {name: normalise_text(body) for name, body in notes.items()}
+
+
+# ----------------------------------------------------------------------------- our own program
+def gitsync_command() -> list[str]:
+    """The installed console script (falls back to ``python -m gitsync.cli`` when not on PATH)."""
+    import shutil
+    import sys
+
+    exe = shutil.which("gitsync-notes")
+    return [exe] if exe else [sys.executable, "-m", "gitsync.cli"]
+
+
+def run_gitsync(*args: str | os.PathLike[str], timeout: float = 120, check: bool = True,
+                input: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``gitsync-notes ARGS`` as a user would; raise PeerError on failure when ``check``."""
+    cmd = [*gitsync_command(), *map(str, args)]
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=input,
+                             stdin=None if input is not None else subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as exc:
+        raise PeerError(f"timed out: {shlex.join(cmd)}\n{_as_text(exc.stderr)}") from exc
+    if check and res.returncode != 0:
+        raise PeerError(_describe_result(res))
+    return res
+
+
+class GitsyncServer:
+    """``gitsync-notes serve DIR`` on a free port of 127.0.0.1, stopped (SIGTERM) on exit."""
+
+    def __init__(self, dir: Path, *, extra: Sequence[str] = ()) -> None:
+        self.dir = dir
+        self.extra = list(extra)
+        self.port = free_port()
+        self.process: subprocess.Popen[str] | None = None
+        self._log = tempfile.TemporaryFile(mode="w+")
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOCALHOST}:{self.port}/"
+
+    def output(self) -> str:
+        self._log.seek(0)
+        return self._log.read()
+
+    def __enter__(self) -> Self:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        cmd = [*gitsync_command(), "serve", str(self.dir), "--listen", str(self.port), *self.extra]
+        self.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
+                                        text=True)
+        deadline = time.monotonic() + 20
+        while not _port_open(self.port):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.__exit__(None, None, None)
+                raise PeerError(f"gitsync-notes serve did not start:\n{self.output()}")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def unflatten(notes: Mapping[str, bytes]) -> dict[str, bytes]:
+    """pysyncml keeps no sub-folders: gitsync sends ``a/b.txt`` to it as ``a%2Fb.txt``."""
+    return {k.replace("%2F", "/").replace("%25", "%"): v for k, v in notes.items()}

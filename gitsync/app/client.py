@@ -167,7 +167,9 @@ class _ClientRun:
         msg = session.start()
         while msg is not None:
             body = encode(msg, opts.encoding)
+            logger.debug("sending message %d:\n%r", msg.header.msg_id, body[:4000])
             reply_body, media = self.transport.exchange(session.resp_uri or opts.url, body, opts.encoding)
+            logger.debug("received:\n%r", reply_body[:4000])
             reply, _ = decode(reply_body, media)
             for event in session.receive(reply):
                 self._on(event)

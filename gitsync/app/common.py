@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import re
@@ -12,7 +13,7 @@ from typing import Protocol
 from gitsync import __version__
 from gitsync.errors import FormatError
 from gitsync.formats import OUR_FORMATS, NoteData, NoteFormat, format_for, negotiate
-from gitsync.formats.lineendings import adapt, canonical, to_crlf, to_lf
+from gitsync.formats.lineendings import adapt, canonical, detect, to_crlf, to_lf
 from gitsync.formats.names import name_from_text, safe_relpath, unique_path
 from gitsync.protocol.messages import CTInfo, DataStore, DevInf
 from gitsync.protocol.profiles import PeerProfile
@@ -105,6 +106,8 @@ class Wire:
     fmt: NoteFormat
     crlf: bool = False
     filename_sync: bool = True
+    flat: bool = False  # the peer cannot create sub-folders: "/" travels as "%2F" ...
+    known_dirs: set[str] = field(default_factory=set)  # ... except into folders it already has
 
     @classmethod
     def negotiate(
@@ -112,7 +115,7 @@ class Wire:
     ) -> Wire:
         """Pick the best common format for the peer's datastore ``uri``."""
         fmt = negotiate(peer_datastore(devinf, uri))
-        return cls(fmt=fmt, crlf=profile.crlf_text, filename_sync=filename_sync)
+        return cls(fmt=fmt, crlf=profile.crlf_text, filename_sync=filename_sync, flat=profile.flat_names)
 
     @property
     def carries_name(self) -> bool:
@@ -122,19 +125,34 @@ class Wire:
     def render(self, path: str, content: bytes) -> bytes:
         """A note file as the payload we send."""
         body = to_crlf(content) if self.crlf else content
-        return self.fmt.render(NoteData(name=path if self.fmt.carries_name else None, body=body))
+        folder = path.rpartition("/")[0]
+        if self.flat and folder and folder not in self.known_dirs:
+            name = path.replace("%", "%25").replace("/", "%2F")
+        else:
+            name = path
+        return self.fmt.render(NoteData(name=name if self.fmt.carries_name else None, body=body))
 
     def parse(self, data: bytes, content_type: str | None) -> NoteData:
         """A received payload (in the format its Meta/Type names, if we know it)."""
         fmt = self.fmt
         if content_type and content_type.split(";")[0].strip().lower() != fmt.content_type:
             fmt = format_for(content_type.split(";")[0].strip().lower())
-        return fmt.parse(data)
+        note = fmt.parse(data)
+        if self.flat and note.name and "%" in note.name:
+            note = dataclasses.replace(note, name=note.name.replace("%2F", "/").replace("%25", "%"))
+        return note
+
+    def saw(self, path: str) -> None:
+        """The peer has ``path``, so it has its folders too."""
+        folder = path.rpartition("/")[0]
+        while folder:
+            self.known_dirs.add(folder)
+            folder = folder.rpartition("/")[0]
 
     def local_body(self, body: bytes, existing: bytes | None) -> bytes:
         """Incoming text in the local file's line-ending convention (LF for new notes)."""
         if existing is not None:
-            return adapt(body, existing)
+            return adapt(body, detect(existing))
         return to_lf(body) if self.crlf else body
 
     @staticmethod

@@ -287,6 +287,9 @@ class _ServerRun:
             self.peer_devinf, ev.source_uri, self.session.profile, filename_sync=self.opts.filename_sync
         )
         self.synced_tree = self.snap.synced_tree if (self.snap and not mode.sends_all) else None
+        if self.wire.flat and self.snap is not None:
+            for path in store.list_notes(self.snap.synced_tree):
+                self.wire.saw(path)
         if not mode.sends_all:
             for tc in store.diff(self.synced_tree, self.head_tree):
                 for path in {tc.old_path, tc.new_path} - {None}:
@@ -337,6 +340,7 @@ class _ServerRun:
         body = self.wire.local_body(note.body, None)
         blob = self.store.write_blob(body)
         self._write(None, path, blob)
+        self.wire.saw(path)
         item = _Item(guid=make_id(path, blob), luid=ch.luid, path=path)
         self._register(item)
         self.matched.add(item.guid)
@@ -363,6 +367,7 @@ class _ServerRun:
         blob = self.store.write_blob(body)
         self._write(path, target, blob)
         self._move(item, target)
+        self.wire.saw(target)
         _bump(self.report.local, ChangeKind.MODIFY)
         return ItemResult(code=St.OK)
 

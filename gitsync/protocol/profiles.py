@@ -30,6 +30,8 @@ class PeerProfile:
     devinf_with_alert: bool = True
     #: sends/accepts NumberOfChanges
     number_of_changes: bool = True
+    #: cannot store notes in sub-folders: paths travel flattened ("a/b.txt" → "a%2Fb.txt")
+    flat_names: bool = False
 
 
 DEFAULT = PeerProfile(name="generic")
@@ -38,7 +40,9 @@ DEFAULT = PeerProfile(name="generic")
 PROFILES: tuple[tuple[str, PeerProfile], ...] = (
     (
         "pysyncml",
-        PeerProfile(name="pysyncml", accepts_508=False, accepts_209=False, multi_message=False),
+        PeerProfile(
+            name="pysyncml", accepts_508=False, accepts_209=False, multi_message=False, flat_names=True
+        ),
     ),
     ("syncevolution", PeerProfile(name="synthesis", crlf_text=True)),
     ("synthesis", PeerProfile(name="synthesis", crlf_text=True)),
