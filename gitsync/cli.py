@@ -86,7 +86,11 @@ def main() -> None:
 @click.argument("directory", type=click.Path(file_okay=True, dir_okay=True))
 @click.option("-r", "--remote", help="URL of the SyncML server (remembered).")
 @click.option(
-    "-m", "--mode", type=click.Choice(sorted(MODE_NAMES)), default="sync", show_default=True,
+    "-m",
+    "--mode",
+    type=click.Choice(sorted(MODE_NAMES)),
+    default="sync",
+    show_default=True,
     help="sync=two-way, full=slow sync, pull/push=one-way, pull-over/push-over=refresh.",
 )
 @click.option("-i", "--id", "device_id", help="Our device id (remembered; generated if unset).")
@@ -101,7 +105,9 @@ def main() -> None:
 @click.option("-l", "--local", is_flag=True, help="List local changes since the last sync and exit.")
 @click.option("-P", "--policy", type=click.Choice(POLICIES), help="Conflict policy (used by servers).")
 @click.option("--encoding", type=click.Choice(["xml", "wbxml"]), default="xml", show_default=True)
-@click.option("--syncml", "syncml_version", type=click.Choice(["1.1", "1.2"]), default="1.2", show_default=True)
+@click.option(
+    "--syncml", "syncml_version", type=click.Choice(["1.1", "1.2"]), default="1.2", show_default=True
+)
 @click.option("--max-msg-size", type=click.IntRange(min=1024), help="Largest message we accept (bytes).")
 @click.option("--force-delete", is_flag=True, help="Allow a sync that deletes more than half the notes.")
 @click.option("--timeout", type=float, default=60.0, show_default=True, help="HTTP timeout in seconds.")
@@ -231,8 +237,12 @@ def _describe(store: GitStore, remote: str | None, peer: str | None) -> str:
         what = f"{devinf.man or '?'} {devinf.mod or ''} {devinf.sw_v or ''}".strip() if devinf else "unknown"
         lines.append(f"peer {name}: {what}")
         lines.append(f"  device: {st.get('device_id') or st.get('url', '?')}")
-        lines.append(f"  datastore: {st.get('remote_uri', 'notes')}, content type {st.get('content_type', '?')}")
-        lines.append(f"  last sync: {st.get('mode', '?')}, anchor {st.get('local_anchor') or st.get('server_anchor')}")
+        lines.append(
+            f"  datastore: {st.get('remote_uri', 'notes')}, content type {st.get('content_type', '?')}"
+        )
+        lines.append(
+            f"  last sync: {st.get('mode', '?')}, anchor {st.get('local_anchor') or st.get('server_anchor')}"
+        )
     return "\n".join(lines)
 
 
@@ -244,8 +254,14 @@ def render_table(report: SyncReport) -> str:
 
     i, o = report.local, report.remote
     counts = (i.add, i.mod, i.dele, i.err, o.add, o.mod, o.dele, o.err, report.conflicts, report.merged)
-    mode = {"two-way": "<>", "slow": "SS", "one-way-from-client": "->", "one-way-from-server": "<-",
-            "refresh-from-client": "=>", "refresh-from-server": "<="}.get(report.mode, "??")
+    mode = {
+        "two-way": "<>",
+        "slow": "SS",
+        "one-way-from-client": "->",
+        "one-way-from-server": "<-",
+        "refresh-from-client": "=>",
+        "refresh-from-server": "<=",
+    }.get(report.mode, "??")
     rule = "+--------+------+" + "-----+" * 10
     groups = "+--------+------+-----------------------+-----------------------+-----------+"
     width = len(rule) - 2
@@ -259,18 +275,20 @@ def render_table(report: SyncReport) -> str:
     footer = (" and ".join(parts) + ".") if parts else "No changes."
     if report.unresolved:
         footer += f" {len(report.unresolved)} conflict(s) left with markers."
-    return "\n".join([
-        "+" + "-" * width + "+",
-        f"|{'Synchronization Summary':^{width}}|",
-        groups,
-        "|        |      |         Local         |        Remote         | Conflicts |",
-        "| Source | Mode |" + "|".join(f" {t} " for t in titles) + "|",
-        rule,
-        f"|{'notes':>7} |  {mode}  |" + "|".join(cell(n) for n in counts) + "|",
-        rule,
-        f"|{footer:^{width}}|",
-        "+" + "-" * width + "+",
-    ])
+    return "\n".join(
+        [
+            "+" + "-" * width + "+",
+            f"|{'Synchronization Summary':^{width}}|",
+            groups,
+            "|        |      |         Local         |        Remote         | Conflicts |",
+            "| Source | Mode |" + "|".join(f" {t} " for t in titles) + "|",
+            rule,
+            f"|{'notes':>7} |  {mode}  |" + "|".join(cell(n) for n in counts) + "|",
+            rule,
+            f"|{footer:^{width}}|",
+            "+" + "-" * width + "+",
+        ]
+    )
 
 
 # ---------------------------------------------------------------------- serve
@@ -280,7 +298,9 @@ def render_table(report: SyncReport) -> str:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--users", "users_file", type=click.Path(dir_okay=False), help="File of user:password lines.")
 @click.option("-P", "--policy", type=click.Choice(POLICIES), help="Conflict policy (default merge).")
-@click.option("--auth", type=click.Choice(["basic", "md5"]), help="Challenge type when credentials are missing.")
+@click.option(
+    "--auth", type=click.Choice(["basic", "md5"]), help="Challenge type when credentials are missing."
+)
 @click.option("-F", "--no-filename-sync", is_flag=True, help="Do not take file names from clients.")
 @_verbosity
 def serve(directory: str, **kw: Any) -> None:
@@ -315,7 +335,9 @@ def _serve(directory: str, **kw: Any) -> int:
     from gitsync.transport.serve import serve_forever
 
     try:
-        serve_forever(server.wsgi_app(), kw["host"], kw["port"], ready=lambda url: logger.info("serving on %s", url))
+        serve_forever(
+            server.wsgi_app(), kw["host"], kw["port"], ready=lambda url: logger.info("serving on %s", url)
+        )
     except OSError as exc:
         raise ConfigError(f"cannot listen on {kw['host']}:{kw['port']}: {exc.strerror or exc}") from exc
     return EXIT_OK

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+
 __all__ = ["MODE_NAMES", "ChangeKind", "SyncMode", "mode_from_name"]
 
 

@@ -671,7 +671,7 @@ class GitsyncServer:
         self.extra = list(extra)
         self.port = free_port()
         self.process: subprocess.Popen[str] | None = None
-        self._log = tempfile.TemporaryFile(mode="w+")
+        self._log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - lives as long as the server
 
     @property
     def url(self) -> str:

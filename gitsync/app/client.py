@@ -32,7 +32,7 @@ from gitsync.protocol.events import (
     PeerDevInf,
     SyncModeDecided,
 )
-from gitsync.protocol.messages import DevInf
+from gitsync.protocol.messages import DevInf, Message
 from gitsync.store.git import GitStore
 from gitsync.sync.state import devinf_from_json, devinf_to_json, dump_kv, dump_rows, parse_kv, parse_rows
 
@@ -164,7 +164,7 @@ class _ClientRun:
         session = ClientSession(config)
         self.session = session
         session.use_wbxml_devinf(opts.encoding != XML_TYPE)
-        msg = session.start()
+        msg: Message | None = session.start()
         while msg is not None:
             body = encode(msg, opts.encoding)
             logger.debug("sending message %d:\n%r", msg.header.msg_id, body[:4000])
@@ -212,7 +212,9 @@ class _ClientRun:
             for path, blob in sorted(self.notes.items()):
                 luid = path_luid.get(path) or make_id(path, blob)
                 self.luid_path[luid] = path
-                out.append(self._out(ChangeKind.ADD, luid, path, blob, _Effect({path: blob}, [], ChangeKind.ADD)))
+                out.append(
+                    self._out(ChangeKind.ADD, luid, path, blob, _Effect({path: blob}, [], ChangeKind.ADD))
+                )
         else:
             changes = self.store.diff(self.synced_tree, self.head_tree)
             deletes = sum(1 for c in changes if c.kind is ChangeKind.DELETE)
@@ -261,7 +263,11 @@ class _ClientRun:
         self.effects[luid] = eff
         data = self.wire.render(path, self.store.read_blob(blob))
         return OutChange(
-            kind=kind, key=luid, data=data, content_type=self.wire.fmt.content_type, version=self.wire.fmt.version
+            kind=kind,
+            key=luid,
+            data=data,
+            content_type=self.wire.fmt.content_type,
+            version=self.wire.fmt.version,
         )
 
     def _guard(self, deletes: int, total: int, where: str) -> None:
@@ -279,8 +285,13 @@ class _ClientRun:
         for change, code in results:
             eff = self.effects.pop(change.key, None)
             ok = code < 300 or code == St.ALREADY_EXISTS
-            if code in (St.CONFLICT_MERGED, St.CONFLICT_CLIENT_WON, St.CONFLICT_SERVER_WON,
-                        St.CONFLICT_DUPLICATE, St.CONFLICT):
+            if code in (
+                St.CONFLICT_MERGED,
+                St.CONFLICT_CLIENT_WON,
+                St.CONFLICT_SERVER_WON,
+                St.CONFLICT_DUPLICATE,
+                St.CONFLICT,
+            ):
                 self.report.conflicts += 1
                 if code == St.CONFLICT_MERGED:
                     self.report.merged += 1
@@ -358,8 +369,7 @@ class _ClientRun:
             self.guid_luid[ch.guid] = luid
             self.luid_guid[luid] = ch.guid
         self.received.add(luid)
-        code = St.ITEM_ADDED if ch.kind is ChangeKind.ADD else St.ITEM_ADDED
-        return ItemResult(code=code, luid=luid)
+        return ItemResult(code=St.ITEM_ADDED, luid=luid)
 
     def _apply_delete(self, ch: InChange) -> ItemResult:
         luid = ch.luid

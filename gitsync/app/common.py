@@ -160,7 +160,9 @@ class Wire:
         """Whether two versions differ only in line endings / trailing blank lines."""
         return a == b or canonical(a) == canonical(b)
 
-    def path_for(self, note: NoteData, taken: Mapping[str, object] | set[str], fallback: str | None = None) -> str:
+    def path_for(
+        self, note: NoteData, taken: Mapping[str, object] | set[str], fallback: str | None = None
+    ) -> str:
         """Where a new note goes: its carried name made safe, else a name from its text."""
         name = safe_relpath(note.name) if (note.name and self.filename_sync) else None
         if name is None:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from gitsync.app.common import Counts, SyncReport, Wire, make_id, our_devinf, peer_ref_name
-from gitsync.codec import XML_TYPE, decode, encode
+from gitsync.codec import decode, encode
 from gitsync.errors import CodecError, GitsyncError, ProtocolError, RepositoryBusy, SafetyStop
 from gitsync.formats import NoteData
 from gitsync.model import ChangeKind, SyncMode
@@ -104,14 +104,17 @@ class SyncServer:
             status = exc.status_hint if exc.status_hint in (400, 413, 415) else 400
             return Response(status=status, body=f"{exc}\n".encode())
         self._expire()
-        key = self._session_key(request, msg)
-        run = self._sessions.get(key) if key else None
-        if run is None or run.finished:
+        found = self._session_key(request, msg)
+        existing = self._sessions.get(found) if found else None
+        new = existing is None or existing.finished or found is None
+        if existing is None or new or found is None:
             key = uuid.uuid4().hex
-            resp_uri = f"{request.base_url}{request.path}?sessionid={key}"
-            run = _ServerRun(self, resp_uri, msg)
+            path = request.path.split(";")[0]
+            run = _ServerRun(self, f"{request.base_url}{path}?sessionid={key}", msg)
             self._sessions[key] = run
             self._by_device[(msg.header.session_id, msg.header.source)] = key
+        else:
+            key, run = found, existing
         run.touched = self.now()
         reply = run.handle(msg)
         if run.finished:
@@ -122,11 +125,10 @@ class SyncServer:
         except CodecError:
             logger.exception("cannot encode our reply")
             return Response(status=500, body=b"cannot encode reply\n")
-        return Response(
-            body=body,
-            content_type=encoding,
-            headers=(("Set-Cookie", f"sessionid={key}; Path=/; HttpOnly"),),
-        )
+        # one plain cookie per session, as pysyncml's own server does: its client (requests 0.14)
+        # fails on a second Set-Cookie of the same name
+        headers = (("Set-Cookie", f"sessionid={key}"),) if new else ()
+        return Response(body=body, content_type=encoding, headers=headers)
 
     def _session_key(self, request: Request, msg: Message) -> str | None:
         key = request.query.get("sessionid")
@@ -273,28 +275,32 @@ class _ServerRun:
         known = self.snap is not None and self.snap.synced_tree is not None
         mismatch = not known or ev.anchor.last is None or ev.anchor.last != stored
         refresh_required = False
-        if mode in (SyncMode.TWO_WAY, SyncMode.ONE_WAY_FROM_CLIENT, SyncMode.ONE_WAY_FROM_SERVER) and mismatch:
+        if (
+            mode in (SyncMode.TWO_WAY, SyncMode.ONE_WAY_FROM_CLIENT, SyncMode.ONE_WAY_FROM_SERVER)
+            and mismatch
+        ):
             refresh_required = known and ev.anchor.last is not None
             mode = SyncMode.SLOW
         self.mode = mode
         self.report.mode = mode.name.lower().replace("_", "-")
         self.server_anchor = Anchor(
             last=self.st.get("server_anchor"),
-            next=time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self.server.now())) + f"-{self.server.rng(2).hex()}",
+            next=time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self.server.now()))
+            + f"-{self.server.rng(2).hex()}",
         )
         self.session.accept_sync(mode=mode, anchor=self.server_anchor, refresh_required=refresh_required)
         self.wire = Wire.negotiate(
             self.peer_devinf, ev.source_uri, self.session.profile, filename_sync=self.opts.filename_sync
         )
-        self.synced_tree = self.snap.synced_tree if (self.snap and not mode.sends_all) else None
+        self.synced_tree: str | None = self.snap.synced_tree if (self.snap and not mode.sends_all) else None
         if self.wire.flat and self.snap is not None:
             for path in store.list_notes(self.snap.synced_tree):
                 self.wire.saw(path)
         if not mode.sends_all:
             for tc in store.diff(self.synced_tree, self.head_tree):
-                for path in {tc.old_path, tc.new_path} - {None}:
-                    assert path is not None
-                    self.local[path] = tc
+                for changed in (tc.old_path, tc.new_path):
+                    if changed is not None:
+                        self.local[changed] = tc
         self.by_path = {item.path: item for item in self.items.values()}
         self.by_luid = {item.luid: item for item in self.items.values() if item.luid}
 
@@ -396,7 +402,11 @@ class _ServerRun:
         """Both sides changed ``item``: settle it by policy, never losing a version."""
         path = item.path
         outcome = resolve_modify(
-            base, server, client, self.opts.policy, self.store.merge3,
+            base,
+            server,
+            client,
+            self.opts.policy,
+            self.store.merge3,
             duplicates_ok=self.session.profile.accepts_209,
         )
         self.touched_paths.add(path)
@@ -515,7 +525,9 @@ class _ServerRun:
 
     def _queue_add(self, item: _Item, path: str) -> None:
         blob = self.writes.get(path) or self.notes[path]
-        self.extra_out.append(self._out(ChangeKind.ADD, item, path, blob, _Effect({path: blob}, [], ChangeKind.ADD)))
+        self.extra_out.append(
+            self._out(ChangeKind.ADD, item, path, blob, _Effect({path: blob}, [], ChangeKind.ADD))
+        )
 
     def _queue_replace(self, item: _Item, path: str, blob: str) -> None:
         kind = ChangeKind.MODIFY if item.luid else ChangeKind.ADD
@@ -531,7 +543,9 @@ class _ServerRun:
                 if item.guid in self.matched or path in self.touched_paths:
                     continue
                 item.luid = None  # the client does not have it (it sent us everything)
-                out.append(self._out(ChangeKind.ADD, item, path, blob, _Effect({path: blob}, [], ChangeKind.ADD)))
+                out.append(
+                    self._out(ChangeKind.ADD, item, path, blob, _Effect({path: blob}, [], ChangeKind.ADD))
+                )
             return out
         seen: set[int] = set()
         for tc in self.local.values():
@@ -544,8 +558,15 @@ class _ServerRun:
             if tc.kind is ChangeKind.ADD:
                 assert tc.new_path and tc.new_blob
                 item = self._item_for_path(tc.new_path)
-                out.append(self._out(ChangeKind.ADD, item, tc.new_path, tc.new_blob,
-                                     _Effect({tc.new_path: tc.new_blob}, [], ChangeKind.ADD)))
+                out.append(
+                    self._out(
+                        ChangeKind.ADD,
+                        item,
+                        tc.new_path,
+                        tc.new_blob,
+                        _Effect({tc.new_path: tc.new_blob}, [], ChangeKind.ADD),
+                    )
+                )
             elif tc.kind is ChangeKind.DELETE:
                 assert tc.old_path
                 item_or_none = self.by_path.get(tc.old_path)
@@ -554,16 +575,27 @@ class _ServerRun:
                     if item_or_none is not None:
                         self.items.pop(item_or_none.guid, None)
                     continue
-                out.append(self._out(ChangeKind.DELETE, item_or_none, tc.old_path, "",
-                                     _Effect({}, [tc.old_path], ChangeKind.DELETE)) if False else
-                           OutChange(kind=ChangeKind.DELETE, key=item_or_none.guid, peer_key=item_or_none.luid))
+                out.append(
+                    self._out(
+                        ChangeKind.DELETE,
+                        item_or_none,
+                        tc.old_path,
+                        "",
+                        _Effect({}, [tc.old_path], ChangeKind.DELETE),
+                    )
+                    if False
+                    else OutChange(kind=ChangeKind.DELETE, key=item_or_none.guid, peer_key=item_or_none.luid)
+                )
                 self.effects[item_or_none.guid] = _Effect({}, [tc.old_path], ChangeKind.DELETE)
             else:
                 assert tc.old_path and tc.new_path and tc.new_blob
                 item = self.by_path.get(tc.old_path) or self._item_for_path(tc.new_path)
                 self._move(item, tc.new_path)
-                eff = _Effect({tc.new_path: tc.new_blob}, [tc.old_path] if tc.old_path != tc.new_path else [],
-                              ChangeKind.MODIFY)
+                eff = _Effect(
+                    {tc.new_path: tc.new_blob},
+                    [tc.old_path] if tc.old_path != tc.new_path else [],
+                    ChangeKind.MODIFY,
+                )
                 if not item.luid:
                     eff.kind = ChangeKind.ADD
                     out.append(self._out(ChangeKind.ADD, item, tc.new_path, tc.new_blob, eff))
@@ -579,7 +611,9 @@ class _ServerRun:
             eff = self.effects.pop(change.key, None)
             if code >= 300 and code != St.ALREADY_EXISTS:
                 self.report.remote.err += 1
-                logger.warning("%s refused %s of %s (status %d)", self.device_id, change.kind.value, change.key, code)
+                logger.warning(
+                    "%s refused %s of %s (status %d)", self.device_id, change.kind.value, change.key, code
+                )
                 continue
             if eff is not None:
                 self.synced_writes.update(eff.writes)

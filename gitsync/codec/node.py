@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-__all__ = ["METINF_NS", "DEVINF_NS", "Node"]
+__all__ = ["DEVINF_NS", "METINF_NS", "Node"]
 
 METINF_NS = "syncml:metinf"
 DEVINF_NS = "syncml:devinf"

@@ -380,4 +380,3 @@ class ClientSession(SessionBase):
         self.server_anchor = anchor
         if self.mode is not self.config.mode:
             logger.info("server switched the sync mode from %d to %d", self.config.mode, self.mode)
-

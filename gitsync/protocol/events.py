@@ -28,7 +28,6 @@ __all__ = [
 ]
 
 
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OutChange:
     """A change we send. ``key`` is our id (client: LUID, server: GUID); ``peer_key`` the

@@ -45,7 +45,6 @@ __all__ = [
 ]
 
 
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Anchor:
     """Sync anchors (MetInf ``Anchor``): opaque strings compared for equality only."""

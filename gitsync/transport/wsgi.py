@@ -17,9 +17,16 @@ __all__ = ["Request", "Response", "make_wsgi_app"]
 
 logger = logging.getLogger(__name__)
 
-_REASONS = {200: "OK", 400: "Bad Request", 405: "Method Not Allowed", 411: "Length Required",
-            413: "Payload Too Large", 415: "Unsupported Media Type", 500: "Internal Server Error",
-            503: "Service Unavailable"}
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    405: "Method Not Allowed",
+    411: "Length Required",
+    413: "Payload Too Large",
+    415: "Unsupported Media Type",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -89,7 +96,10 @@ def _dispatch(environ: dict[str, Any], handler: Handler, max_body: int) -> Respo
         pass
     query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
     path = environ.get("PATH_INFO", "") or "/"
-    host = environ.get("HTTP_HOST") or f"{environ.get('SERVER_NAME', 'localhost')}:{environ.get('SERVER_PORT', '80')}"
+    host = (
+        environ.get("HTTP_HOST")
+        or f"{environ.get('SERVER_NAME', 'localhost')}:{environ.get('SERVER_PORT', '80')}"
+    )
     base = f"{environ.get('wsgi.url_scheme', 'http')}://{host}{environ.get('SCRIPT_NAME', '')}"
     return handler(
         Request(

@@ -31,17 +31,27 @@ def test_first_sync_then_changes_both_ways(tmp_path: Path) -> None:
     assert "sync with" in git(lb.server_dir, "log", "-1", "--format=%s")
 
     # edits on both sides, including a rename on the client
-    write_notes(client, {"alpha.txt": b"Alpha\nfirst line\nclient edit\n", "new-c.txt": b"from client\n",
-                         "empty.txt": None})
+    write_notes(
+        client,
+        {"alpha.txt": b"Alpha\nfirst line\nclient edit\n", "new-c.txt": b"from client\n", "empty.txt": None},
+    )
     (client / "sub" / "beta.txt").rename(client / "sub" / "beta-renamed.txt")
-    write_notes(lb.server_dir, {"srv.txt": b"from server\n", "sub/deeper/gamma.md": b"# Gamma\n\n- item\n- two\n"})
+    write_notes(
+        lb.server_dir, {"srv.txt": b"from server\n", "sub/deeper/gamma.md": b"# Gamma\n\n- item\n- two\n"}
+    )
     report = lb.sync("a")
     assert report.mode == "two-way"
     expected = dict(FIRST)
     del expected["empty.txt"], expected["sub/beta.txt"]
-    expected.update({"alpha.txt": b"Alpha\nfirst line\nclient edit\n", "new-c.txt": b"from client\n",
-                     "srv.txt": b"from server\n", "sub/beta-renamed.txt": b"Beta in a sub-folder\n",
-                     "sub/deeper/gamma.md": b"# Gamma\n\n- item\n- two\n"})
+    expected.update(
+        {
+            "alpha.txt": b"Alpha\nfirst line\nclient edit\n",
+            "new-c.txt": b"from client\n",
+            "srv.txt": b"from server\n",
+            "sub/beta-renamed.txt": b"Beta in a sub-folder\n",
+            "sub/deeper/gamma.md": b"# Gamma\n\n- item\n- two\n",
+        }
+    )
     assert read_notes(client) == expected
     assert read_notes(lb.server_dir) == expected
     assert git(client, "status", "--porcelain") == ""

@@ -27,7 +27,7 @@ def _fifty_notes() -> dict[str, bytes]:
     notes["with space/and (parens).txt"] = b"odd but legal names\n"
     notes["empty.txt"] = b""
     notes["big.txt"] = (b"0123456789abcdef" * 64 + b"\n") * 100  # ~100 KB
-    notes["markup.txt"] = b"<b>bold</b> & \"quotes\" ]]> done\n"
+    notes["markup.txt"] = b'<b>bold</b> & "quotes" ]]> done\n'
     notes["sub/also.txt"] = b"sub-folder note\n"
     return notes
 
@@ -56,19 +56,32 @@ def test_gitsync_client_against_pysyncml_server(tmp_path: Path) -> None:
         assert peers.read_notes(other) == notes
 
         # changes on both sides, then a two-way sync
-        write_notes(client, {"note-00.txt": b"Note 0 edited by gitsync\n", "work/new.txt": b"new from us\n",
-                             "note-04.txt": None})
+        write_notes(
+            client,
+            {
+                "note-00.txt": b"Note 0 edited by gitsync\n",
+                "work/new.txt": b"new from us\n",
+                "note-04.txt": None,
+            },
+        )
         (client / "home" / "note-03.txt").rename(client / "home" / "renamed-03.txt")
-        write_notes(server.dir, {"from-server.txt": b"made on the server\n",
-                                 "note-08.txt": b"Note 8 edited on the server\n"})
+        write_notes(
+            server.dir,
+            {"from-server.txt": b"made on the server\n", "note-08.txt": b"Note 8 edited on the server\n"},
+        )
         (server.dir / "note-12.txt").unlink()
         res = peers.run_gitsync("sync", client)  # URL and device id remembered in git config
         expected = dict(notes)
         del expected["note-04.txt"], expected["note-12.txt"]
         expected["home/renamed-03.txt"] = expected.pop("home/note-03.txt")
-        expected.update({"note-00.txt": b"Note 0 edited by gitsync\n", "work/new.txt": b"new from us\n",
-                         "from-server.txt": b"made on the server\n",
-                         "note-08.txt": b"Note 8 edited on the server\n"})
+        expected.update(
+            {
+                "note-00.txt": b"Note 0 edited by gitsync\n",
+                "work/new.txt": b"new from us\n",
+                "from-server.txt": b"made on the server\n",
+                "note-08.txt": b"Note 8 edited on the server\n",
+            }
+        )
         assert peers.read_notes(client) == expected
         assert _server_view(peers.read_notes(server.dir)) == expected
         assert "sync with" in git(client, "log", "-1", "--format=%s")
@@ -99,16 +112,30 @@ def test_pysyncml_client_against_gitsync_server(tmp_path: Path) -> None:
         assert git(srv, "status", "--porcelain") == ""
 
         # edits, a delete and a rename on its side; edits and a delete on ours
-        write_notes(cli, {"p00.txt": b"pysyncml note 0\nedited by pysyncml\n", "p-new.txt": b"new p\n",
-                          "p01.txt": None})
+        write_notes(
+            cli,
+            {"p00.txt": b"pysyncml note 0\nedited by pysyncml\n", "p-new.txt": b"new p\n", "p01.txt": None},
+        )
         (cli / "p02.txt").rename(cli / "p02-renamed.txt")
-        write_notes(srv, {"server-a.txt": b"Server A\nedited on gitsync\n", "server-b.txt": b"Server B\n",
-                          "p03.txt": None})
+        write_notes(
+            srv,
+            {
+                "server-a.txt": b"Server A\nedited on gitsync\n",
+                "server-b.txt": b"Server B\n",
+                "p03.txt": None,
+            },
+        )
         git(srv, "add", "-A")
         git(srv, "commit", "-qm", "edits on the server")
         peers.run_pysyncml_client(cli, check=True)
-        union.update({"p00.txt": b"pysyncml note 0\nedited by pysyncml\n", "p-new.txt": b"new p\n",
-                      "server-a.txt": b"Server A\nedited on gitsync\n", "server-b.txt": b"Server B\n"})
+        union.update(
+            {
+                "p00.txt": b"pysyncml note 0\nedited by pysyncml\n",
+                "p-new.txt": b"new p\n",
+                "server-a.txt": b"Server A\nedited on gitsync\n",
+                "server-b.txt": b"Server B\n",
+            }
+        )
         del union["p01.txt"], union["p03.txt"]
         union["p02-renamed.txt"] = union.pop("p02.txt")
         assert peers.read_notes(srv) == union

@@ -31,17 +31,41 @@ def _wire(msg: Message, encoding: str) -> Message:
 class Pair:
     """Drives both sessions; the server side answers like a tiny app would."""
 
-    def __init__(self, *, client_changes, server_changes, mode=SyncMode.TWO_WAY, encoding=XML_TYPE,
-                 users=None, username=None, password=None, auth_type="basic", max_msg_size=None,
-                 last=None):
-        self.client = ClientSession(ClientConfig(
-            url="http://server/", device_id="client-1", devinf=DEVINF, mode=mode,
-            username=username, password=password, auth_type=auth_type, last_anchor=last,
-            max_msg_size=max_msg_size or 2_000_000,
-        ))
-        self.server = ServerSession(ServerConfig(
-            devinf=DEVINF, users=users, max_msg_size=max_msg_size or 2_000_000, next_nonce=b"n2",
-        ))
+    def __init__(
+        self,
+        *,
+        client_changes,
+        server_changes,
+        mode=SyncMode.TWO_WAY,
+        encoding=XML_TYPE,
+        users=None,
+        username=None,
+        password=None,
+        auth_type="basic",
+        max_msg_size=None,
+        last=None,
+    ):
+        self.client = ClientSession(
+            ClientConfig(
+                url="http://server/",
+                device_id="client-1",
+                devinf=DEVINF,
+                mode=mode,
+                username=username,
+                password=password,
+                auth_type=auth_type,
+                last_anchor=last,
+                max_msg_size=max_msg_size or 2_000_000,
+            )
+        )
+        self.server = ServerSession(
+            ServerConfig(
+                devinf=DEVINF,
+                users=users,
+                max_msg_size=max_msg_size or 2_000_000,
+                next_nonce=b"n2",
+            )
+        )
         self.client_changes = client_changes
         self.server_changes = server_changes
         self.encoding = encoding
@@ -63,8 +87,9 @@ class Pair:
                     self.server.accept_sync(mode=ev.mode, anchor=Anchor(next="s1"))
                 elif isinstance(ev, ChangesReceived):
                     self.at_server.extend(ev.changes)
-                    self.server.provide_results([ItemResult(code=201 if c.kind is ChangeKind.ADD else 200)
-                                                 for c in ev.changes])
+                    self.server.provide_results(
+                        [ItemResult(code=201 if c.kind is ChangeKind.ADD else 200) for c in ev.changes]
+                    )
                     if ev.final:
                         self.server.provide_changes(self.server_changes)
                 elif isinstance(ev, MapReceived):
@@ -79,9 +104,14 @@ class Pair:
                     self.client.provide_changes(self.client_changes)
                 elif isinstance(ev, ChangesReceived):
                     self.at_client.extend(ev.changes)
-                    self.client.provide_results([ItemResult(code=201, luid=f"L-{c.guid}")
-                                                 if c.kind is ChangeKind.ADD else ItemResult(code=200)
-                                                 for c in ev.changes])
+                    self.client.provide_results(
+                        [
+                            ItemResult(code=201, luid=f"L-{c.guid}")
+                            if c.kind is ChangeKind.ADD
+                            else ItemResult(code=200)
+                            for c in ev.changes
+                        ]
+                    )
                 elif isinstance(ev, Acknowledged):
                     self.acks_client.extend(ev.results)
                 elif isinstance(ev, SessionComplete):
@@ -90,8 +120,15 @@ class Pair:
 
 
 def _adds(n: int, prefix: str, size: int = 20) -> list[OutChange]:
-    return [OutChange(kind=ChangeKind.ADD, key=f"{prefix}{i}", data=(f"note {i} ".encode() * size)[:size * 4],
-                      content_type="text/plain") for i in range(n)]
+    return [
+        OutChange(
+            kind=ChangeKind.ADD,
+            key=f"{prefix}{i}",
+            data=(f"note {i} ".encode() * size)[: size * 4],
+            content_type="text/plain",
+        )
+        for i in range(n)
+    ]
 
 
 @pytest.mark.parametrize("encoding", [XML_TYPE, WBXML_TYPE])
@@ -108,8 +145,12 @@ def test_two_way_exchange_both_directions(encoding: str) -> None:
 
 
 def test_split_packages_under_small_max_msg_size() -> None:
-    pair = Pair(client_changes=_adds(60, "c", 200), server_changes=_adds(50, "g", 200),
-                max_msg_size=4096, encoding=WBXML_TYPE)
+    pair = Pair(
+        client_changes=_adds(60, "c", 200),
+        server_changes=_adds(50, "g", 200),
+        max_msg_size=4096,
+        encoding=WBXML_TYPE,
+    )
     pair.client.profile = pair.client.profile  # generic peer: may split
     pair.run()
     assert pair.complete == {"client": True, "server": True}
@@ -119,8 +160,14 @@ def test_split_packages_under_small_max_msg_size() -> None:
 
 
 def test_md5_auth_challenge_then_accept() -> None:
-    pair = Pair(client_changes=[], server_changes=[], users={"u": "secret"}, username="u",
-                password="secret", auth_type="md5")
+    pair = Pair(
+        client_changes=[],
+        server_changes=[],
+        users={"u": "secret"},
+        username="u",
+        password="secret",
+        auth_type="md5",
+    )
     pair.run()
     assert pair.complete["server"] and pair.server.user == "u"
 

@@ -1,0 +1,1492 @@
+"""The Git store: notes are files in the work tree, sync state lives in refs under ``refs/gitsync/``.
+
+This is the only module of gitsync that imports pygit2.
+
+Terminology
+    *work tree*: the notes folder.  *note*: a regular file in it (symlinks, gitlinks and the top-level
+    ``.gitattributes``/``.gitignore``/``.gitmodules`` are not notes).  *private index*:
+    ``.git/gitsync/index``, our own index file used only as a stat cache of the work tree, so that
+    scanning an unchanged folder costs about what ``git status`` costs; the user's ``.git/index`` is
+    never used for that.  *state ref*: ``refs/gitsync/<peer>`` -> a chain of state commits, one per
+    finished session.  *journal*: ``refs/gitsync/journal/<peer>`` -> the branch commit a session is
+    about to install; it exists only while :meth:`GitStore.finish_sync` runs (or after it crashed).
+
+Crash-safety rules
+    * Refs move only by compare-and-swap inside a libgit2 ref transaction (lock, compare, set).
+    * The state ref is the commit point of a session.  The branch moves only after it, and the work
+      tree and the user's index are updated only after the branch moved.  ``recover()`` (run by
+      ``open()``) looks at each journal: if the state commit's ``head`` blob names the journal's
+      commit, the session committed, and the branch move and work-tree update are finished (both are
+      idempotent); otherwise the journal is dropped and the old state is intact.
+    * Every ref update and every write of the private index happens under ``.git/gitsync.lock``
+      (``flock``; the kernel releases it when the process dies, so it is never stale).  Holding it
+      is what lets us call a ``refs/gitsync/**.lock`` file stale: no live gitsync process can own it.
+      Such a lock file is removed once it is ``STALE_GITSYNC_LOCK_SECONDS`` old (the grace covers a
+      ``git pack-refs`` that may hold it for milliseconds).  Lock files that Git itself creates
+      (``refs/heads/*.lock``, ``packed-refs.lock``) are removed only after
+      ``STALE_FOREIGN_LOCK_SECONDS``; ``.git/index.lock`` is never removed (``git commit`` holds it
+      while the editor is open): ``check_safe_state`` reports it instead.
+    * Work-tree files are replaced via a temporary file in the same folder and ``os.replace``, and
+      only when their current content is the old blob (or they are missing): a note the user
+      edited meanwhile is left alone.  Files are not fsync'ed (like Git's default): the guarantees
+      hold for a killed process, not for a power cut.
+
+Testing seam: the module attribute ``_crash_point`` is called with a step name at each step of
+``finish_sync`` (see ``CRASH_POINTS``); tests replace it with a function that calls ``os._exit``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import logging
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import pygit2
+from pygit2 import IndexEntry, Oid, Signature
+from pygit2.enums import (
+    DeltaStatus,
+    DiffFind,
+    DiffOption,
+    FileMode,
+    MergeFavor,
+    MergeFileFlag,
+    RepositoryOpenFlag,
+    RepositoryState,
+)
+
+from gitsync.errors import ConfigError, RepositoryBusy, RepositoryStateError, StoreError
+from gitsync.model import ChangeKind
+from gitsync.store import _names
+from gitsync.store._worktree import Blocked, Kind, Worktree
+
+__all__ = [
+    "CRASH_POINTS",
+    "EMPTY_TREE",
+    "STALE_FOREIGN_LOCK_SECONDS",
+    "STALE_GITSYNC_LOCK_SECONDS",
+    "GitStore",
+    "SyncStateSnapshot",
+    "TreeChange",
+]
+
+logger = logging.getLogger(__name__)
+
+EMPTY_TREE: Final = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+STATE_PREFIX: Final = "refs/gitsync/"
+JOURNAL_PREFIX: Final = f"refs/gitsync/{_names.JOURNAL_COMPONENT}/"
+DEFAULT_NAME: Final = "gitsync-notes"
+DEFAULT_EMAIL: Final = "gitsync@localhost"
+STALE_GITSYNC_LOCK_SECONDS: Final = 5.0
+STALE_FOREIGN_LOCK_SECONDS: Final = 600.0
+#: Above this many (unpaired added x unpaired deleted) notes, similar-content rename detection is
+#: skipped (exact renames are always found): libgit2 compares every pair.
+RENAME_PAIR_BUDGET: Final = 25_000_000
+CRASH_POINTS: Final = (
+    "journal-written",
+    "state-committed",
+    "branch-moved",
+    "worktree-partial",
+    "worktree-updated",
+    "journal-deleted",
+)
+
+_TOP_LEVEL_NON_NOTES: Final = frozenset({".gitattributes", ".gitignore", ".gitmodules"})
+_REGULAR: Final = frozenset({int(FileMode.BLOB), int(FileMode.BLOB_EXECUTABLE)})
+_SCAN_FLAGS: Final = (
+    DiffOption.INCLUDE_UNTRACKED
+    | DiffOption.RECURSE_UNTRACKED_DIRS
+    | DiffOption.INCLUDE_TYPECHANGE
+    | DiffOption.SKIP_BINARY_CHECK
+    | DiffOption.UPDATE_INDEX
+)
+_STATE_NAMES: Final = {
+    RepositoryState.MERGE: "a merge is in progress (finish it with `git commit` or run `git merge --abort`)",
+    RepositoryState.REVERT: "a revert is in progress (`git revert --continue` or `--abort`)",
+    RepositoryState.REVERT_SEQUENCE: "a revert is in progress (`git revert --continue` or `--abort`)",
+    RepositoryState.CHERRYPICK: "a cherry-pick is in progress (`git cherry-pick --abort` to stop)",
+    RepositoryState.CHERRYPICK_SEQUENCE: "a cherry-pick is in progress (`git cherry-pick --abort` to stop)",
+    RepositoryState.BISECT: "a bisect is in progress (`git bisect reset`)",
+    RepositoryState.REBASE: "a rebase is in progress (`git rebase --continue` or `--abort`)",
+    RepositoryState.REBASE_INTERACTIVE: "a rebase is in progress (`git rebase --continue` or `--abort`)",
+    RepositoryState.REBASE_MERGE: "a rebase is in progress (`git rebase --continue` or `--abort`)",
+    RepositoryState.APPLY_MAILBOX: "`git am` is in progress (`git am --continue` or `--abort`)",
+    RepositoryState.APPLY_MAILBOX_OR_REBASE: "`git am` or a rebase is in progress",
+}
+
+
+def _no_crash(point: str) -> None:
+    """Default crash hook: do nothing."""
+
+
+#: Test seam: called with each name in ``CRASH_POINTS`` as ``finish_sync``/``recover`` pass it.
+_crash_point: Callable[[str], None] = _no_crash
+
+
+def _crash(point: str) -> None:
+    _crash_point(point)
+
+
+# ---- public records ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TreeChange:
+    """One note changed between two trees; a rename is MODIFY with ``old_path != new_path``."""
+
+    kind: ChangeKind
+    old_path: str | None
+    new_path: str | None
+    old_blob: str | None
+    new_blob: str | None
+
+    @property
+    def path(self) -> str:
+        """The path the change is sorted by: the new path, or the old one for a delete."""
+        return self.new_path if self.new_path is not None else self.old_path or ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SyncStateSnapshot:
+    """One saved sync state of a peer, as stored by :meth:`GitStore.finish_sync`."""
+
+    commit: str
+    files: dict[str, bytes]
+    synced_tree: str | None
+    head: str | None
+    message: str
+
+
+# ---- internal records --------------------------------------------------------------------------
+
+
+class _RefMoved(StoreError):
+    """A compare-and-swap found another value than expected."""
+
+
+class _RefLocked(StoreError):
+    """A ref's lock file is held (by a live process, or a crash too recent to call stale)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _PathUpdate:
+    """One regular file to bring from ``old`` to ``new`` in the work tree (None = absent)."""
+
+    path: str
+    old: Oid | None
+    new: Oid | None
+    new_mode: int
+
+
+class _Outcome:
+    WRITTEN = "written"
+    ALREADY = "already"
+    DELETED = "deleted"
+    ABSENT = "absent"
+    SKIPPED = "skipped"
+
+
+class _Node:
+    """A folder (or file) of a tree edit: ``op`` is ("w", oid, mode|None) or ("d",)."""
+
+    __slots__ = ("children", "has_writes", "op")
+
+    def __init__(self) -> None:
+        self.children: dict[str, _Node] = {}
+        self.op: tuple[Any, ...] | None = None
+        self.has_writes = False
+
+
+class _UserIndex:
+    """The user's index, loaded from a copy while we hold ``.git/index.lock``."""
+
+    def __init__(self, index: pygit2.Index, existed: bool) -> None:
+        self.index = index
+        self.existed = existed
+        self.dirty = False
+        self.replacement: Path | None = None
+
+
+# ---- module helpers ----------------------------------------------------------------------------
+
+_ENV_LOCK = threading.Lock()
+_FROM_ENV_VARS = (
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_COMMON_DIR",
+    "GIT_CEILING_DIRECTORIES",
+    "GIT_DISCOVERY_ACROSS_FILESYSTEM",
+    "GIT_NAMESPACE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_INDEX_FILE",
+)
+
+
+def _open_with_index(root: str, index_path: str) -> tuple[pygit2.Repository, pygit2.Index]:
+    """Open the repository at ``root`` with ``index_path`` as its index (see pygit2.md §1).
+
+    libgit2 only takes another index file through ``GIT_INDEX_FILE`` with ``FROM_ENV``, and reads it
+    lazily, so the index is touched while the variable is set.  The other variables ``FROM_ENV``
+    honours (``GIT_DIR``, ... as exported to hooks) are hidden meanwhile so they cannot redirect us.
+    """
+    with _ENV_LOCK:
+        saved = {k: os.environ.pop(k) for k in _FROM_ENV_VARS if k in os.environ}
+        os.environ["GIT_INDEX_FILE"] = index_path
+        try:
+            repo = pygit2.Repository(root, RepositoryOpenFlag.FROM_ENV | RepositoryOpenFlag.NO_SEARCH)
+            index = repo.index
+        finally:
+            os.environ.pop("GIT_INDEX_FILE", None)
+            os.environ.update(saved)
+    return repo, index
+
+
+def _is_regular(mode: int) -> bool:
+    return int(mode) in _REGULAR
+
+
+def _is_note(path: str, mode: int) -> bool:
+    return _is_regular(mode) and path not in _TOP_LEVEL_NON_NOTES
+
+
+def _subject(message: str) -> str:
+    return message.strip().splitlines()[0] if message.strip() else "(no message)"
+
+
+# ---- content merge through pygit2's cffi handle (pinned: pygit2 1.21.x, see pyproject) ---------
+
+
+def _merge_file(repo: pygit2.Repository, base: bytes | None, ours: bytes, theirs: bytes,
+                labels: tuple[str, str, str]) -> tuple[bytes, bool]:
+    """``git_merge_file_from_index`` with labels and diff3 style; bytes in, bytes out.
+
+    pygit2 exposes no ``merge_file`` and its ``merge_file_from_index`` takes no options and decodes
+    the result as UTF-8, so this uses pygit2's own cffi objects (``repo._repo``,
+    ``IndexEntry._to_c``): private API, hence the pygit2 pin.
+    """
+    try:
+        from pygit2.errors import check_error
+        from pygit2.ffi import C, ffi
+    except ImportError as exc:  # pragma: no cover - only with another pygit2
+        raise StoreError(f"merge3 needs pygit2's cffi module: {exc}") from exc
+    if not hasattr(IndexEntry, "_to_c") or not hasattr(repo, "_repo"):  # pragma: no cover
+        raise StoreError(f"merge3 is not supported with pygit2 {getattr(pygit2, '__version__', '?')}")
+    crepo: Any = repo
+    keep: list[Any] = []
+    cents: list[Any] = []
+    for data in (base, ours, theirs):
+        if data is None:
+            cents.append(ffi.NULL)
+            continue
+        entry: Any = IndexEntry("note", repo.create_blob(data), FileMode.BLOB)
+        centry, cpath = entry._to_c()
+        keep += [centry, cpath]
+        cents.append(centry)
+    our_label, base_label, their_label = labels
+    opts: Any = ffi.new("git_merge_file_options *")
+    opts.version = 1
+    cl = [ffi.new("char[]", label.encode("utf-8")) for label in (base_label, our_label, their_label)]
+    opts.ancestor_label, opts.our_label, opts.their_label = cl
+    opts.favor = int(MergeFavor.NORMAL)
+    opts.flags = int(MergeFileFlag.STYLE_DIFF3)
+    opts.marker_size = 0
+    out: Any = ffi.new("git_merge_file_result *")
+    check_error(C.git_merge_file_from_index(out, crepo._repo, cents[0], cents[1], cents[2], opts))
+    try:
+        clean = bool(out.automergeable)
+        merged = bytes(ffi.buffer(out.ptr, out.len)[:]) if out.ptr != ffi.NULL else b""
+    finally:
+        C.git_merge_file_result_free(out)
+    if not clean and not merged:  # libgit2 calls it binary and produces nothing
+        return ours, False
+    return merged, clean
+
+
+# ---- the store ---------------------------------------------------------------------------------
+
+
+class GitStore:
+    """Notes in a Git work tree plus per-peer sync state in ``refs/gitsync/``.
+
+    One instance per process and thread; methods that change state take the repository lock
+    themselves (re-entrantly), callers that need several calls to be atomic hold :meth:`lock`.
+    """
+
+    root: Path
+
+    def __init__(self, repo: pygit2.Repository, root: Path) -> None:
+        """Wrap an opened repository; use :meth:`open`."""
+        self._repo = repo
+        self.root = root
+        self._gitdir = Path(repo.path)
+        self._private_repo: pygit2.Repository | None = None
+        self._private_index: pygit2.Index | None = None
+        self._lock_fd: int | None = None
+        self._lock_depth = 0
+
+    # ---- opening ------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], *, create: bool = True) -> GitStore:
+        """Open the notes folder ``path`` (its top level must be a Git work tree), or create one.
+
+        A folder that is no repository is initialised (branch ``main``, ``.gitattributes`` with
+        ``* -text`` so Git never rewrites CRLF in notes) and its notes committed.  Unfinished
+        sessions are recovered when the repository lock is free.
+        """
+        given = Path(path)
+        if not given.exists():
+            raise ConfigError(f"notes folder {given} does not exist")
+        if not given.is_dir():
+            raise ConfigError(f"notes folder {given} is not a folder")
+        root = given.resolve()
+        found = pygit2.discover_repository(str(root))
+        if found is None:
+            if not create:
+                raise ConfigError(f"{root} is not a Git repository")
+            store = cls._init(root)
+        else:
+            try:
+                repo = pygit2.Repository(found, RepositoryOpenFlag.NO_SEARCH)
+            except pygit2.GitError as exc:
+                raise ConfigError(f"cannot open the Git repository at {found}: {exc}") from exc
+            if repo.is_bare or repo.workdir is None:
+                raise ConfigError(f"{found} is a bare Git repository: it has no work tree for notes")
+            workdir = Path(repo.workdir).resolve()
+            if workdir != root:
+                raise ConfigError(
+                    f"{root} is inside the Git repository {workdir} but is not its top level; "
+                    f"use {workdir} itself or a folder outside it"
+                )
+            store = cls(repo, root)
+        with store._try_lock() as locked:
+            if locked:
+                store._recover_all()
+            else:
+                logger.debug("repository busy: recovery left to the lock holder")
+        return store
+
+    @classmethod
+    def _init(cls, root: Path) -> GitStore:
+        repo = pygit2.init_repository(str(root), initial_head="main")
+        attributes = root / ".gitattributes"
+        if not os.path.lexists(attributes):
+            attributes.write_bytes(b"* -text\n")
+        else:
+            logger.warning("%s exists; not adding '* -text' to it: Git may rewrite line endings",
+                           attributes)
+        store = cls(repo, root)
+        store.commit_worktree(f"gitsync: start tracking notes in {root}")
+        logger.info("created a Git repository for the notes in %s", root)
+        return store
+
+    # ---- config and identity ------------------------------------------------------------------
+
+    def config_get(self, key: str) -> str | None:
+        """The value of git config ``key`` as Git would read it (local over global), or None."""
+        try:
+            value = self._repo.config[key]
+        except KeyError:
+            return None
+        except (ValueError, pygit2.GitError) as exc:
+            raise ConfigError(f"cannot read git config {key!r}: {exc}") from exc
+        return str(value)
+
+    def config_set(self, key: str, value: str) -> None:
+        """Set ``key`` in the repository's own ``.git/config``."""
+        try:
+            self._repo.config[key] = value
+        except (ValueError, pygit2.GitError) as exc:
+            raise ConfigError(f"cannot set git config {key!r}: {exc}") from exc
+
+    def _signature(self) -> Signature:
+        """Author/committer of our commits; also the identity libgit2 writes into reflogs."""
+        name = self.config_get("user.name") or DEFAULT_NAME
+        email = self.config_get("user.email") or DEFAULT_EMAIL
+        self._repo.set_ident(name, email)
+        return Signature(name, email)
+
+    # ---- locks and safety ---------------------------------------------------------------------
+
+    def check_safe_state(self) -> None:
+        """Raise ``RepositoryStateError`` when syncing now could fight with the user's Git work."""
+        if self._repo.head_is_detached:
+            raise RepositoryStateError(
+                f"HEAD is detached in {self.root}: check out a branch (e.g. `git switch main`) first"
+            )
+        state = self._repo.state()
+        if state != RepositoryState.NONE:
+            what = _STATE_NAMES.get(state, f"a Git operation is in progress ({state!r})")
+            raise RepositoryStateError(f"cannot sync {self.root}: {what}")
+        index_lock = self._gitdir / "index.lock"
+        if index_lock.exists():
+            raise RepositoryStateError(
+                f"{index_lock} exists: another git command is running; if none is, a crashed one "
+                "left it behind and it can be deleted"
+            )
+        if str(self.config_get("core.sparseCheckout") or "").lower() == "true":
+            raise RepositoryStateError(f"{self.root} uses a sparse checkout, which gitsync cannot sync")
+
+    @contextlib.contextmanager
+    def lock(self, *, wait: float = 0.0) -> Iterator[None]:
+        """Hold ``.git/gitsync.lock`` (``flock``; re-entrant within this store object).
+
+        Raises ``RepositoryBusy`` if another process still holds it after ``wait`` seconds.  The
+        kernel drops the lock when its holder dies, so it can never be stale.
+        """
+        with self._locked(wait) as held:
+            if not held:
+                raise RepositoryBusy(f"another gitsync process is working on {self.root}; try again later")
+            yield
+
+    @contextlib.contextmanager
+    def _try_lock(self) -> Iterator[bool]:
+        """Hold the lock if it is free right now; yields whether we hold it."""
+        with self._locked(0.0) as held:
+            yield held
+
+    @contextlib.contextmanager
+    def _locked(self, wait: float) -> Iterator[bool]:
+        if self._lock_depth:
+            self._lock_depth += 1
+            try:
+                yield True
+            finally:
+                self._lock_depth -= 1
+            return
+        fd = self._acquire(wait)
+        if fd is None:
+            yield False
+            return
+        self._lock_fd, self._lock_depth = fd, 1
+        try:
+            yield True
+        finally:
+            self._lock_fd, self._lock_depth = None, 0
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def _acquire(self, wait: float) -> int | None:
+        fd = os.open(self._gitdir / "gitsync.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        deadline = time.monotonic() + max(wait, 0.0)
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return fd
+            except OSError as exc:
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    os.close(fd)
+                    raise
+            left = deadline - time.monotonic()
+            if left <= 0:
+                os.close(fd)
+                return None
+            time.sleep(min(0.05, left))
+
+    def _require_lock(self) -> None:
+        if not self._lock_depth:  # pragma: no cover - programming error
+            raise AssertionError("GitStore internal: repository lock not held")
+
+    # ---- refs ---------------------------------------------------------------------------------
+
+    def head(self) -> str | None:
+        """The commit HEAD points at (the current branch tip), or None on an unborn branch."""
+        if self._repo.head_is_unborn:
+            return None
+        return str(self._repo.head.target)
+
+    def branch(self) -> str | None:
+        """The full name of the checked-out branch (``refs/heads/...``), None when detached."""
+        if self._repo.head_is_detached:
+            return None
+        target = self._repo.references["HEAD"].target
+        return target if isinstance(target, str) else None
+
+    def _ref_target(self, name: str) -> Oid | None:
+        ref = self._repo.references.get(name)
+        if ref is None:
+            return None
+        target = ref.target
+        if not isinstance(target, Oid):
+            raise StoreError(f"{name} is a symbolic ref; expected a commit")
+        return target
+
+    def _cas_ref(self, name: str, expected: Oid | None, new: Oid | None, message: str) -> None:
+        """Move ``name`` from ``expected`` to ``new`` (None: absent) or raise; nothing else changes."""
+        self._require_lock()
+        self._signature()
+        for attempt in range(2):
+            try:
+                with self._repo.transaction() as tx:
+                    tx.lock_ref(name)
+                    current = self._ref_target(name)
+                    if current != expected:
+                        raise _RefMoved(f"{name} is at {current}, expected {expected}")
+                    if new is None:
+                        if current is not None:
+                            tx.remove(name)
+                    else:
+                        tx.set_target(name, new, None, message)
+                return
+            except _RefMoved:
+                raise
+            except (pygit2.GitError, OSError) as exc:
+                if attempt == 0 and self._clear_stale_locks(name):
+                    continue
+                raise _RefLocked(f"cannot update {name}: {exc}") from exc
+
+    def _clear_stale_locks(self, name: str) -> bool:
+        """Remove lock files of ``name`` that our rules call stale (see module docstring)."""
+        removed = False
+        now = time.time()
+        own = name.startswith(STATE_PREFIX)
+        own_limit = STALE_GITSYNC_LOCK_SECONDS if own else STALE_FOREIGN_LOCK_SECONDS
+        for lock, limit in (
+            (self._gitdir / f"{name}.lock", own_limit),
+            (self._gitdir / "packed-refs.lock", STALE_FOREIGN_LOCK_SECONDS),
+        ):
+            try:
+                age = now - lock.stat().st_mtime
+            except FileNotFoundError:
+                continue
+            if age >= limit:
+                logger.warning("removing stale lock file %s (%.0f s old)", lock, age)
+                with contextlib.suppress(FileNotFoundError):
+                    lock.unlink()
+                removed = True
+            else:
+                logger.warning("%s is locked by %s (%.1f s old)", name, lock, age)
+        return removed
+
+    def _foreign_lock_present(self, name: str) -> Path | None:
+        lock = self._gitdir / f"{name}.lock"
+        try:
+            age = time.time() - lock.stat().st_mtime
+        except FileNotFoundError:
+            return None
+        return lock if age < STALE_FOREIGN_LOCK_SECONDS else None
+
+    # ---- objects ------------------------------------------------------------------------------
+
+    def _oid(self, hexid: str, what: str = "object") -> Oid:
+        try:
+            oid = Oid(hex=hexid)
+        except (ValueError, TypeError) as exc:
+            raise StoreError(f"invalid {what} id {hexid!r}") from exc
+        if oid not in self._repo:
+            raise StoreError(f"{what} {hexid} does not exist in {self.root}")
+        return oid
+
+    def _commit(self, hexid: str) -> pygit2.Commit:
+        obj = self._repo.get(self._oid(hexid, "commit"))
+        if not isinstance(obj, pygit2.Commit):
+            raise StoreError(f"{hexid} is not a commit")
+        return obj
+
+    def _tree(self, hexid: str | Oid | None) -> pygit2.Tree | None:
+        if hexid is None:
+            return None
+        oid = hexid if isinstance(hexid, Oid) else self._oid(hexid, "tree")
+        obj = self._repo.get(oid)
+        if not isinstance(obj, pygit2.Tree):
+            raise StoreError(f"{hexid} is not a tree")
+        return obj
+
+    def _head_tree(self) -> pygit2.Tree | None:
+        head = self.head()
+        return None if head is None else self._commit(head).tree
+
+    def tree_of(self, commit: str) -> str:
+        """The root tree id of ``commit``."""
+        return str(self._commit(commit).tree_id)
+
+    def read_blob(self, blob: str) -> bytes:
+        """The content of blob ``blob``."""
+        obj = self._repo.get(self._oid(blob, "blob"))
+        if not isinstance(obj, pygit2.Blob):
+            raise StoreError(f"{blob} is not a blob")
+        return bytes(obj.data)
+
+    def write_blob(self, data: bytes) -> str:
+        """Store ``data`` as a blob and return its id."""
+        return str(self._repo.create_blob(bytes(data)))
+
+    def commit_tree(self, tree: str, parents: Sequence[str], message: str) -> str:
+        """Create a commit object (our identity, now) without moving any ref."""
+        tree_oid = self._oid(tree, "tree")
+        parent_oids = [self._commit(p).id for p in parents]
+        sig = self._signature()
+        return str(self._repo.create_commit(None, sig, sig, message, tree_oid, parent_oids))
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        """Whether ``ancestor`` is ``descendant`` or one of its ancestors (like merge-base --is-ancestor)."""
+        a, d = self._commit(ancestor).id, self._commit(descendant).id
+        return a == d or bool(self._repo.descendant_of(d, a))
+
+    # ---- trees --------------------------------------------------------------------------------
+
+    def list_notes(self, tree: str | None) -> dict[str, str]:
+        """Every note of ``tree``: path -> blob id (regular files, without the top-level dotfiles)."""
+        root = self._tree(tree)
+        out: dict[str, str] = {}
+        if root is None:
+            return out
+        stack: list[tuple[str, pygit2.Tree]] = [("", root)]
+        while stack:
+            prefix, node = stack.pop()
+            for obj in node:
+                name = obj.name
+                assert name is not None
+                mode = int(obj.filemode)
+                if mode == int(FileMode.TREE):
+                    sub = self._repo.get(obj.id)
+                    if isinstance(sub, pygit2.Tree):
+                        stack.append((f"{prefix}{name}/", sub))
+                elif mode in _REGULAR and (prefix or name not in _TOP_LEVEL_NON_NOTES):
+                    out[prefix + name] = str(obj.id)
+        return out
+
+    def diff(self, old_tree: str | None, new_tree: str | None) -> list[TreeChange]:
+        """Note changes from ``old_tree`` to ``new_tree``, renames detected, sorted by path.
+
+        Exact renames are paired by blob id (cheap for mass moves); the rest go through libgit2's
+        similarity detection with the rename limit raised to the number of candidates (its default
+        of 1000 silently misses renames), unless there are more than ``RENAME_PAIR_BUDGET`` pairs.
+        """
+        old, new = self._tree(old_tree), self._tree(new_tree)
+        if old is None and new is None:
+            return []
+        if old is not None and new is not None and old.id == new.id:
+            return []
+        if old is not None:
+            raw = old.diff_to_tree(new, DiffOption.SKIP_BINARY_CHECK) if new is not None else \
+                old.diff_to_tree(flags=DiffOption.SKIP_BINARY_CHECK)
+        else:
+            assert new is not None
+            raw = new.diff_to_tree(flags=DiffOption.SKIP_BINARY_CHECK, swap=True)
+        added: dict[str, Oid] = {}
+        deleted: dict[str, Oid] = {}
+        changes: list[TreeChange] = []
+        for delta in raw.deltas:
+            o, n = delta.old_file, delta.new_file
+            o_note = delta.status != DeltaStatus.ADDED and _is_note(o.path, o.mode)
+            n_note = delta.status != DeltaStatus.DELETED and _is_note(n.path, n.mode)
+            if o_note and n_note:
+                if o.id != n.id:
+                    changes.append(TreeChange(kind=ChangeKind.MODIFY, old_path=o.path, new_path=n.path,
+                                              old_blob=str(o.id), new_blob=str(n.id)))
+            elif o_note:
+                deleted[o.path] = o.id
+            elif n_note:
+                added[n.path] = n.id
+        for old_path, new_path in self._pair_renames(old, deleted, added):
+            changes.append(TreeChange(kind=ChangeKind.MODIFY, old_path=old_path, new_path=new_path,
+                                      old_blob=str(deleted.pop(old_path)), new_blob=str(added.pop(new_path))))
+        changes += [TreeChange(kind=ChangeKind.ADD, old_path=None, new_path=p, old_blob=None,
+                               new_blob=str(b)) for p, b in added.items()]
+        changes += [TreeChange(kind=ChangeKind.DELETE, old_path=p, new_path=None, old_blob=str(b),
+                               new_blob=None) for p, b in deleted.items()]
+        changes.sort(key=lambda c: (c.path, c.old_path or ""))
+        return changes
+
+    def _pair_renames(self, old: pygit2.Tree | None, deleted: Mapping[str, Oid],
+                      added: Mapping[str, Oid]) -> list[tuple[str, str]]:
+        if old is None or not deleted or not added:
+            return []
+        pairs: list[tuple[str, str]] = []
+        by_blob: dict[Oid, list[str]] = {}
+        for path in sorted(deleted):
+            by_blob.setdefault(deleted[path], []).append(path)
+        rest_added: dict[str, Oid] = {}
+        for path in sorted(added):
+            candidates = by_blob.get(added[path])
+            if candidates:
+                base = path.rsplit("/", 1)[-1]
+                same = [c for c in candidates if c.rsplit("/", 1)[-1] == base]
+                pick = same[0] if same else candidates[0]
+                candidates.remove(pick)
+                pairs.append((pick, path))
+            else:
+                rest_added[path] = added[path]
+        paired_old = {p for p, _ in pairs}
+        rest_deleted = {p: b for p, b in deleted.items() if p not in paired_old}
+        if not rest_added or not rest_deleted:
+            return pairs
+        if len(rest_added) * len(rest_deleted) > RENAME_PAIR_BUDGET:
+            logger.info("%d added x %d deleted notes: skipping similar-content rename detection",
+                        len(rest_added), len(rest_deleted))
+            return pairs
+        # A diff that holds only the unpaired deletes and adds: the old tree against an in-memory
+        # index of (old - deletes + adds), so no object is written just to detect renames.
+        idx = pygit2.Index()
+        idx.read_tree(old)
+        for path in rest_deleted:
+            idx.remove(path)
+        for path, blob in rest_added.items():
+            idx.add(IndexEntry(path, blob, FileMode.BLOB))
+        sub = old.diff_to_index(idx, DiffOption.SKIP_BINARY_CHECK)
+        limit = max(1000, len(rest_added), len(rest_deleted))
+        sub.find_similar(DiffFind.FIND_RENAMES, rename_limit=limit)
+        for delta in sub.deltas:
+            if delta.status == DeltaStatus.RENAMED:
+                o, n = delta.old_file.path, delta.new_file.path
+                if o in rest_deleted and n in rest_added:
+                    pairs.append((o, n))
+                    del rest_deleted[o]
+                    del rest_added[n]
+        return pairs
+
+    def build_tree(self, base_tree: str | None, writes: Mapping[str, str], deletes: Iterable[str]) -> str:
+        """``base_tree`` with ``writes`` (path -> blob id) and ``deletes`` applied; returns the tree id.
+
+        Folders are created and emptied folders pruned.  A written path keeps an executable mode it
+        had.  Raises ``StoreError`` for unsafe paths, unknown blobs, a path both written and deleted,
+        and file/folder clashes (writing ``a/b`` while ``a`` stays a file, or ``a`` over a folder).
+        Deleting a path that does not exist is not an error.
+        """
+        base = self._tree(base_tree)
+        write_oids: dict[str, tuple[Oid, int | None]] = {}
+        for path, blob in writes.items():
+            _names.check_path(path)
+            write_oids[path] = (self._oid(blob, "blob"), None)
+        delete_list = [_names.check_path(p) for p in deletes]
+        both = set(write_oids) & set(delete_list)
+        if both:
+            raise StoreError(f"paths both written and deleted: {sorted(both)}")
+        return str(self._edit_tree(base, write_oids, delete_list, force=False))
+
+    def _edit_tree(self, base: pygit2.Tree | None, writes: Mapping[str, tuple[Oid, int | None]],
+                   deletes: Iterable[str], *, force: bool) -> Oid:
+        """Apply writes/deletes touching only the folders on their paths (not a full-tree rewrite)."""
+        root = _Node()
+        for path in deletes:
+            node = root
+            for part in path.split("/"):
+                node = node.children.setdefault(part, _Node())
+            node.op = ("d",)
+        for path, (oid, mode) in writes.items():
+            node = root
+            parts = path.split("/")
+            for i, part in enumerate(parts):
+                node.has_writes = True
+                node = node.children.setdefault(part, _Node())
+                if i < len(parts) - 1 and node.op is not None and node.op[0] == "w":
+                    raise StoreError(f"cannot write both {'/'.join(parts[:i + 1])} and {path}")
+            if node.children and node.has_writes:
+                raise StoreError(f"cannot write both {path} and files below it")
+            node.op = ("w", oid, mode)
+            node.has_writes = True
+        tree = self._apply_node(base, root, "", force=force)
+        if tree is None:
+            return self._repo.TreeBuilder().write()
+        return tree
+
+    def _apply_node(self, base: pygit2.Tree | None, node: _Node, prefix: str, *, force: bool) -> Oid | None:
+        tb = self._repo.TreeBuilder(base) if base is not None else self._repo.TreeBuilder()
+        for name, child in node.children.items():
+            path = prefix + name
+            existing = base[name] if base is not None and name in base else None
+            existing_mode = int(existing.filemode) if existing is not None else None
+            is_dir = existing_mode == int(FileMode.TREE)
+            if child.op is not None and child.op[0] == "w":
+                _, oid, mode = child.op
+                if is_dir and not force:
+                    raise StoreError(f"cannot write file {path}: a folder of that name is in the way")
+                if mode is None:
+                    executable = existing_mode == int(FileMode.BLOB_EXECUTABLE)
+                    mode = int(FileMode.BLOB_EXECUTABLE) if executable else int(FileMode.BLOB)
+                tb.insert(name, oid, mode)
+                continue
+            if child.op is not None and child.op[0] == "d" and existing is not None:
+                if is_dir:
+                    if not child.children:
+                        raise StoreError(f"cannot delete {path}: it is a folder")
+                else:
+                    tb.remove(name)
+                    existing, is_dir = None, False
+            if not child.children:
+                continue
+            if existing is not None and not is_dir:
+                if not child.has_writes:
+                    continue  # deletes below a file: nothing there
+                if not force:
+                    raise StoreError(f"cannot create {path}/...: {path} is a file")
+                existing = None
+            if existing is None and not child.has_writes:
+                continue
+            sub_base = existing if isinstance(existing, pygit2.Tree) else None
+            sub = self._apply_node(sub_base, child, path + "/", force=force)
+            if sub is None:
+                if tb.get(name) is not None:
+                    tb.remove(name)
+            else:
+                tb.insert(name, sub, FileMode.TREE)
+        if len(tb) == 0:
+            return None
+        return tb.write()
+
+    # ---- the private index (stat cache of the work tree) --------------------------------------
+
+    @property
+    def _private_index_path(self) -> Path:
+        return self._gitdir / "gitsync" / "index"
+
+    def _private(self) -> tuple[pygit2.Repository, pygit2.Index]:
+        """The repository opened on the private index, loaded fresh from disk if it changed."""
+        if self._private_repo is None or self._private_index is None:
+            path = self._private_index_path
+            path.parent.mkdir(exist_ok=True)
+            fresh = not path.exists()
+            if fresh:
+                self._seed_private_index(path)
+            try:
+                repo, index = _open_with_index(str(self.root), str(path))
+            except pygit2.GitError as exc:
+                logger.warning("private index %s unreadable (%s); rebuilding it", path, exc)
+                path.unlink(missing_ok=True)
+                repo, index = _open_with_index(str(self.root), str(path))
+                fresh = True
+            if fresh:
+                self._normalise_private(index)
+            self._private_repo, self._private_index = repo, index
+        else:
+            try:
+                self._private_index.read(False)
+            except pygit2.GitError as exc:
+                logger.warning("private index unreadable (%s); rebuilding it", exc)
+                self._private_index.clear()
+                self._normalise_private(self._private_index)
+        return self._private_repo, self._private_index
+
+    def _seed_private_index(self, path: Path) -> None:
+        """Start the cache from a copy of the user's index: its stat data saves a full re-hash."""
+        user = self._gitdir / "index"
+        if user.is_file():
+            try:
+                shutil.copyfile(user, path)
+            except OSError as exc:
+                logger.debug("cannot copy %s: %s", user, exc)
+
+    def _normalise_private(self, index: pygit2.Index) -> None:
+        """Keep only regular files; fall back to the HEAD tree if the seed is unusable."""
+        if index.conflicts is not None or len(index) == 0:
+            index.clear()
+            head_tree = self._head_tree()
+            if head_tree is not None:
+                index.read_tree(head_tree)
+        for entry in list(index):
+            if not _is_regular(entry.mode):
+                index.remove(entry.path)
+
+    def _index_add(self, index: pygit2.Index, path: str) -> bool:
+        """Hash the work-tree file ``path`` into ``index``; False if it is gone or not regular."""
+        try:
+            index.add(path)
+        except (pygit2.GitError, OSError) as exc:
+            if not os.path.lexists(self.root / path):
+                if path in index:
+                    index.remove(path)
+                return False
+            logger.warning("cannot read %s: %s (keeping what the store knew)", path, exc)
+            return False
+        if not _is_regular(index[path].mode):  # became a symlink between the scan and the add
+            index.remove(path)
+            return False
+        return True
+
+    def _refresh_private(self, *, cleanup: bool) -> pygit2.Tree:
+        """Bring the private index up to date with the work tree; return its tree (regular files).
+
+        ``diff_to_workdir(UPDATE_INDEX)`` re-hashes only stat-dirty files and records fresh stat
+        data for those whose content did not change; new, changed and deleted files are applied
+        one by one.  Symlinks, ignored files, nested repositories and our own temporary files are
+        never added (``cleanup`` also deletes temporary files left by a crash).
+        """
+        repo, index = self._private()
+        for _ in range(2):
+            diff = index.diff_to_workdir(_SCAN_FLAGS)
+            for delta in diff.deltas:
+                status = delta.status
+                if status == DeltaStatus.DELETED:
+                    if delta.old_file.path in index:
+                        index.remove(delta.old_file.path)
+                    continue
+                if status not in (DeltaStatus.MODIFIED, DeltaStatus.UNTRACKED, DeltaStatus.TYPECHANGE,
+                                  DeltaStatus.ADDED):
+                    if status == DeltaStatus.UNREADABLE:
+                        logger.warning("cannot read %s; skipped", delta.new_file.path)
+                    continue
+                path = delta.new_file.path
+                if _names.is_temp_name(path):
+                    if cleanup and status == DeltaStatus.UNTRACKED:
+                        self._remove_temp(path)
+                    continue
+                if _is_regular(delta.new_file.mode):
+                    self._index_add(index, path)
+                elif path in index:
+                    index.remove(path)
+            try:
+                tree_id = index.write_tree()
+            except pygit2.GitError as exc:
+                # `git gc --prune=now` deletes blobs only our index knows (pygit2.md §4): rebuild.
+                logger.warning("private index refers to pruned objects (%s); rebuilding it", exc)
+                index.clear()
+                self._normalise_private(index)
+                continue
+            tree = repo.get(tree_id)
+            assert isinstance(tree, pygit2.Tree)
+            return tree
+        raise StoreError(f"cannot build a tree of the work tree {self.root}")
+
+    def _persist_private(self) -> None:
+        """Write the private index (the stat cache) to disk; failure only costs speed."""
+        self._require_lock()
+        if self._private_index is None:
+            return
+        stale = self._private_index_path.with_name("index.lock")
+        with contextlib.suppress(FileNotFoundError):
+            stale.unlink()  # we hold gitsync.lock: nobody else writes the private index
+        try:
+            self._private_index.write()
+        except (pygit2.GitError, OSError) as exc:
+            logger.warning("cannot save the stat cache %s: %s", self._private_index_path, exc)
+
+    def _remove_temp(self, path: str) -> None:
+        try:
+            with Worktree(self.root) as wt:
+                kind, _, _ = wt.read(path)
+                if kind == Kind.FILE:
+                    wt.remove(path, prune=False)
+                    logger.info("removed %s left behind by an interrupted sync", path)
+        except (OSError, Blocked, StoreError) as exc:
+            logger.debug("cannot remove %s: %s", path, exc)
+
+    def _compose(self, base: pygit2.Tree | None, scan: pygit2.Tree) -> tuple[Oid, Oid]:
+        """``base`` with its regular files replaced by the scanned ones; returns (tree, private tree).
+
+        Symlinks and gitlinks of ``base`` are kept as they are.  A regular file of ``base`` that the
+        scan lacks but that is on disk is tracked-but-ignored: it is added to the private index and
+        kept rather than deleted.
+        """
+        if base is None:
+            return scan.id, scan.id
+        if base.id == scan.id:
+            return base.id, scan.id
+        writes: dict[str, tuple[Oid, int | None]] = {}
+        deletes: list[str] = []
+        readd: list[str] = []
+        diff = base.diff_to_tree(scan, DiffOption.SKIP_BINARY_CHECK)
+        with Worktree(self.root) as wt:
+            for delta in diff.deltas:
+                o, n = delta.old_file, delta.new_file
+                if delta.status == DeltaStatus.DELETED:
+                    if _is_regular(o.mode):
+                        if wt.is_regular_file(o.path):
+                            readd.append(o.path)
+                        else:
+                            deletes.append(o.path)
+                elif _is_regular(n.mode):
+                    writes[n.path] = (n.id, int(n.mode))
+        private_tree = scan.id
+        if readd:
+            _, index = self._private()
+            for path in readd:
+                if self._index_add(index, path):
+                    entry = index[path]
+                    writes[path] = (entry.id, int(entry.mode))
+                else:
+                    deletes.append(path)
+            private_tree = index.write_tree()
+        if not writes and not deletes:
+            return base.id, private_tree
+        return self._edit_tree(base, writes, deletes, force=True), private_tree
+
+    def scan_worktree_tree(self) -> str | None:
+        """The tree the work tree would be committed as right now (HEAD's symlinks etc. kept).
+
+        Uses and, when the repository lock is free, refreshes the stat cache.
+        """
+        with self._try_lock() as locked:
+            scan = self._refresh_private(cleanup=locked)
+            tree, _ = self._compose(self._head_tree(), scan)
+            if locked:
+                self._persist_private()
+        return str(tree)
+
+    # ---- the user's index ---------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _user_index(self, *, required: bool) -> Iterator[_UserIndex | None]:
+        """The user's ``.git/index`` under Git's own lock protocol (``index.lock``, then rename).
+
+        Changes are made on a private copy and installed by writing ``index.lock`` and renaming it
+        over ``index``, as Git does.  If the lock is taken: ``RepositoryStateError`` when
+        ``required``, else a warning and ``None``.
+        """
+        index_path = self._gitdir / "index"
+        lock_path = self._gitdir / "index.lock"
+        try:
+            fd = os.open(lock_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        except FileExistsError:
+            if required:
+                raise RepositoryStateError(f"{lock_path} exists: another git command is running") from None
+            logger.warning("%s exists: the Git index was not updated; `git status` may show the "
+                           "sync's changes as staged until you run `git reset -q`", lock_path)
+            yield None
+            return
+        tmp = self._gitdir / "gitsync" / "index.user"
+        tmp.parent.mkdir(exist_ok=True)
+        installed = False
+        try:
+            tmp.with_name("index.user.lock").unlink(missing_ok=True)
+            existed = index_path.is_file()
+            if existed:
+                shutil.copyfile(index_path, tmp)
+            else:
+                tmp.unlink(missing_ok=True)
+            try:
+                handle = _UserIndex(pygit2.Index(str(tmp)), existed)
+            except pygit2.GitError as exc:
+                raise RepositoryStateError(f"cannot read {index_path}: {exc}") from exc
+            yield handle
+            if handle.replacement is not None or handle.dirty:
+                if handle.replacement is None:
+                    handle.index.write()
+                    source = tmp
+                else:
+                    source = handle.replacement
+                data = source.read_bytes()
+                with os.fdopen(fd, "wb") as fh:
+                    fd = -1
+                    fh.write(data)
+                os.replace(lock_path, index_path)
+                installed = True
+        finally:
+            if fd >= 0:
+                os.close(fd)
+            if not installed:
+                lock_path.unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
+
+    # ---- committing local edits ---------------------------------------------------------------
+
+    def commit_worktree(self, message: str) -> str | None:
+        """Commit the user's uncommitted edits as one commit on the current branch; return the head.
+
+        The commit is the user's index (so anything they staged, symlinks included, goes in) with
+        every regular file replaced by its work-tree content: like ``git add -A && git commit``,
+        except that new symlinks, ignored files and non-regular files are not added.  Where a staged
+        version differs from the work-tree file, the work-tree file wins (as with ``git commit -a``).
+        Afterwards the user's index equals the new commit, so ``git status`` is clean.  Returns the
+        unchanged head when nothing changed, None when the branch is unborn and nothing is there.
+        """
+        with self.lock():
+            self.check_safe_state()
+            head = self.head()
+            branch = self.branch()
+            assert branch is not None
+            head_commit = self._commit(head) if head is not None else None
+            head_tree = head_commit.tree if head_commit is not None else None
+            with self._user_index(required=True) as user:
+                assert user is not None
+                scan = self._refresh_private(cleanup=True)
+                if user.existed:
+                    if user.index.conflicts is not None:
+                        raise RepositoryStateError(f"{self.root} has unmerged paths: resolve them first")
+                    staged = self._tree(user.index.write_tree(self._repo))
+                else:
+                    staged = head_tree
+                new_tree, private_tree = self._compose(staged, scan)
+                self._persist_private()
+                unchanged = new_tree == (head_tree.id if head_tree is not None else Oid(hex=EMPTY_TREE))
+                if unchanged:
+                    return head
+                sig = self._signature()
+                parents = [head_commit.id] if head_commit is not None else []
+                commit = self._repo.create_commit(None, sig, sig, message, new_tree, parents)
+                reflog = f"commit{'' if parents else ' (initial)'}: {_subject(message)}"
+                try:
+                    self._cas_ref(branch, head_commit.id if head_commit else None, commit, reflog)
+                except _RefMoved as exc:
+                    raise StoreError(f"{branch} moved while committing local edits: {exc}") from exc
+                if new_tree == private_tree:
+                    user.replacement = self._private_index_path  # same entries, fresh stat data
+                else:
+                    tree = self._tree(new_tree)
+                    assert tree is not None
+                    user.index.read_tree(tree)  # keeps stat data of unchanged entries
+                    user.dirty = True
+            logger.info("committed local edits as %s on %s", str(commit)[:12], branch)
+            return str(commit)
+
+    # ---- merging ------------------------------------------------------------------------------
+
+    def merge3(self, base: bytes | None, ours: bytes, theirs: bytes, *,
+               labels: tuple[str, str, str] = ("local", "base", "peer")) -> tuple[bytes, bool]:
+        """Three-way merge of note contents: ``(merged, clean)``; conflicts get diff3 markers.
+
+        ``labels`` are (ours, base, theirs), as for ``git merge-file -L``.  Trivial cases (a side
+        unchanged, both sides equal) resolve without libgit2, even for binary content.  Binary
+        content (a NUL byte) that really changed on both sides returns ``(ours, False)``.
+        """
+        if ours == theirs:
+            return ours, True
+        if base is not None:
+            if base == ours:
+                return theirs, True
+            if base == theirs:
+                return ours, True
+        if b"\0" in ours or b"\0" in theirs or (base is not None and b"\0" in base):
+            return ours, False
+        try:
+            return _merge_file(self._repo, base, ours, theirs, labels)
+        except pygit2.GitError as exc:
+            raise StoreError(f"content merge failed: {exc}") from exc
+
+    # ---- sync state ---------------------------------------------------------------------------
+
+    def _state_ref(self, peer: str) -> str:
+        name = STATE_PREFIX + _names.encode_peer(peer)
+        if not pygit2.reference_is_valid_name(name):  # pragma: no cover - encode_peer guarantees it
+            raise StoreError(f"peer name {peer!r} cannot be stored")
+        return name
+
+    def _journal_ref(self, peer: str) -> str:
+        return JOURNAL_PREFIX + _names.encode_peer(peer)
+
+    def peers(self) -> list[str]:
+        """Names of the peers that have a saved sync state, sorted."""
+        names = []
+        for ref in self._repo.references:
+            if ref.startswith(STATE_PREFIX):
+                rest = ref[len(STATE_PREFIX):]
+                if "/" not in rest:
+                    names.append(_names.decode_peer(rest))
+        return sorted(names)
+
+    def _snapshot(self, commit: pygit2.Commit) -> SyncStateSnapshot:
+        files: dict[str, bytes] = {}
+        synced: str | None = None
+        head: str | None = None
+        for obj in commit.tree:
+            name = obj.name
+            if name == "synced" and int(obj.filemode) == int(FileMode.TREE):
+                synced = str(obj.id)
+            elif isinstance(obj, pygit2.Blob) and name is not None:
+                if name == "head":
+                    head = bytes(obj.data).decode("ascii").strip() or None
+                elif name != "branch":
+                    files[name] = bytes(obj.data)
+        return SyncStateSnapshot(commit=str(commit.id), files=files, synced_tree=synced, head=head,
+                                 message=commit.message)
+
+    def state_load(self, peer: str) -> SyncStateSnapshot | None:
+        """The latest saved state of ``peer``, or None if it never finished a session."""
+        target = self._ref_target(self._state_ref(peer))
+        if target is None:
+            return None
+        return self._snapshot(self._commit(str(target)))
+
+    def state_history(self, peer: str) -> Iterator[SyncStateSnapshot]:
+        """Every saved state of ``peer``, newest first."""
+        target = self._ref_target(self._state_ref(peer))
+        while target is not None:
+            commit = self._commit(str(target))
+            yield self._snapshot(commit)
+            target = commit.parent_ids[0] if commit.parent_ids else None
+
+    def _state_tree(self, files: Mapping[str, bytes], synced: Oid | None, head: Oid | None,
+                    branch: str | None) -> Oid:
+        tb = self._repo.TreeBuilder()
+        for name, data in files.items():
+            tb.insert(name, self._repo.create_blob(bytes(data)), FileMode.BLOB)
+        if synced is not None:
+            tb.insert("synced", synced, FileMode.TREE)  # a tree entry keeps it reachable (gc-safe)
+        if head is not None:
+            tb.insert("head", self._repo.create_blob(f"{head}\n".encode()), FileMode.BLOB)
+        if branch is not None:
+            tb.insert("branch", self._repo.create_blob(f"{branch}\n".encode()), FileMode.BLOB)
+        return tb.write()
+
+    def _checkout_plan(self, old: pygit2.Tree | None, new: pygit2.Tree) -> list[_PathUpdate]:
+        """Regular-file updates from ``old`` to ``new``; refuses (StoreError) any unsafe path."""
+        if old is not None and old.id == new.id:
+            return []
+        diff = old.diff_to_tree(new, DiffOption.SKIP_BINARY_CHECK) if old is not None else \
+            new.diff_to_tree(flags=DiffOption.SKIP_BINARY_CHECK, swap=True)
+        olds: dict[str, Oid] = {}
+        news: dict[str, tuple[Oid, int]] = {}
+        for delta in diff.deltas:
+            o, n = delta.old_file, delta.new_file
+            sides = ((o, delta.status != DeltaStatus.ADDED), (n, delta.status != DeltaStatus.DELETED))
+            for side, present in sides:
+                if present:
+                    _names.check_path(side.path)
+                    if not _is_regular(side.mode):
+                        logger.warning("not applying %s: only regular files are written", side.path)
+            if delta.status != DeltaStatus.ADDED and _is_regular(o.mode):
+                olds[o.path] = o.id
+            if delta.status != DeltaStatus.DELETED and _is_regular(n.mode):
+                news[n.path] = (n.id, int(n.mode))
+        plan = []
+        for path in sorted(set(olds) | set(news)):
+            new_id, mode = news.get(path, (None, int(FileMode.BLOB)))
+            plan.append(_PathUpdate(path, olds.get(path), new_id, mode))
+        return plan
+
+    def finish_sync(self, peer: str, *, expected_state: str | None, files: Mapping[str, bytes],
+                    synced_tree: str | None, new_commit: str | None, expected_head: str | None,
+                    message: str) -> str:
+        """Commit a session: save the peer's state and install ``new_commit``; return the state commit.
+
+        Steps: (1) journal ref -> ``new_commit``; (2) state commit (``files`` + ``synced`` tree +
+        ``head`` + ``branch``) CAS'ed onto ``refs/gitsync/<peer>`` from ``expected_state``: the commit
+        point; (3) CAS the branch ``expected_head`` -> ``new_commit`` and update the work tree and
+        the user's index for the changed paths (files edited meanwhile are left alone); (4) delete
+        the journal.  ``new_commit`` must be a child of ``expected_head`` (first parent).
+
+        Raises ``StoreError`` with nothing changed when a ref is not where expected, a path is unsafe
+        or an id is unknown.  After the commit point it raises only if the branch cannot be moved:
+        if its ref is locked, the journal stays and ``recover()`` finishes later; if it moved (a
+        commit raced us), the state keeps ``head`` = ``new_commit`` and the caller must merge it.
+        """
+        state_ref = self._state_ref(peer)
+        journal_ref = self._journal_ref(peer)
+        for name, data in files.items():
+            _names.check_state_name(name)
+            if not isinstance(data, bytes | bytearray | memoryview):
+                raise StoreError(f"sync state file {name!r} must be bytes")
+        exp_state = self._commit(expected_state).id if expected_state is not None else None
+        synced = self._tree(synced_tree)
+        exp_head = self._commit(expected_head).id if expected_head is not None else None
+        new = self._commit(new_commit) if new_commit is not None else None
+        if new is not None and new.id == exp_head:
+            new = None
+        with self.lock():
+            self._recover_journal(journal_ref)
+            branch: str | None = None
+            plan: list[_PathUpdate] = []
+            if new is not None:
+                self.check_safe_state()
+                branch = self.branch()
+                assert branch is not None
+                first = new.parent_ids[0] if new.parent_ids else None
+                if first != exp_head:
+                    raise StoreError(f"new commit {new.id} is not a child of expected head {exp_head}")
+                old_tree = self._commit(str(exp_head)).tree if exp_head is not None else None
+                plan = self._checkout_plan(old_tree, new.tree)
+                current = self._ref_target(branch)
+                if current != exp_head:
+                    raise StoreError(f"{branch} moved during the sync: it is at {current}, "
+                                     f"expected {exp_head}")
+                busy = self._foreign_lock_present(branch)
+                if busy is not None:
+                    raise StoreError(f"{busy} exists: a git command is updating {branch}; try again")
+            current_state = self._ref_target(state_ref)
+            if current_state != exp_state:
+                raise StoreError(f"sync state of {peer!r} moved: it is at {current_state}, "
+                                 f"expected {exp_state}")
+            # 1. journal
+            if new is not None:
+                self._cas_ref(journal_ref, None, new.id, "gitsync: journal")
+            _crash("journal-written")
+            # 2. state commit: the commit point
+            try:
+                sig = self._signature()
+                head_id = new.id if new is not None else exp_head
+                tree = self._state_tree(files, synced.id if synced is not None else None, head_id,
+                                        branch or self.branch())
+                state = self._repo.create_commit(None, sig, sig, message, tree,
+                                                 [exp_state] if exp_state is not None else [])
+                self._cas_ref(state_ref, exp_state, state, f"gitsync: {_subject(message)}")
+            except BaseException:
+                if new is not None:
+                    with contextlib.suppress(StoreError):
+                        self._cas_ref(journal_ref, new.id, None, "gitsync: journal dropped")
+                raise
+            _crash("state-committed")
+            logger.info("saved sync state of %s as %s", peer, str(state)[:12])
+            # 3. and 4.
+            if new is not None:
+                assert branch is not None
+                self._complete(journal_ref, branch, exp_head, new.id, plan, strict=True,
+                               reflog=f"gitsync: {_subject(message)}")
+            return str(state)
+
+    def _complete(self, journal_ref: str, branch: str, first: Oid | None, target: Oid,
+                  plan: list[_PathUpdate], *, strict: bool, reflog: str) -> None:
+        """Steps 3 and 4 of a session whose commit point passed; idempotent (used by recover)."""
+        current = self._ref_target(branch)
+        if current == first:
+            try:
+                self._cas_ref(branch, first, target, reflog)
+                current = target
+            except _RefLocked as exc:
+                msg = (f"sync state saved, but {branch} could not be moved to {target} yet ({exc}); "
+                       "it will be completed when gitsync next opens the folder")
+                if strict:
+                    raise StoreError(msg) from exc
+                logger.warning("%s", msg)
+                return
+            except _RefMoved:
+                current = self._ref_target(branch)
+            _crash("branch-moved")
+        moved_away = current != target
+        if not moved_away:
+            if self.branch() == branch:
+                self._checkout(plan)
+            else:
+                logger.warning("%s is no longer checked out: its new notes were not written to %s",
+                               branch, self.root)
+        _crash("worktree-updated")
+        self._cas_ref(journal_ref, target, None, "gitsync: journal done")
+        _crash("journal-deleted")
+        if moved_away:
+            msg = (f"sync state saved, but {branch} moved to {current} meanwhile: the peer's changes are "
+                   f"in commit {target}, which the next sync merges")
+            if strict:
+                raise StoreError(msg)
+            logger.warning("%s", msg)
+
+    def _checkout(self, plan: list[_PathUpdate]) -> None:
+        """Bring the work tree, the user's index and the stat cache from the old to the new tree.
+
+        A file is written or deleted only if its current content is the old blob (or, for a
+        write, it is missing or already new); otherwise it is the user's edit and is left alone.
+        """
+        if not plan:
+            return
+        outcomes: list[tuple[_PathUpdate, str]] = []
+        first = True
+        with Worktree(self.root) as wt:
+            for update in sorted((u for u in plan if u.new is None), key=lambda u: u.path, reverse=True):
+                outcomes.append((update, self._apply_delete(wt, update)))
+                if first:
+                    _crash("worktree-partial")
+                    first = False
+            for update in (u for u in plan if u.new is not None):
+                outcomes.append((update, self._apply_write(wt, update)))
+                if first:
+                    _crash("worktree-partial")
+                    first = False
+        with self._user_index(required=False) as user:
+            if user is not None:
+                for update in plan:
+                    staged = user.index[update.path].id if update.path in user.index else None
+                    if staged != update.old:
+                        continue  # the user staged something else there: keep it
+                    if update.new is None:
+                        user.index.remove(update.path)
+                    else:
+                        user.index.add(IndexEntry(update.path, update.new, FileMode(update.new_mode)))
+                    user.dirty = True
+        _, index = self._private()
+        for update, outcome in outcomes:
+            if outcome in (_Outcome.WRITTEN, _Outcome.ALREADY):
+                self._index_add(index, update.path)
+            elif outcome in (_Outcome.DELETED, _Outcome.ABSENT) and update.path in index:
+                index.remove(update.path)
+        self._persist_private()
+
+    def _apply_delete(self, wt: Worktree, update: _PathUpdate) -> str:
+        kind, data, _ = wt.read(update.path)
+        if kind == Kind.MISSING:
+            wt.prune(update.path)
+            return _Outcome.ABSENT
+        if kind == Kind.FILE and data is not None and pygit2.hash(data) == update.old:
+            try:
+                wt.remove(update.path)
+            except (OSError, Blocked) as exc:
+                logger.warning("cannot delete %s: %s", update.path, exc)
+                return _Outcome.SKIPPED
+            return _Outcome.DELETED
+        logger.warning("%s was changed locally; not deleting it (it will sync as a local change)",
+                       update.path)
+        return _Outcome.SKIPPED
+
+    def _apply_write(self, wt: Worktree, update: _PathUpdate) -> str:
+        assert update.new is not None
+        kind, data, st_mode = wt.read(update.path)
+        if kind == Kind.FILE and data is not None:
+            current = pygit2.hash(data)
+            if current == update.new:
+                return _Outcome.ALREADY
+            if current != update.old:
+                logger.warning("%s was changed locally; not overwriting it (it will sync as a local "
+                               "change)", update.path)
+                return _Outcome.SKIPPED
+        elif kind != Kind.MISSING:
+            logger.warning("not writing %s: something other than a file is in the way", update.path)
+            return _Outcome.SKIPPED
+        blob = self._repo.get(update.new)
+        assert isinstance(blob, pygit2.Blob)
+        try:
+            wt.write(update.path, bytes(blob.data),
+                     executable=update.new_mode == int(FileMode.BLOB_EXECUTABLE),
+                     old_mode=st_mode if kind == Kind.FILE else 0)
+        except (OSError, Blocked) as exc:
+            logger.warning("cannot write %s: %s", update.path, exc)
+            return _Outcome.SKIPPED
+        return _Outcome.WRITTEN
+
+    # ---- recovery -----------------------------------------------------------------------------
+
+    def recover(self) -> None:
+        """Finish or drop the sessions a crash interrupted (see the module docstring); idempotent."""
+        with self.lock():
+            self._recover_all()
+
+    def _recover_all(self) -> None:
+        journals = [r for r in self._repo.references if r.startswith(JOURNAL_PREFIX)]
+        for journal_ref in journals:
+            self._recover_journal(journal_ref)
+
+    def _recover_journal(self, journal_ref: str) -> None:
+        self._require_lock()
+        target = self._ref_target(journal_ref)
+        if target is None:
+            return
+        state_ref = STATE_PREFIX + journal_ref[len(JOURNAL_PREFIX):]
+        state = self._ref_target(state_ref)
+        passed = False
+        branch: str | None = None
+        if state is not None:
+            tree = self._commit(str(state)).tree
+            if "head" in tree:
+                head_blob = self._repo.get(tree["head"].id)
+                passed = isinstance(head_blob, pygit2.Blob) and \
+                    bytes(head_blob.data).decode("ascii", "replace").strip() == str(target)
+            if "branch" in tree:
+                branch_blob = self._repo.get(tree["branch"].id)
+                if isinstance(branch_blob, pygit2.Blob):
+                    branch = bytes(branch_blob.data).decode("utf-8", "replace").strip() or None
+        if not passed:
+            logger.warning("dropping the journal of an unfinished sync (%s): the old state is intact",
+                           journal_ref)
+            self._cas_ref(journal_ref, target, None, "gitsync: journal dropped")
+            return
+        logger.warning("finishing a sync that was interrupted after its commit point (%s)", journal_ref)
+        branch = branch or self.branch()
+        commit = self._commit(str(target))
+        first = commit.parent_ids[0] if commit.parent_ids else None
+        if branch is None:
+            logger.warning("HEAD is detached: not moving any branch to %s", target)
+            self._cas_ref(journal_ref, target, None, "gitsync: journal done")
+            return
+        old_tree = self._commit(str(first)).tree if first is not None else None
+        try:
+            plan = self._checkout_plan(old_tree, commit.tree)
+        except StoreError as exc:
+            logger.warning("not updating the work tree: %s", exc)
+            plan = []
+        self._complete(journal_ref, branch, first, target, plan, strict=False,
+                       reflog="gitsync: finish interrupted sync")
