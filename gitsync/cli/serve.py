@@ -1,0 +1,95 @@
+"""``gitsync-notes serve``: the SyncML server over HTTP."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from gitsync.cli import (
+    EXIT_OK,
+    POLICIES,
+    main,
+    open_store,
+    run,
+    setup_logging,
+    verbosity,
+)
+from gitsync.cli.render import render_table
+
+if TYPE_CHECKING:
+    from gitsync.app.common import SyncReport
+
+logger = logging.getLogger("gitsync")
+
+
+# ---------------------------------------------------------------------- serve
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=True, dir_okay=True))
+@click.option("-L", "--listen", "port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--users", "users_file", type=click.Path(dir_okay=False), help="File of user:password lines.")
+@click.option("-P", "--policy", type=click.Choice(POLICIES), help="Conflict policy (default merge).")
+@click.option(
+    "--auth", type=click.Choice(["basic", "md5"]), help="Challenge type when credentials are missing."
+)
+@click.option("-F", "--no-filename-sync", is_flag=True, help="Do not take file names from clients.")
+@verbosity
+def serve(directory: str, **kw: Any) -> None:
+    """Serve the notes in DIRECTORY to SyncML clients over HTTP."""
+    setup_logging(max(kw["verbose"], 1) if not kw["quiet"] else 0, kw["quiet"])
+    run(lambda: _serve(directory, **kw))
+
+
+def _serve(directory: str, **kw: Any) -> int:
+    from gitsync.app.server import ServerOptions, SyncServer
+    from gitsync.errors import ConfigError
+    from gitsync.protocol.constants import AUTH_BASIC, AUTH_MD5
+    from gitsync.sync.conflict import Policy
+
+    store = open_store(directory)
+    users_file = kw["users_file"] or store.config_get("gitsync.usersfile")
+    users = _read_users(Path(users_file)) if users_file else None
+    policy = Policy(kw["policy"] or store.config_get("gitsync.policy") or "merge")
+
+    def on_report(report: SyncReport) -> None:
+        if not kw["quiet"]:
+            click.echo(f"session with {report.peer}:\n{render_table(report)}", err=True)
+
+    options = ServerOptions(
+        users=users,
+        auth_type=AUTH_MD5 if (kw["auth"] or store.config_get("gitsync.auth")) == "md5" else AUTH_BASIC,
+        policy=policy,
+        filename_sync=not kw["no_filename_sync"],
+        on_report=on_report,
+    )
+    server = SyncServer(store, options)
+    from gitsync.transport.serve import serve_forever
+
+    try:
+        serve_forever(
+            server.wsgi_app(), kw["host"], kw["port"], ready=lambda url: logger.info("serving on %s", url)
+        )
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {kw['host']}:{kw['port']}: {exc.strerror or exc}") from exc
+    return EXIT_OK
+
+
+def _read_users(path: Path) -> dict[str, str]:
+    from gitsync.errors import ConfigError
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read users file {path}: {exc.strerror}") from exc
+    users: dict[str, str] = {}
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        user, sep, password = line.partition(":")
+        if not sep or not user.strip():
+            raise ConfigError(f"{path}:{n}: expected user:password")
+        users[user.strip()] = password
+    return users
