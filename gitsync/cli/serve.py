@@ -49,6 +49,10 @@ def _serve(directory: str, **kw: Any) -> int:
     from gitsync.protocol.constants import AUTH_BASIC, AUTH_MD5
     from gitsync.sync.conflict import Policy
 
+    folder = Path(directory)
+    if not folder.exists():  # a server's notes folder may start empty: create it
+        folder.mkdir(parents=True)
+        logger.info("created %s", folder)
     store = open_store(directory)
     users_file = kw["users_file"] or store.config_get("gitsync.usersfile")
     users = _read_users(Path(users_file)) if users_file else None
