@@ -13,6 +13,7 @@ from gitsync.errors import StoreError
 __all__ = [
     "JOURNAL_COMPONENT",
     "TEMP_PREFIX",
+    "WORKTREE_COMPONENT",
     "check_path",
     "check_state_name",
     "decode_peer",
@@ -25,6 +26,9 @@ TEMP_PREFIX = ".gitsync-tmp-"
 
 #: ``refs/gitsync/journal/`` holds the journals, so no peer may be encoded to this name.
 JOURNAL_COMPONENT = "journal"
+#: ``refs/gitsync/worktree`` keeps the stat cache's objects reachable; not a peer either.
+WORKTREE_COMPONENT = "worktree"
+_RESERVED_COMPONENTS = frozenset({JOURNAL_COMPONENT, WORKTREE_COMPONENT})
 
 _SAFE = frozenset(string.ascii_letters + string.digits + "-_")
 _RESERVED_STATE_NAMES = frozenset({"synced", "head", "branch"})
@@ -78,7 +82,7 @@ def encode_peer(peer: str) -> str:
 
     Letters, digits, ``-``, ``_`` and inner dots stay as they are; everything else is percent-encoded
     (UTF-8), as are dots that Git forbids (leading, doubled, trailing, or starting a ``.lock`` suffix).
-    ``journal`` is encoded too, because ``refs/gitsync/journal/`` holds the journals.
+    ``journal`` and ``worktree`` get their first letter encoded: the store uses those ref names.
     """
     if not isinstance(peer, str) or not peer:
         raise StoreError("peer name must be a non-empty string")
@@ -93,8 +97,8 @@ def encode_peer(peer: str) -> str:
         else:
             out.extend(f"%{b:02X}" for b in ch.encode("utf-8", "surrogateescape"))
     encoded = "".join(out)
-    if encoded == JOURNAL_COMPONENT:
-        encoded = "%6A" + encoded[1:]
+    if encoded in _RESERVED_COMPONENTS:
+        encoded = f"%{ord(encoded[0]):02X}{encoded[1:]}"
     return encoded
 
 

@@ -83,10 +83,14 @@ logger = logging.getLogger(__name__)
 EMPTY_TREE: Final = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 STATE_PREFIX: Final = "refs/gitsync/"
 JOURNAL_PREFIX: Final = f"refs/gitsync/{_names.JOURNAL_COMPONENT}/"
+WORKTREE_REF: Final = f"refs/gitsync/{_names.WORKTREE_COMPONENT}"
 DEFAULT_NAME: Final = "gitsync-notes"
 DEFAULT_EMAIL: Final = "gitsync@localhost"
 STALE_GITSYNC_LOCK_SECONDS: Final = 5.0
 STALE_FOREIGN_LOCK_SECONDS: Final = 600.0
+#: How long a ``.git/index.lock`` may stay before we call the index busy (``git status`` run by an
+#: editor holds it for milliseconds).
+INDEX_LOCK_WAIT_SECONDS: Final = 2.0
 #: Above this many (unpaired added x unpaired deleted) notes, similar-content rename detection is
 #: skipped (exact renames are always found): libgit2 compares every pair.
 RENAME_PAIR_BUDGET: Final = 25_000_000
@@ -208,11 +212,35 @@ class _Node:
 class _UserIndex:
     """The user's index, loaded from a copy while we hold ``.git/index.lock``."""
 
-    def __init__(self, index: pygit2.Index, existed: bool) -> None:
+    def __init__(self, index: pygit2.Index, existed: bool, version: tuple[Any, ...] | None) -> None:
         self.index = index
         self.existed = existed
+        self.version = version
         self.dirty = False
         self.replacement: Path | None = None
+
+
+class _IndexChanged(Exception):
+    """The user's index changed while we read it; read again."""
+
+
+def _index_version(path: Path) -> tuple[Any, ...] | None:
+    """Identity of an index file's content: its trailing checksum plus stat data (None: no file).
+
+    The stat part covers ``index.skipHash`` (zero checksum); the checksum covers a same-second
+    rewrite of the same size.
+    """
+    try:
+        with open(path, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if st.st_size >= 32:
+                fh.seek(-20, os.SEEK_END)
+                tail = fh.read(20)
+            else:
+                tail = b""
+    except FileNotFoundError:
+        return None
+    return (tail, st.st_size, st.st_mtime_ns, st.st_ino)
 
 
 # ---- module helpers ----------------------------------------------------------------------------
@@ -332,6 +360,12 @@ class GitStore:
         self._private_index: pygit2.Index | None = None
         self._lock_fd: int | None = None
         self._lock_depth = 0
+        self._staged_cache: tuple[tuple[Any, ...], Oid | None] | None = None
+
+    @property
+    def git_dir(self) -> Path:
+        """The repository's Git directory (``.git``), where the lock and the hook's files live."""
+        return self._gitdir
 
     # ---- opening ------------------------------------------------------------------------------
 
@@ -369,10 +403,13 @@ class GitStore:
                 )
             store = cls(repo, root)
         with store._try_lock() as locked:
-            if locked:
-                store._recover_all()
-            else:
+            if not locked:
                 logger.debug("repository busy: recovery left to the lock holder")
+            else:
+                try:
+                    store._recover_all()
+                except StoreError as exc:
+                    logger.warning("could not finish an interrupted sync yet: %s", exc)
         return store
 
     @classmethod
@@ -384,6 +421,9 @@ class GitStore:
         else:
             logger.warning("%s exists; not adding '* -text' to it: Git may rewrite line endings",
                            attributes)
+        if (root / ".sync").is_dir():  # a pysyncml sync-notes folder: its state is never a note
+            with open(Path(repo.path) / "info" / "exclude", "a", encoding="utf-8") as fh:
+                fh.write("\n/.sync/\n")
         store = cls(repo, root)
         store.commit_worktree(f"gitsync: start tracking notes in {root}")
         logger.info("created a Git repository for the notes in %s", root)
@@ -419,22 +459,32 @@ class GitStore:
 
     def check_safe_state(self) -> None:
         """Raise ``RepositoryStateError`` when syncing now could fight with the user's Git work."""
+        state = self._repo.state()  # first: a rebase detaches HEAD, and must be named as such
+        if state != RepositoryState.NONE:
+            what = _STATE_NAMES.get(state, f"a Git operation is in progress ({state!r})")
+            raise RepositoryStateError(f"cannot sync {self.root}: {what}")
         if self._repo.head_is_detached:
             raise RepositoryStateError(
                 f"HEAD is detached in {self.root}: check out a branch (e.g. `git switch main`) first"
             )
-        state = self._repo.state()
-        if state != RepositoryState.NONE:
-            what = _STATE_NAMES.get(state, f"a Git operation is in progress ({state!r})")
-            raise RepositoryStateError(f"cannot sync {self.root}: {what}")
         index_lock = self._gitdir / "index.lock"
-        if index_lock.exists():
+        if not self._wait_index_lock():
             raise RepositoryStateError(
                 f"{index_lock} exists: another git command is running; if none is, a crashed one "
                 "left it behind and it can be deleted"
             )
         if str(self.config_get("core.sparseCheckout") or "").lower() == "true":
             raise RepositoryStateError(f"{self.root} uses a sparse checkout, which gitsync cannot sync")
+
+    def _wait_index_lock(self) -> bool:
+        """Wait up to ``INDEX_LOCK_WAIT_SECONDS`` for ``.git/index.lock`` to go; whether it went."""
+        lock = self._gitdir / "index.lock"
+        deadline = time.monotonic() + INDEX_LOCK_WAIT_SECONDS
+        while lock.exists():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+        return True
 
     @contextlib.contextmanager
     def lock(self, *, wait: float = 0.0) -> Iterator[None]:
@@ -936,9 +986,12 @@ class GitStore:
                     index.remove(path)
             try:
                 tree_id = index.write_tree()
+                if tree_id not in repo:  # a cached tree id whose object was pruned
+                    raise pygit2.GitError(f"tree {tree_id} is missing")
             except pygit2.GitError as exc:
-                # `git gc --prune=now` deletes blobs only our index knows (pygit2.md §4): rebuild.
-                logger.warning("private index refers to pruned objects (%s); rebuilding it", exc)
+                # Objects only our index knew were pruned by `git gc` (refs/gitsync/worktree normally
+                # prevents that; pygit2.md §4): rebuild from HEAD and re-hash what differs.
+                logger.warning("stat cache refers to pruned objects (%s); rebuilding it", exc)
                 index.clear()
                 self._normalise_private(index)
                 continue
@@ -948,10 +1001,19 @@ class GitStore:
         raise StoreError(f"cannot build a tree of the work tree {self.root}")
 
     def _persist_private(self) -> None:
-        """Write the private index (the stat cache) to disk; failure only costs speed."""
+        """Write the private index (the stat cache) to disk; failure only costs speed.
+
+        ``git gc`` does not know our index, so its tree is first made reachable from
+        ``refs/gitsync/worktree`` (a parentless commit, replaced when the tree changes): otherwise a
+        prune could delete blobs and trees the cache still names.
+        """
         self._require_lock()
         if self._private_index is None:
             return
+        try:
+            self._keep_alive(self._private_index.write_tree())
+        except (pygit2.GitError, StoreError) as exc:
+            logger.warning("cannot protect the stat cache from git gc: %s", exc)
         stale = self._private_index_path.with_name("index.lock")
         with contextlib.suppress(FileNotFoundError):
             stale.unlink()  # we hold gitsync.lock: nobody else writes the private index
@@ -959,6 +1021,17 @@ class GitStore:
             self._private_index.write()
         except (pygit2.GitError, OSError) as exc:
             logger.warning("cannot save the stat cache %s: %s", self._private_index_path, exc)
+
+    def _keep_alive(self, tree: Oid) -> None:
+        current = self._ref_target(WORKTREE_REF)
+        if current is not None:
+            commit = self._repo.get(current)
+            if isinstance(commit, pygit2.Commit) and commit.tree_id == tree:
+                return
+        sig = self._signature()
+        snapshot = self._repo.create_commit(None, sig, sig, "gitsync: work tree as last scanned (keeps the "
+                                            "stat cache safe from git gc)\n", tree, [])
+        self._cas_ref(WORKTREE_REF, current, snapshot, "gitsync: scan")
 
     def _remove_temp(self, path: str) -> None:
         try:
@@ -1034,9 +1107,16 @@ class GitStore:
         """
         index_path = self._gitdir / "index"
         lock_path = self._gitdir / "index.lock"
-        try:
-            fd = os.open(lock_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
-        except FileExistsError:
+        fd = -1
+        deadline = time.monotonic() + INDEX_LOCK_WAIT_SECONDS
+        while fd < 0:
+            try:
+                fd = os.open(lock_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+            except FileExistsError:
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(0.02)
+        if fd < 0:
             if required:
                 raise RepositoryStateError(f"{lock_path} exists: another git command is running") from None
             logger.warning("%s exists: the Git index was not updated; `git status` may show the "
@@ -1049,12 +1129,13 @@ class GitStore:
         try:
             tmp.with_name("index.user.lock").unlink(missing_ok=True)
             existed = index_path.is_file()
+            version = _index_version(index_path)  # stable: we hold index.lock
             if existed:
                 shutil.copyfile(index_path, tmp)
             else:
                 tmp.unlink(missing_ok=True)
             try:
-                handle = _UserIndex(pygit2.Index(str(tmp)), existed)
+                handle = _UserIndex(pygit2.Index(str(tmp)), existed, version)
             except pygit2.GitError as exc:
                 raise RepositoryStateError(f"cannot read {index_path}: {exc}") from exc
             yield handle
@@ -1088,6 +1169,9 @@ class GitStore:
         version differs from the work-tree file, the work-tree file wins (as with ``git commit -a``).
         Afterwards the user's index equals the new commit, so ``git status`` is clean.  Returns the
         unchanged head when nothing changed, None when the branch is unborn and nothing is there.
+
+        When nothing changed, the user's index is only read (never locked), so an editor running
+        ``git status`` meanwhile is not disturbed.
         """
         with self.lock():
             self.check_safe_state()
@@ -1096,37 +1180,73 @@ class GitStore:
             assert branch is not None
             head_commit = self._commit(head) if head is not None else None
             head_tree = head_commit.tree if head_commit is not None else None
-            with self._user_index(required=True) as user:
-                assert user is not None
-                scan = self._refresh_private(cleanup=True)
-                if user.existed:
-                    if user.index.conflicts is not None:
-                        raise RepositoryStateError(f"{self.root} has unmerged paths: resolve them first")
-                    staged = self._tree(user.index.write_tree(self._repo))
-                else:
-                    staged = head_tree
+            head_tree_id = head_tree.id if head_tree is not None else Oid(hex=EMPTY_TREE)
+            scan = self._refresh_private(cleanup=True)
+            for _ in range(5):
+                try:
+                    version, staged = self._read_staged(head_tree)
+                except _IndexChanged:
+                    continue
                 new_tree, private_tree = self._compose(staged, scan)
                 self._persist_private()
-                unchanged = new_tree == (head_tree.id if head_tree is not None else Oid(hex=EMPTY_TREE))
-                if unchanged:
+                if new_tree == head_tree_id:
                     return head
-                sig = self._signature()
-                parents = [head_commit.id] if head_commit is not None else []
-                commit = self._repo.create_commit(None, sig, sig, message, new_tree, parents)
-                reflog = f"commit{'' if parents else ' (initial)'}: {_subject(message)}"
-                try:
-                    self._cas_ref(branch, head_commit.id if head_commit else None, commit, reflog)
-                except _RefMoved as exc:
-                    raise StoreError(f"{branch} moved while committing local edits: {exc}") from exc
-                if new_tree == private_tree:
-                    user.replacement = self._private_index_path  # same entries, fresh stat data
-                else:
-                    tree = self._tree(new_tree)
-                    assert tree is not None
-                    user.index.read_tree(tree)  # keeps stat data of unchanged entries
-                    user.dirty = True
-            logger.info("committed local edits as %s on %s", str(commit)[:12], branch)
-            return str(commit)
+                # Hold .git/index.lock only for the few milliseconds of commit + index update.
+                with self._user_index(required=True) as user:
+                    assert user is not None
+                    if user.version != version:
+                        continue  # staged content changed since we read it: start over
+                    sig = self._signature()
+                    parents = [head_commit.id] if head_commit is not None else []
+                    commit = self._repo.create_commit(None, sig, sig, message, new_tree, parents)
+                    reflog = f"commit{'' if parents else ' (initial)'}: {_subject(message)}"
+                    try:
+                        self._cas_ref(branch, head_commit.id if head_commit else None, commit, reflog)
+                    except _RefMoved as exc:
+                        raise StoreError(f"{branch} moved while committing local edits: {exc}") from exc
+                    if new_tree == private_tree:
+                        user.replacement = self._private_index_path  # same entries, fresh stat data
+                    else:
+                        tree = self._tree(new_tree)
+                        assert tree is not None
+                        user.index.read_tree(tree)  # keeps stat data of unchanged entries
+                        user.dirty = True
+                logger.info("committed local edits as %s on %s", str(commit)[:12], branch)
+                return str(commit)
+            raise RepositoryStateError(f"the Git index of {self.root} keeps changing; try again")
+
+    def _read_staged(
+        self, head_tree: pygit2.Tree | None
+    ) -> tuple[tuple[Any, ...] | None, pygit2.Tree | None]:
+        """(version, tree) of the user's index, read without locking; HEAD's tree if there is none.
+
+        Cached by the index file's version, so an unchanged index costs one small read.
+        """
+        path = self._gitdir / "index"
+        version = _index_version(path)
+        if version is None:
+            return None, head_tree
+        if self._staged_cache is not None and self._staged_cache[0] == version:
+            cached = self._staged_cache[1]
+            return version, self._tree(cached) if cached is not None else head_tree
+        try:
+            index = pygit2.Index(str(path))
+        except pygit2.GitError as exc:
+            if _index_version(path) != version:
+                raise _IndexChanged from exc
+            raise RepositoryStateError(f"cannot read {path}: {exc}") from exc
+        if _index_version(path) != version:
+            raise _IndexChanged
+        if index.conflicts is not None:
+            raise RepositoryStateError(f"{self.root} has unmerged paths: resolve them first")
+        try:
+            staged_id: Oid | None = index.write_tree(self._repo)
+        except pygit2.GitError as exc:
+            logger.warning("cannot read what is staged in .git/index (%s); committing the work tree "
+                           "on top of HEAD", exc)
+            staged_id = None
+        self._staged_cache = (version, staged_id)
+        return version, self._tree(staged_id) if staged_id is not None else head_tree
 
     # ---- merging ------------------------------------------------------------------------------
 
@@ -1169,7 +1289,7 @@ class GitStore:
         for ref in self._repo.references:
             if ref.startswith(STATE_PREFIX):
                 rest = ref[len(STATE_PREFIX):]
-                if "/" not in rest:
+                if "/" not in rest and rest != _names.WORKTREE_COMPONENT:
                     names.append(_names.decode_peer(rest))
         return sorted(names)
 
@@ -1295,11 +1415,16 @@ class GitStore:
             if current_state != exp_state:
                 raise StoreError(f"sync state of {peer!r} moved: it is at {current_state}, "
                                  f"expected {exp_state}")
+            pending = self._ref_target(journal_ref)
+            if pending is not None:
+                raise StoreError(f"the previous sync with {peer!r} is not finished: the branch still has to "
+                                 f"move to {pending}; try again when its ref is no longer locked")
             # 1. journal
             if new is not None:
                 self._cas_ref(journal_ref, None, new.id, "gitsync: journal")
             _crash("journal-written")
             # 2. state commit: the commit point
+            state: Oid | None = None
             try:
                 sig = self._signature()
                 head_id = new.id if new is not None else exp_head
@@ -1309,7 +1434,8 @@ class GitStore:
                                                  [exp_state] if exp_state is not None else [])
                 self._cas_ref(state_ref, exp_state, state, f"gitsync: {_subject(message)}")
             except BaseException:
-                if new is not None:
+                # Drop the journal only if the commit point was really not reached.
+                if new is not None and (state is None or self._ref_target(state_ref) != state):
                     with contextlib.suppress(StoreError):
                         self._cas_ref(journal_ref, new.id, None, "gitsync: journal dropped")
                 raise
@@ -1343,7 +1469,7 @@ class GitStore:
         moved_away = current != target
         if not moved_away:
             if self.branch() == branch:
-                self._checkout(plan)
+                self._checkout(plan, self._commit(str(target)).tree)
             else:
                 logger.warning("%s is no longer checked out: its new notes were not written to %s",
                                branch, self.root)
@@ -1357,7 +1483,7 @@ class GitStore:
                 raise StoreError(msg)
             logger.warning("%s", msg)
 
-    def _checkout(self, plan: list[_PathUpdate]) -> None:
+    def _checkout(self, plan: list[_PathUpdate], new_tree: pygit2.Tree) -> None:
         """Bring the work tree, the user's index and the stat cache from the old to the new tree.
 
         A file is written or deleted only if its current content is the old blob (or, for a
@@ -1379,7 +1505,10 @@ class GitStore:
                     _crash("worktree-partial")
                     first = False
         with self._user_index(required=False) as user:
-            if user is not None:
+            if user is not None and not user.existed:
+                user.index.read_tree(new_tree)  # no index at all (e.g. unborn branch): start one
+                user.dirty = True
+            elif user is not None:
                 for update in plan:
                     staged = user.index[update.path].id if update.path in user.index else None
                     if staged != update.old:
@@ -1447,8 +1576,14 @@ class GitStore:
 
     def _recover_all(self) -> None:
         journals = [r for r in self._repo.references if r.startswith(JOURNAL_PREFIX)]
+        errors: list[StoreError] = []
         for journal_ref in journals:
-            self._recover_journal(journal_ref)
+            try:
+                self._recover_journal(journal_ref)
+            except StoreError as exc:
+                errors.append(exc)
+        if errors:
+            raise errors[0]
 
     def _recover_journal(self, journal_ref: str) -> None:
         self._require_lock()
