@@ -15,9 +15,25 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gitsync.app.common import Counts, SyncReport, Transport, Wire, make_id, our_devinf, parse_or_none
+from gitsync.app.common import (
+    Counts,
+    SyncReport,
+    Transport,
+    Wire,
+    dump_extras,
+    load_extras,
+    make_id,
+    our_devinf,
+    parse_or_none,
+)
+from gitsync.app.faults import crash_point
+from gitsync.app.hook import run_again_generation
+from gitsync.app.outgoing import LazyOutChange
+from gitsync.app.paths import PathMap
+from gitsync.app.pysyncml_import import restrict_devinf
+from gitsync.app.safety import check_deletes, choose_mode, delete_guard
 from gitsync.codec import XML_TYPE, decode, encode
-from gitsync.errors import SafetyStop
+from gitsync.errors import SafetyStop, StoreError
 from gitsync.model import ChangeKind, SyncMode
 from gitsync.protocol.client import ClientConfig, ClientSession
 from gitsync.protocol.constants import St
@@ -33,7 +49,9 @@ from gitsync.protocol.events import (
     SyncModeDecided,
 )
 from gitsync.protocol.messages import DevInf, Message
+from gitsync.protocol.profiles import profile_for
 from gitsync.store.git import GitStore
+from gitsync.sync.conflict import has_conflict_markers
 from gitsync.sync.state import devinf_from_json, devinf_to_json, dump_kv, dump_rows, parse_kv, parse_rows
 
 __all__ = ["ClientOptions", "sync_client"]
@@ -41,6 +59,7 @@ __all__ = ["ClientOptions", "sync_client"]
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]
+MAX_PASSES = 3
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,6 +81,8 @@ class ClientOptions:
     max_msg_size: int = 2_000_000
     delete_guard: float | None = 0.5  # stop when a sync would delete more than this share
     force_delete: bool = False
+    honour_run_again: bool = True  # sync again when a commit came in meanwhile (see app/hook.py)
+    display_name: str | None = None  # --name: our DevInf DisplayName and SyncHdr LocName
 
 
 @dataclass(slots=True)
@@ -81,10 +102,27 @@ def sync_client(
     now: Callable[[], float] = time.time,
     progress: Progress | None = None,
 ) -> SyncReport:
-    """Run one sync with the server at ``opts.url``; return what it did."""
+    """Run one sync with the server at ``opts.url``; return what it did.
+
+    A commit made during the sync (the post-commit hook then bumps the run-again counter) makes
+    it sync once more, up to ``MAX_PASSES`` in all; the last pass's report is returned.
+    """
     with store.lock(wait=5.0):
-        store.check_safe_state()
-        return _ClientRun(store, opts, transport, now, progress).run()
+        for attempt in range(1, MAX_PASSES + 1):
+            seen = run_again_generation(store)
+            store.check_safe_state()
+            try:
+                report = _ClientRun(store, opts, transport, now, progress).run()
+            except StoreError:
+                # most likely the branch moved under us (a commit during the sync): retry then
+                if attempt == MAX_PASSES or run_again_generation(store) == seen:
+                    raise
+                logger.info("the branch moved during the sync with %s: syncing again", opts.name)
+                continue
+            if not opts.honour_run_again or run_again_generation(store) == seen or attempt == MAX_PASSES:
+                return report
+            logger.info("a commit came in during the sync with %s: syncing again", opts.name)
+        raise AssertionError("unreachable")
 
 
 class _ClientRun:
@@ -108,8 +146,10 @@ class _ClientRun:
         self.synced_deletes: set[str] = set()
         self.effects: dict[str, _Effect] = {}
         self.received: set[str] = set()  # LUIDs the server sent this session
+        self.merged_keys: set[str] = set()  # LUIDs whose change the server merged (207)
         self.nonce: str | None = None
         self.sent = 0
+        self.acked = 0  # our changes the server has answered
         self.got = 0
 
     # ------------------------------------------------------------------ main
@@ -119,7 +159,7 @@ class _ClientRun:
             f"gitsync: local changes\n\nCommitted by gitsync-notes before syncing with {opts.name}.\n"
         )
         self.head_tree = store.tree_of(self.head) if self.head else None
-        self.notes = store.list_notes(self.head_tree)  # path → blob, as the session goes on
+        self.notes = PathMap(store.list_notes(self.head_tree))  # path → blob, as the session goes on
         snap = store.state_load(opts.name)
         self.snap = snap
         st = parse_kv(snap.files.get("state")) if snap else {}
@@ -131,12 +171,23 @@ class _ClientRun:
         self.peer_devinf: DevInf | None = devinf_from_json(snap.files.get("devinf")) if snap else None
         self.synced_tree = snap.synced_tree if snap else None
 
-        mode = opts.mode
-        last = st.get("local_anchor")
-        if snap is None or st.get("url") != opts.url:
-            last = None
-        if last is None and mode is SyncMode.TWO_WAY:
-            mode = SyncMode.SLOW
+        choice = choose_mode(store, opts, snap, self.head)
+        mode, last = choice.mode, choice.last_anchor
+        if choice.reason and snap is not None:
+            logger.warning("slow sync with %s: %s", opts.name, choice.reason)
+            self.report.notes.append(f"slow sync: {choice.reason}")
+        # a server that resends on refresh (205) only what it never sent us: take its changes one
+        # way (204), then make our notes what both sides agree on (_reset_to_synced)
+        self.emulated_refresh = (
+            mode is SyncMode.REFRESH_FROM_SERVER
+            and last is not None
+            and not profile_for(self.peer_devinf).refresh_sends_all
+        )
+        if self.emulated_refresh:
+            mode = SyncMode.ONE_WAY_FROM_SERVER
+        self._preflight(mode)
+        self.in_deletes = 0
+        self.start_total = len(self.notes)
         self.report.mode = mode.name.lower().replace("_", "-")
         self.next_anchor = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self.now()))
         if self.next_anchor == last:
@@ -146,7 +197,9 @@ class _ClientRun:
         config = ClientConfig(
             url=opts.url,
             device_id=opts.device_id,
-            devinf=our_devinf(opts.device_id, server=False),
+            devinf=restrict_devinf(
+                our_devinf(opts.device_id, server=False, display_name=opts.display_name), st.get("advertise")
+            ),
             mode=mode,
             local_uri=opts.local_uri,
             remote_uri=self.remote_uri,
@@ -160,6 +213,7 @@ class _ClientRun:
             nonce=st.get("nonce"),
             peer_devinf=self.peer_devinf,
             max_msg_size=opts.max_msg_size,
+            name=opts.display_name,
         )
         session = ClientSession(config)
         self.session = session
@@ -167,13 +221,17 @@ class _ClientRun:
         msg: Message | None = session.start()
         while msg is not None:
             body = encode(msg, opts.encoding)
-            logger.debug("sending message %d:\n%r", msg.header.msg_id, body[:4000])
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug("sending message %d:\n%r", msg.header.msg_id, _redacted(msg, body)[:4000])
+            crash_point("client-send")
             reply_body, media = self.transport.exchange(session.resp_uri or opts.url, body, opts.encoding)
+            crash_point("client-recv")
             logger.debug("received:\n%r", reply_body[:4000])
             reply, _ = decode(reply_body, media)
             for event in session.receive(reply):
                 self._on(event)
             msg = session.next_message()
+        crash_point("client-finish")
         return self._finish(session_id)
 
     # ------------------------------------------------------------------ events
@@ -187,9 +245,12 @@ class _ClientRun:
         elif isinstance(ev, Acknowledged):
             self._acknowledged(ev.results)
         elif isinstance(ev, ChangesReceived):
+            self._guard_incoming(ev.changes)
             self.session.provide_results([self._apply(ch) for ch in ev.changes])
             if ev.final and self.mode is SyncMode.REFRESH_FROM_SERVER:
                 self._refresh_deletes()
+            elif ev.final and self.emulated_refresh:
+                self._reset_to_synced()
 
     def _tick(self, what: str, done: int, total: int) -> None:
         if self.progress is not None:
@@ -197,12 +258,19 @@ class _ClientRun:
 
     # ------------------------------------------------------------------ outgoing
     def _send_changes(self, mode: SyncMode) -> None:
+        if self.emulated_refresh and mode is not SyncMode.ONE_WAY_FROM_SERVER:
+            raise SafetyStop(
+                f"{self.opts.name} wants a {mode.name.lower().replace('_', '-')} sync instead of the "
+                "refresh; nothing was changed. Run a normal sync first, then --mode pull-over again."
+            )
         self.mode = mode
         self.report.mode = mode.name.lower().replace("_", "-")
         session = self.session
         self.wire = Wire.negotiate(
             self.peer_devinf, session.remote_uri, session.profile, filename_sync=self.opts.filename_sync
         )
+        if self.snap is not None:
+            self.wire.extras.update(load_extras(self.snap.files.get("extras")))
         out: list[OutChange] = []
         if not mode.client_sends:
             session.provide_changes(out)
@@ -228,6 +296,7 @@ class _ClientRun:
                     out.append(self._out(ChangeKind.ADD, luid, tc.new_path, tc.new_blob, eff))
                 elif tc.kind is ChangeKind.DELETE:
                     assert tc.old_path
+                    self.wire.forget(tc.old_path)
                     luid_or_none = path_luid.get(tc.old_path)
                     if luid_or_none is None:
                         self.synced_deletes.add(tc.old_path)
@@ -237,6 +306,7 @@ class _ClientRun:
                     out.append(OutChange(kind=ChangeKind.DELETE, key=luid_or_none))
                 else:
                     assert tc.old_path and tc.new_path and tc.new_blob
+                    self.wire.moved(tc.old_path, tc.new_path)
                     luid_or_none = path_luid.get(tc.old_path)
                     eff = _Effect({tc.new_path: tc.new_blob}, [], ChangeKind.MODIFY)
                     if tc.old_path != tc.new_path:
@@ -261,23 +331,34 @@ class _ClientRun:
 
     def _out(self, kind: ChangeKind, luid: str, path: str, blob: str, eff: _Effect) -> OutChange:
         self.effects[luid] = eff
-        data = self.wire.render(path, self.store.read_blob(blob))
-        return OutChange(
-            kind=kind,
-            key=luid,
-            data=data,
-            content_type=self.wire.fmt.content_type,
-            version=self.wire.fmt.version,
-        )
+        # rendered when its message is built: a slow sync holds no payloads
+        return LazyOutChange(kind=kind, key=luid, wire=self.wire, store=self.store, path=path, blob=blob)
 
     def _guard(self, deletes: int, total: int, where: str) -> None:
-        guard = self.opts.delete_guard
-        if self.opts.force_delete or guard is None or total < 4:
+        check_deletes(self.opts, deletes, total, where)
+
+    def _preflight(self, mode: SyncMode) -> None:
+        """The outgoing mass-delete guard before the peer is contacted at all."""
+        if not mode.client_sends:
             return
-        if deletes > guard * total:
+        synced = self.store.list_notes(self.synced_tree)
+        if mode is SyncMode.REFRESH_FROM_CLIENT:  # the server drops whatever we do not send
+            self._guard(sum(1 for p in synced if p not in self.notes), len(synced), "on the server")
+        elif not mode.sends_all:
+            changes = self.store.diff(self.synced_tree, self.head_tree)
+            self._guard(sum(1 for c in changes if c.kind is ChangeKind.DELETE), len(synced), "on the server")
+
+    def _guard_incoming(self, changes: tuple[InChange, ...]) -> None:
+        """Stop before answering when the peer deletes too much here (did it lose its notes?)."""
+        for ch in changes:
+            if ch.kind is ChangeKind.DELETE and ch.luid and self.luid_path.get(ch.luid) in self.notes:
+                self.in_deletes += 1
+        if delete_guard(self.opts, self.in_deletes, self.start_total, "here") is not None:
+            everything = "all" if self.in_deletes >= self.start_total else str(self.in_deletes)
             raise SafetyStop(
-                f"this sync would delete {deletes} of {total} notes {where}; "
-                "nothing was changed. Re-run with --force-delete if that is what you want."
+                f"{self.opts.name} deleted {everything} of the {self.start_total} notes we share: did it "
+                "lose its notes? This is treated as suspect and nothing was changed here. Re-run with "
+                "--force-delete if the deletions are wanted, or restore the peer with --mode push-over."
             )
 
     def _acknowledged(self, results: tuple[tuple[OutChange, int], ...]) -> None:
@@ -291,13 +372,25 @@ class _ClientRun:
                 St.CONFLICT_SERVER_WON,
                 St.CONFLICT_DUPLICATE,
                 St.CONFLICT,
-            ):
+            ) or (code == St.ITEM_ADDED and change.kind is ChangeKind.MODIFY):
+                # 201 for a Replace: Synthesis kept both versions (its copy comes as an Add)
                 self.report.conflicts += 1
                 if code == St.CONFLICT_MERGED:
                     self.report.merged += 1
+                    self.merged_keys.add(change.key)
+            if code == St.CONFLICT:
+                # the server's policy is "error": it changed nothing and neither do we
+                gone = eff.deletes[0] if eff and eff.deletes else change.key
+                self.report.unresolved.append(self.luid_path.get(change.key) or gone)
             if not ok:
+                if code == St.CONFLICT_SERVER_WON:
+                    # not an error: the server keeps its version and sends it to us
+                    logger.info("the server kept its own version of %s (status 419)", change.key)
+                    continue
                 remote.err += 1
                 logger.warning("the server refused %s of %s (status %d)", change.kind.value, change.key, code)
+                if eff is not None and eff.kind is ChangeKind.MODIFY and eff.deletes:
+                    self.luid_path[change.key] = eff.deletes[0]  # a refused rename: still the old name there
                 continue
             if eff is not None:
                 self.synced_writes.update(eff.writes)
@@ -308,6 +401,8 @@ class _ClientRun:
                 if eff.kind is ChangeKind.DELETE:
                     self.luid_path.pop(change.key, None)
             _bump(remote, change.kind)
+        self.acked += len(results)
+        self._tick("sent", self.acked, self.sent)
 
     # ------------------------------------------------------------------ incoming
     def _apply(self, ch: InChange) -> ItemResult:
@@ -332,15 +427,19 @@ class _ClientRun:
             body = self.wire.local_body(note.body, existing)
             target = path
             if self.wire.carries_name and note.name:
-                wanted = self.wire.path_for(note, set(self.notes) - {path}, fallback=path)
+                wanted = self.wire.path_for(note, lambda p: self.notes.taken(p, besides=path), fallback=path)
                 if note.name and wanted != path and wanted.lower() != path.lower():
                     target = wanted
             assert luid is not None
             self.received.add(luid)
             if target == path and Wire.same_text(existing, body):
+                self.wire.remember(path, note, ch.content_type)
                 return ItemResult(code=St.OK, luid=luid)
+            if luid in self.merged_keys and has_conflict_markers(body) and not has_conflict_markers(existing):
+                self.report.unresolved.append(target)  # the server merged our edit with conflicts (207)
             blob = self.store.write_blob(body)
             self._write(path, target, blob)
+            self.wire.remember(target, note, ch.content_type)
             self.luid_path[luid] = target
             _bump(local, ChangeKind.MODIFY)
             return ItemResult(code=St.OK, luid=luid)
@@ -358,12 +457,18 @@ class _ClientRun:
         path = self.wire.path_for(note, set(), fallback=None)
         if path in self.notes and Wire.same_text(self.store.read_blob(self.notes[path]), body):
             luid = {p: lu for lu, p in self.luid_path.items()}.get(path) or make_id(path, self.notes[path])
+        elif self.mode is SyncMode.REFRESH_FROM_SERVER and path in self.notes and path not in self.writes:
+            # refresh: the server's note of the same name replaces ours (no "(2)" copy)
+            luid = {p: lu for lu, p in self.luid_path.items()}.get(path) or make_id(path, self.notes[path])
+            self._write(path, path, self.store.write_blob(body))
+            _bump(self.report.local, ChangeKind.MODIFY)
         else:
-            path = self.wire.path_for(note, set(self.notes))
+            path = self.wire.path_for(note, self.notes.taken)
             blob = self.store.write_blob(body)
             self._write(None, path, blob)
             luid = ch.luid or make_id(path, blob)
             _bump(self.report.local, ChangeKind.ADD)
+        self.wire.remember(path, note, ch.content_type)
         self.luid_path[luid] = path
         if ch.guid:
             self.guid_luid[ch.guid] = luid
@@ -384,6 +489,7 @@ class _ClientRun:
 
     def _write(self, old: str | None, new: str, blob: str) -> None:
         if old is not None and old != new:
+            self.wire.moved(old, new)
             self._delete(old)
         self.notes[new] = blob
         self.writes[new] = blob
@@ -392,6 +498,7 @@ class _ClientRun:
         self.synced_deletes.discard(new)
 
     def _delete(self, path: str) -> None:
+        self.wire.forget(path)
         self.notes.pop(path, None)
         self.writes.pop(path, None)
         self.deletes.add(path)
@@ -406,6 +513,23 @@ class _ClientRun:
         for path in extra:
             self._delete(path)
             _bump(self.report.local, ChangeKind.DELETE)
+
+    def _reset_to_synced(self) -> None:
+        """Emulated refresh from server: after its whole package, our notes become the ones both
+        sides agree on; local edits it never got are dropped (in the sync commit: git revert undoes)."""
+        self.report.mode = "refresh-from-server"
+        gone = self.synced_deletes - set(self.synced_writes)
+        agreed = self.store.list_notes(self.store.build_tree(self.synced_tree, self.synced_writes, gone))
+        extra = [p for p in self.notes if p not in agreed]
+        self._guard(len(extra), len(self.notes), "here")
+        for path in extra:
+            self._delete(path)
+            _bump(self.report.local, ChangeKind.DELETE)
+        for path, blob in agreed.items():
+            if self.notes.get(path) != blob:
+                kind = ChangeKind.MODIFY if path in self.notes else ChangeKind.ADD
+                self._write(None, path, blob)
+                _bump(self.report.local, kind)
 
     # ------------------------------------------------------------------ commit
     def _finish(self, session_id: str) -> SyncReport:
@@ -431,10 +555,15 @@ class _ClientRun:
             "content_type": self.wire.fmt.content_type if hasattr(self, "wire") else None,
             "nonce": self.nonce or self.st.get("nonce"),
             "mode": self.report.mode,
+            "advertise": self.st.get("advertise"),  # content types kept after a sync-notes takeover
         }
         files = {"state": dump_kv(state), "map": dump_rows(rows)}
         if self.peer_devinf is not None:
             files["devinf"] = devinf_to_json(self.peer_devinf)
+        kept = self.wire.extras if hasattr(self, "wire") else {}
+        extras = dump_extras({p: v for p, v in kept.items() if p in live or p in self.notes})
+        if extras is not None:
+            files["extras"] = extras
         subject = report.subject(opts.name)
         trailers = (
             f"Gitsync-Peer: {opts.name}\nGitsync-Url: {opts.url}\nGitsync-Device: {opts.device_id}\n"
@@ -457,6 +586,12 @@ class _ClientRun:
         )
         report.commit = new_commit
         return report
+
+
+def _redacted(msg: Message, body: bytes) -> bytes:
+    """``body`` with its credentials blanked, for the debug log (basic Cred data is the password)."""
+    cred = msg.header.cred
+    return body.replace(cred.data.encode(), b"<redacted>") if cred is not None and cred.data else body
 
 
 def _bump(counts: Counts, kind: ChangeKind) -> None:

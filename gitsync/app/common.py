@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -20,9 +21,12 @@ from gitsync.protocol.profiles import PeerProfile
 
 __all__ = [
     "Counts",
+    "Extras",
     "SyncReport",
     "Transport",
     "Wire",
+    "dump_extras",
+    "load_extras",
     "make_id",
     "our_devinf",
     "peer_datastore",
@@ -40,12 +44,12 @@ class Transport(Protocol):
         ...
 
 
-def our_devinf(dev_id: str, *, server: bool) -> DevInf:
+def our_devinf(dev_id: str, *, server: bool, display_name: str | None = None) -> DevInf:
     """The DevInf we advertise: one notes store, SIF-N 1.1 preferred (pysyncml needs it)."""
     cts = tuple(CTInfo(ct_type=f.content_type, ver_ct=f.version) for f in OUR_FORMATS)
     store = DataStore(
         source_ref="notes",
-        display_name="Notes",
+        display_name=display_name or "Notes",
         max_guid_size=64,
         rx_pref=cts[:1],
         rx=cts[1:],
@@ -63,7 +67,7 @@ def our_devinf(dev_id: str, *, server: bool) -> DevInf:
         dev_id=dev_id,
         dev_typ="server" if server else "workstation",
         utc=True,
-        support_large_objs=False,
+        support_large_objs=True,  # MoreData both ways (gitsync.protocol.session)
         support_number_of_changes=True,
         datastores=(store,),
     )
@@ -99,6 +103,34 @@ def peer_ref_name(text: str) -> str:
     return text[:80] or "peer"
 
 
+#: Per note path: the content type a peer sent it in and the fields we do not map (SIF
+#: Color, vNote DCREATED...), re-emitted when we send that note back in that content type.
+Extras = dict[str, tuple[str, tuple[tuple[str, str], ...]]]
+
+
+def load_extras(data: bytes | None) -> Extras:
+    """The ``extras`` state blob (JSON) → :data:`Extras`; unreadable data gives ``{}``."""
+    if not data:
+        return {}
+    try:
+        raw = json.loads(data)
+        return {
+            str(path): (str(entry["type"]), tuple((str(k), str(v)) for k, v in entry["fields"]))
+            for path, entry in raw.items()
+        }
+    except (ValueError, KeyError, TypeError, AttributeError):
+        logger.warning("unreadable extras in the sync state: ignored")
+        return {}
+
+
+def dump_extras(extras: Extras) -> bytes | None:
+    """:data:`Extras` → the ``extras`` state blob (``None`` when there is nothing to keep)."""
+    kept = {path: {"type": ct, "fields": [list(f) for f in fields]} for path, (ct, fields) in extras.items()}
+    if not kept:
+        return None
+    return json.dumps(kept, sort_keys=True, indent=1, ensure_ascii=False).encode("utf-8", "surrogateescape")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Wire:
     """How notes travel to one peer: the negotiated format and the peer's habits."""
@@ -108,6 +140,8 @@ class Wire:
     filename_sync: bool = True
     flat: bool = False  # the peer cannot create sub-folders: "/" travels as "%2F" ...
     known_dirs: set[str] = field(default_factory=set)  # ... except into folders it already has
+    extras: Extras = field(default_factory=dict)  # kept in the peer's state, never in the work tree
+    trim_newline: bool = False  # the peer adds a line break to text/plain each way: take one off
 
     @classmethod
     def negotiate(
@@ -115,7 +149,13 @@ class Wire:
     ) -> Wire:
         """Pick the best common format for the peer's datastore ``uri``."""
         fmt = negotiate(peer_datastore(devinf, uri))
-        return cls(fmt=fmt, crlf=profile.crlf_text, filename_sync=filename_sync, flat=profile.flat_names)
+        return cls(
+            fmt=fmt,
+            crlf=profile.crlf_text,
+            filename_sync=filename_sync,
+            flat=profile.flat_names,
+            trim_newline=profile.adds_trailing_newline,
+        )
 
     @property
     def carries_name(self) -> bool:
@@ -123,14 +163,45 @@ class Wire:
         return self.fmt.carries_name and self.filename_sync
 
     def render(self, path: str, content: bytes) -> bytes:
-        """A note file as the payload we send."""
-        body = to_crlf(content) if self.crlf else content
+        """A note file as the payload we send (with the fields the peer gave it, if any)."""
+        return self.render_planned(self.plan(path), content)
+
+    def plan(self, path: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+        """What :meth:`render` takes from the session's state for ``path``: the name the peer sees
+        and the fields kept for it.  Decided when a change is planned, the payload itself is built
+        when its message is (see :mod:`gitsync.app.outgoing`)."""
         folder = path.rpartition("/")[0]
         if self.flat and folder and folder not in self.known_dirs:
             name = path.replace("%", "%25").replace("/", "%2F")
         else:
             name = path
-        return self.fmt.render(NoteData(name=name if self.fmt.carries_name else None, body=body))
+        kept = self.extras.get(path)
+        return name, (kept[1] if kept is not None and kept[0] == self.fmt.content_type else ())
+
+    def render_planned(self, plan: tuple[str, tuple[tuple[str, str], ...]], content: bytes) -> bytes:
+        """The payload of a note file whose name and kept fields :meth:`plan` gave."""
+        name, extra = plan
+        body = to_crlf(content) if self.crlf else content
+        if self.trim_newline and self.fmt.content_type == "text/plain":
+            body = _drop_last_break(body)  # the peer puts it back when it stores the note
+        return self.fmt.render(NoteData(name=name if self.fmt.carries_name else None, body=body, extra=extra))
+
+    def remember(self, path: str, note: NoteData, content_type: str | None) -> None:
+        """Keep the unmapped fields of a note the peer sent, to send them back with it."""
+        media = (content_type or self.fmt.content_type).split(";")[0].strip().lower()
+        if note.extra:
+            self.extras[path] = (media, note.extra)
+        elif path in self.extras and self.extras[path][0] == media:
+            del self.extras[path]  # the peer dropped them itself
+
+    def moved(self, old: str, new: str) -> None:
+        """A note changed path: its kept fields follow it."""
+        if old != new and old in self.extras:
+            self.extras[new] = self.extras.pop(old)
+
+    def forget(self, path: str) -> None:
+        """A note is gone: drop what was kept for it."""
+        self.extras.pop(path, None)
 
     def parse(self, data: bytes, content_type: str | None) -> NoteData:
         """A received payload (in the format its Meta/Type names, if we know it)."""
@@ -138,6 +209,8 @@ class Wire:
         if content_type and content_type.split(";")[0].strip().lower() != fmt.content_type:
             fmt = format_for(content_type.split(";")[0].strip().lower())
         note = fmt.parse(data)
+        if self.trim_newline and fmt.content_type == "text/plain":
+            note = dataclasses.replace(note, body=_drop_last_break(note.body))
         if self.flat and note.name and "%" in note.name:
             note = dataclasses.replace(note, name=note.name.replace("%2F", "/").replace("%25", "%"))
         return note
@@ -161,14 +234,31 @@ class Wire:
         return a == b or canonical(a) == canonical(b)
 
     def path_for(
-        self, note: NoteData, taken: Mapping[str, object] | set[str], fallback: str | None = None
+        self,
+        note: NoteData,
+        taken: Mapping[str, object] | set[str] | Callable[[str], bool],
+        fallback: str | None = None,
     ) -> str:
-        """Where a new note goes: its carried name made safe, else a name from its text."""
+        """Where a new note goes: its carried name made safe, else a name from its text.
+
+        ``taken`` holds the paths in use (compared ignoring case), or is a function answering
+        that for one path (see :mod:`gitsync.app.paths`: O(1) instead of a pass over every note).
+        """
         name = safe_relpath(note.name) if (note.name and self.filename_sync) else None
         if name is None:
             name = fallback or name_from_text(note.body)
+        if callable(taken):
+            return unique_path(name, taken)
         lowered = {p.lower() for p in taken}
         return unique_path(name, lambda p: p.lower() in lowered)
+
+
+def _drop_last_break(body: bytes) -> bytes:
+    """``body`` without its final line break (CRLF, LF or CR), if it has one."""
+    for end in (b"\r\n", b"\n", b"\r"):
+        if body.endswith(end):
+            return body[: -len(end)]
+    return body
 
 
 @dataclass(slots=True)

@@ -18,10 +18,24 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from gitsync.app.common import Counts, SyncReport, Wire, make_id, our_devinf, peer_ref_name
-from gitsync.codec import decode, encode
+from gitsync.app.common import (
+    Counts,
+    SyncReport,
+    Wire,
+    dump_extras,
+    load_extras,
+    make_id,
+    our_devinf,
+    peer_ref_name,
+)
+from gitsync.app.faults import crash_point
+from gitsync.app.outgoing import LazyOutChange
+from gitsync.app.paths import PathMap, PathSet
+from gitsync.app.sessions import MemoryTable, SessionTable, Strikes
+from gitsync.codec import WBXML_TYPE, decode, encode
 from gitsync.errors import CodecError, GitsyncError, ProtocolError, RepositoryBusy, SafetyStop
 from gitsync.formats import NoteData
+from gitsync.formats.lineendings import adapt, detect, to_lf
 from gitsync.model import ChangeKind, SyncMode
 from gitsync.protocol.constants import AUTH_BASIC, St, ver_proto
 from gitsync.protocol.events import (
@@ -39,7 +53,7 @@ from gitsync.protocol.events import (
 from gitsync.protocol.messages import Anchor, DevInf, Message, Status, SyncHdr
 from gitsync.protocol.server import ServerConfig, ServerSession
 from gitsync.store.git import GitStore, TreeChange
-from gitsync.sync.conflict import Policy, resolve_delete_vs_modify, resolve_modify
+from gitsync.sync.conflict import Outcome, Policy, resolve_delete_vs_modify, resolve_modify
 from gitsync.sync.state import devinf_from_json, devinf_to_json, dump_kv, dump_rows, parse_kv, parse_rows
 from gitsync.transport.wsgi import Request, Response, make_wsgi_app
 
@@ -47,6 +61,12 @@ __all__ = ["STORE_ALIASES", "ServerOptions", "SyncServer"]
 
 logger = logging.getLogger(__name__)
 
+#: authentication failures (per device id and per address) answered normally; each further one
+#: refuses that client, without checking anything, for twice as long as the one before (capped)
+AUTH_FREE_FAILURES = 3
+AUTH_MAX_DELAY = 300.0
+#: how many saved states back a client's Last anchor is looked for (see _ServerRun._rewind)
+_REWIND_LIMIT = 16
 #: datastore names clients use for notes (compared without ./ and case)
 STORE_ALIASES = frozenset({"notes", "note", "memo", "memos", "pnote", "snote", "notebook"})
 
@@ -65,6 +85,7 @@ class ServerOptions:
     store_uris: frozenset[str] = STORE_ALIASES
     server_id: str = "gitsync-notes"
     on_report: Callable[[SyncReport], None] | None = None
+    lock_wait: float = 10.0  # seconds to wait for the repository lock before answering 417
 
 
 class SyncServer:
@@ -77,13 +98,13 @@ class SyncServer:
         *,
         now: Callable[[], float] = time.time,
         rng: Callable[[int], bytes] = os.urandom,
+        sessions: SessionTable | None = None,
     ) -> None:
         self.store = store
         self.options = options or ServerOptions()
         self.now = now
         self.rng = rng
-        self._sessions: dict[str, _ServerRun] = {}
-        self._by_device: dict[tuple[str, str], str] = {}
+        self._table = sessions if sessions is not None else MemoryTable()
         self._lock = threading.Lock()
 
     def wsgi_app(self) -> Callable[..., Iterable[bytes]]:
@@ -93,7 +114,8 @@ class SyncServer:
     # ------------------------------------------------------------------ HTTP
     def handle(self, request: Request) -> Response:
         """Answer one HTTP request carrying one SyncML message."""
-        with self._lock:
+        externals = {"server": self, "store": self.store, "options": self.options, "users": self.options.users}
+        with self._lock, self._table.transaction(externals):
             return self._handle(request)
 
     def _handle(self, request: Request) -> Response:
@@ -103,23 +125,40 @@ class SyncServer:
             logger.info("rejected a request: %s", exc)
             status = exc.status_hint if exc.status_hint in (400, 413, 415) else 400
             return Response(status=status, body=f"{exc}\n".encode())
-        self._expire()
+        crash_point("server-recv")
+        for gone in self._table.expire(self.now() - self.options.session_timeout):
+            logger.info("dropped abandoned session %s", gone[:8])
         found = self._session_key(request, msg)
-        existing = self._sessions.get(found) if found else None
-        new = existing is None or existing.finished or found is None
-        if existing is None or new or found is None:
+        existing = self._table.get(found)
+        new = found is None or existing is None or existing.finished
+        refuse = None
+        if (new or existing is None or existing.session.user is None) and self._throttled(request, msg):
+            refuse = St.RETRY_LATER
+        elif existing is not None and not new and msg.header.source != existing.device_id:
+            refuse = St.FORBIDDEN  # another device with this session's id: refused, the session goes on
+        if refuse is not None:
+            try:
+                body = encode(_error_reply(msg.header, refuse), encoding)
+            except CodecError:
+                return Response(status=403, body=b"refused\n")
+            retry = (("Retry-After", "60"),) if refuse == St.RETRY_LATER else ()
+            return Response(body=body, content_type=encoding, headers=retry)
+        if new:
             key = uuid.uuid4().hex
             path = request.path.split(";")[0]
             run = _ServerRun(self, f"{request.base_url}{path}?sessionid={key}", msg)
-            self._sessions[key] = run
-            self._by_device[(msg.header.session_id, msg.header.source)] = key
+            self._table.put(key, run, touched=self.now(), device=(msg.header.session_id, msg.header.source),
+                            addr=request.remote_addr)
         else:
+            assert found is not None and existing is not None
             key, run = found, existing
+            self._table.touch(key, self.now())
         run.touched = self.now()
+        run.session.use_wbxml_devinf(encoding == WBXML_TYPE)  # DevInf type and size estimates
         reply = run.handle(msg)
+        self._count_auth(request, msg, run)
         if run.finished:
-            self._sessions.pop(key, None)
-            self._by_device.pop((msg.header.session_id, msg.header.source), None)
+            self._table.pop(key)
         try:
             body = encode(reply, encoding)
         except CodecError:
@@ -128,25 +167,65 @@ class SyncServer:
         # one plain cookie per session, as pysyncml's own server does: its client (requests 0.14)
         # fails on a second Set-Cookie of the same name
         headers = (("Set-Cookie", f"sessionid={key}"),) if new else ()
+        crash_point("server-reply")
         return Response(body=body, content_type=encoding, headers=headers)
 
     def _session_key(self, request: Request, msg: Message) -> str | None:
         key = request.query.get("sessionid")
         if not key and ";sessionid=" in request.path:
             key = request.path.split(";sessionid=", 1)[1].split(";")[0]
-        if key in self._sessions:
+        if self._resumable(key, request):
             return key
         key = request.cookies.get("sessionid")
-        if key in self._sessions and msg.header.msg_id > 1:
+        if msg.header.msg_id > 1 and self._resumable(key, request):
             return key
-        return self._by_device.get((msg.header.session_id, msg.header.source))
+        if msg.header.msg_id <= 1:
+            return None  # a client (re)starting a session: never resume one it abandoned
+        key = self._table.by_device((msg.header.session_id, msg.header.source))
+        return key if self._resumable(key, request) else None
 
-    def _expire(self) -> None:
-        limit = self.now() - self.options.session_timeout
-        for key, run in list(self._sessions.items()):
-            if run.touched < limit:
-                logger.info("dropping abandoned session of %s", run.device_id)
-                self._sessions.pop(key, None)
+    def _resumable(self, key: str | None, request: Request) -> bool:
+        """An open session, continued from where it began: with users, a session (and the login it
+        holds) is bound to the client's address, so a session id seen elsewhere skips no login."""
+        if not key or self._table.get(key) is None:
+            return False
+        return not self.options.users or self._table.addr(key) == request.remote_addr
+
+    # ------------------------------------------------------------------ failed logins
+    def _strike_keys(self, request: Request, msg: Message) -> tuple[str, ...]:
+        return (f"addr {request.remote_addr}", f"device {msg.header.source}")
+
+    def _throttled(self, request: Request, msg: Message) -> bool:
+        """Whether this client failed to log in too often lately (it gets 417 without a check)."""
+        if not self.options.users:
+            return False
+        now = self.now()
+        for who in self._strike_keys(request, msg):
+            strikes = self._table.strikes.get(who)
+            if strikes is not None and now < strikes.until:
+                logger.warning("refusing %s for %.0f s more: %d failed logins", who, strikes.until - now,
+                               strikes.count)
+                return True
+        return False
+
+    def _count_auth(self, request: Request, msg: Message, run: _ServerRun) -> None:
+        if not self.options.users:
+            return
+        table, now = self._table.strikes, self.now()
+        if run.session.auth_rejected:
+            if len(table) > 10_000:  # forget clients that stopped failing long ago
+                for who in [k for k, v in table.items() if now - v.last > self.options.session_timeout]:
+                    del table[who]
+            for who in self._strike_keys(request, msg):
+                strikes = table.setdefault(who, Strikes())
+                if now - strikes.last > self.options.session_timeout:
+                    strikes.count = 0
+                strikes.count += 1
+                strikes.last = now
+                if strikes.count >= AUTH_FREE_FAILURES:
+                    strikes.until = now + min(2.0 ** (strikes.count - AUTH_FREE_FAILURES), AUTH_MAX_DELAY)
+        elif run.session.user is not None:
+            table.pop(f"device {msg.header.source}", None)
 
 
 @dataclass(slots=True)
@@ -179,6 +258,7 @@ class _ServerRun:
         self.report = SyncReport(peer=self.name)
         snap = self.store.state_load(self.name)
         self.snap = snap
+        self.state_commit = snap.commit if snap else None  # where the state ref is (for the CAS)
         self.st = parse_kv(snap.files.get("state")) if snap else {}
         self.items: dict[str, _Item] = {}  # guid → item
         for guid, luid, path in parse_rows(snap.files.get("map"), 3) if snap else []:
@@ -205,9 +285,9 @@ class _ServerRun:
         self.mode = SyncMode.TWO_WAY
         self.head: str | None = None
         self.head_tree: str | None = None
-        self.notes: dict[str, str] = {}
+        self.notes: PathMap = PathMap()  # path → blob; PathMap: O(1) case-insensitive name checks
         self.local: dict[str, TreeChange] = {}  # path (old or new) → local change since last sync
-        self.touched_paths: set[str] = set()  # settled by this session's incoming changes
+        self.touched_paths: PathSet = PathSet()  # settled by this session's incoming changes
         self.matched: set[str] = set()  # guids the client has (slow sync / refresh)
         self.writes: dict[str, str] = {}
         self.deletes: set[str] = set()
@@ -263,14 +343,16 @@ class _ServerRun:
     # ------------------------------------------------------------------ alert
     def _start(self, ev: SyncRequested) -> None:
         store = self.store
-        with store.lock(wait=10.0):
+        with store.lock(wait=self.opts.lock_wait):
             store.check_safe_state()
             self.head = store.commit_worktree(
                 f"gitsync: local changes\n\nCommitted by gitsync-notes before syncing with {self.name}.\n"
             )
         self.head_tree = store.tree_of(self.head) if self.head else None
-        self.notes = store.list_notes(self.head_tree)
+        self.notes = PathMap(store.list_notes(self.head_tree))
         mode = ev.mode
+        if ev.anchor.last is not None and ev.anchor.last != self.st.get("client_anchor"):
+            self._rewind(ev.anchor.last)
         stored = self.st.get("client_anchor")
         known = self.snap is not None and self.snap.synced_tree is not None
         mismatch = not known or ev.anchor.last is None or ev.anchor.last != stored
@@ -292,17 +374,53 @@ class _ServerRun:
         self.wire = Wire.negotiate(
             self.peer_devinf, ev.source_uri, self.session.profile, filename_sync=self.opts.filename_sync
         )
+        if self.snap is not None:
+            self.wire.extras.update(load_extras(self.snap.files.get("extras")))
         self.synced_tree: str | None = self.snap.synced_tree if (self.snap and not mode.sends_all) else None
         if self.wire.flat and self.snap is not None:
             for path in store.list_notes(self.snap.synced_tree):
                 self.wire.saw(path)
-        if not mode.sends_all:
-            for tc in store.diff(self.synced_tree, self.head_tree):
+        if not mode.sends_all or (mode is SyncMode.SLOW and self.snap is not None):
+            # a slow sync too: what we changed since the last sync decides what the client's copy is
+            since = self.snap.synced_tree if self.snap is not None else None
+            for tc in store.diff(self.synced_tree if not mode.sends_all else since, self.head_tree):
                 for changed in (tc.old_path, tc.new_path):
                     if changed is not None:
                         self.local[changed] = tc
         self.by_path = {item.path: item for item in self.items.values()}
         self.by_luid = {item.luid: item for item in self.items.values() if item.luid}
+
+    def _rewind(self, last: str) -> None:
+        """Continue from the saved state whose client anchor is the client's Last anchor, if any.
+
+        The client missed the end of a session we committed (it was killed before saving, or our
+        last reply was lost): it still has the state before that session.  Starting from the same
+        state sends that session's changes again (and matches what the client re-sends) instead of
+        a slow sync, which would bring back what was deleted and undo edits.
+        """
+        for depth, snap in enumerate(self.store.state_history(self.name)):
+            if depth > _REWIND_LIMIT:
+                return
+            st = parse_kv(snap.files.get("state"))
+            if depth and st.get("client_anchor") == last and snap.synced_tree is not None:
+                logger.warning("%s did not save the end of its last %d session(s); continuing from "
+                               "the state before", self.device_id, depth)
+                self.snap, self.st = snap, st
+                self.items = {
+                    guid: _Item(guid=guid, luid=None if luid == "-" else luid, path=path)
+                    for guid, luid, path in parse_rows(snap.files.get("map"), 3)
+                }
+                return
+
+    def _here_already(self, note: NoteData) -> bool:
+        """Whether we hold this added note at its path with the same text (the client repeats an Add
+        whose session we committed but it did not): then it is bound, not duplicated."""
+        path = self.wire.path_for(note, set())
+        blob = self.notes.get(path)
+        if blob is None or path in self.touched_paths:
+            return False
+        existing = self.store.read_blob(blob)
+        return Wire.same_text(existing, self.wire.local_body(note.body, existing))
 
     # ------------------------------------------------------------------ incoming
     def _apply(self, ch: InChange) -> ItemResult:
@@ -318,9 +436,19 @@ class _ServerRun:
                 local.err += 1
                 return ItemResult(code=St.UNSUPPORTED_TYPE)
             item = self.by_luid.get(ch.luid) if ch.luid else None
+            if item is not None and item.path not in self.notes:
+                self._follow_local_rename(item)
+                gone = self.local.get(item.path)
+                if (
+                    ch.kind is ChangeKind.MODIFY
+                    and gone is not None
+                    and gone.kind is ChangeKind.DELETE
+                    and item.path not in self.touched_paths
+                ):
+                    return self._edit_vs_delete(item, note, ch.content_type)
             if item is None or item.path not in self.notes:
                 return self._apply_add(ch, note)
-            return self._apply_replace(item, note)
+            return self._apply_replace(item, note, ch.content_type)
         except SafetyStop:
             raise
         except Exception as exc:  # one bad item must not sink the session
@@ -330,7 +458,7 @@ class _ServerRun:
 
     def _apply_add(self, ch: InChange, note: NoteData) -> ItemResult:
         # slow sync / refresh: is this note already here? (same name, or same text)
-        if self.mode.sends_all or ch.kind is ChangeKind.MODIFY:
+        if self.mode.sends_all or ch.kind is ChangeKind.MODIFY or self._here_already(note):
             proposed = self.wire.path_for(note, set())
             existing_blob = self.notes.get(proposed)
             if existing_blob is not None and proposed not in self.touched_paths:
@@ -340,94 +468,227 @@ class _ServerRun:
                 self._bind(item, ch.luid)
                 if Wire.same_text(existing, body):
                     self.synced_writes[proposed] = existing_blob
+                    self.touched_paths.add(proposed)
+                    self.wire.remember(proposed, note, ch.content_type)
                     return ItemResult(code=St.OK)
-                return self._conflict(item, existing, body, base=self._synced_blob(proposed))
-        path = self.wire.path_for(note, set(self.notes) | self.touched_paths)
+                if self.mode is SyncMode.REFRESH_FROM_CLIENT:  # the client's notes replace ours
+                    self._write(proposed, proposed, self.store.write_blob(body))
+                    self.wire.remember(proposed, note, ch.content_type)
+                    _bump(self.report.local, ChangeKind.MODIFY)
+                    return ItemResult(code=St.OK)
+                base, ct = self._synced_blob(proposed), ch.content_type
+                return self._conflict(item, existing, body, base=base, note=note, content_type=ct)
+        path = self.wire.path_for(note, self._taken)
         body = self.wire.local_body(note.body, None)
         blob = self.store.write_blob(body)
         self._write(None, path, blob)
         self.wire.saw(path)
+        self.wire.remember(path, note, ch.content_type)
         item = _Item(guid=make_id(path, blob), luid=ch.luid, path=path)
         self._register(item)
         self.matched.add(item.guid)
         _bump(self.report.local, ChangeKind.ADD)
         return ItemResult(code=St.ITEM_ADDED)
 
-    def _apply_replace(self, item: _Item, note: NoteData) -> ItemResult:
+    def _apply_replace(self, item: _Item, note: NoteData, content_type: str | None) -> ItemResult:
         path = item.path
         existing = self.store.read_blob(self.notes[path])
         body = self.wire.local_body(note.body, existing)
         self.matched.add(item.guid)
-        change = self.local.get(path)
-        if change is not None and change.kind is ChangeKind.MODIFY and path not in self.touched_paths:
-            return self._conflict(item, existing, body, base=self._synced_blob(change.old_path or path))
-        target = path
+        change = self.local.get(path) if path not in self.touched_paths else None
+        here = change is not None and change.kind is ChangeKind.MODIFY
+        renamed_here = here and change is not None and change.old_path != change.new_path
+        edited_here = here and change is not None and change.old_blob != change.new_blob
+        synced_path = change.old_path if (renamed_here and change is not None and change.old_path) else path
+        wanted = target = path  # wanted: the path the client believes the note has
         if self.wire.carries_name and note.name:
-            wanted = self.wire.path_for(note, set(self.notes) - {path}, fallback=path)
-            if wanted.lower() != path.lower():
-                target = wanted
+            wanted = self.wire.path_for(note, lambda p: self.notes.taken(p, besides=path), fallback=path)
+            client_renamed = wanted.lower() != synced_path.lower()
+            if client_renamed and (not renamed_here or self.opts.policy is Policy.CLIENT_WINS):
+                target = wanted  # else a rename of ours stands (both renamed: ours, unless client-wins)
+            elif wanted.lower() == target.lower():
+                wanted = target
+        if edited_here:
+            assert change is not None
+            return self._conflict(
+                item,
+                existing,
+                body,
+                base=self._synced_blob(change.old_path or path),
+                note=note,
+                content_type=content_type,
+                target=target,
+                told=wanted,
+            )
+        self.touched_paths.update({path, synced_path})
         if target == path and Wire.same_text(existing, body):
             self.synced_writes[path] = self.notes[path]
-            self.touched_paths.add(path)
+            self.wire.remember(path, note, content_type)
+            if renamed_here and wanted != target:
+                self._queue_replace(item, path, self.notes[path])  # the client still has the old name
             return ItemResult(code=St.OK)
         blob = self.store.write_blob(body)
         self._write(path, target, blob)
         self._move(item, target)
         self.wire.saw(target)
+        self.wire.remember(target, note, content_type)
+        if renamed_here and wanted != target:
+            self._queue_replace(item, target, blob)
         _bump(self.report.local, ChangeKind.MODIFY)
         return ItemResult(code=St.OK)
 
+    def _follow_local_rename(self, item: _Item) -> None:
+        """The note was renamed here since the last sync: the client's change goes to the new path."""
+        tc = self.local.get(item.path)
+        if (
+            tc is not None
+            and tc.kind is ChangeKind.MODIFY
+            and tc.old_path == item.path
+            and tc.new_path is not None
+            and tc.new_path in self.notes
+            and tc.new_path not in self.touched_paths
+        ):
+            self._move(item, tc.new_path)
+
     def _apply_delete(self, ch: InChange) -> ItemResult:
         item = self.by_luid.get(ch.luid) if ch.luid else None
+        if item is not None and item.path not in self.notes:
+            self._follow_local_rename(item)
         if item is None or item.path not in self.notes:
             return ItemResult(code=St.DELETE_NOT_FOUND)
         path = item.path
         change = self.local.get(path)
-        if change is not None and change.kind is ChangeKind.MODIFY and path not in self.touched_paths:
-            # the client deleted what we edited: the edit wins and goes back as an Add
-            outcome = resolve_delete_vs_modify(self.store.read_blob(self.notes[path]), None)
-            self.report.conflicts += 1
-            self._unbind(item)
-            self.touched_paths.add(path)
-            self._queue_add(item, path)
-            return ItemResult(code=outcome.code)
+        code: int = St.OK
+        if (
+            change is not None
+            and change.kind is ChangeKind.MODIFY
+            and change.old_blob != change.new_blob
+            and path not in self.touched_paths
+        ):
+            # the client deleted what we edited: by default the edit wins and goes back as an Add
+            outcome = resolve_delete_vs_modify(self.store.read_blob(self.notes[path]), None, self.opts.policy)
+            self._count(outcome, path)
+            self.touched_paths.update(p for p in (change.old_path, path) if p)
+            if outcome.code == St.CONFLICT:
+                return ItemResult(code=outcome.code)
+            if outcome.server is not None:
+                self._unbind(item)
+                self._queue_add(item, path)
+                return ItemResult(code=outcome.code)
+            code = outcome.code  # the client's delete wins; our edit stays in the history
         self._delete(path)
         self._unbind(item)
         self.items.pop(item.guid, None)
         self.by_path.pop(path, None)
         _bump(self.report.local, ChangeKind.DELETE)
-        return ItemResult(code=St.OK)
+        return ItemResult(code=code)
 
-    def _conflict(self, item: _Item, server: bytes, client: bytes, *, base: bytes | None) -> ItemResult:
-        """Both sides changed ``item``: settle it by policy, never losing a version."""
+    def _edit_vs_delete(self, item: _Item, note: NoteData, content_type: str | None) -> ItemResult:
+        """The client edited a note we deleted since the last sync."""
         path = item.path
-        outcome = resolve_modify(
-            base,
-            server,
-            client,
-            self.opts.policy,
-            self.store.merge3,
-            duplicates_ok=self.session.profile.accepts_209,
-        )
+        body = self.wire.local_body(note.body, None)
+        outcome = resolve_delete_vs_modify(None, body, self.opts.policy)
+        self._count(outcome, path)
         self.touched_paths.add(path)
+        self.matched.add(item.guid)
+        if outcome.server is not None:
+            target = path
+            if self.wire.carries_name and note.name:
+                target = self.wire.path_for(note, lambda p: self._taken(p, besides=path), fallback=path)
+            blob = self.store.write_blob(outcome.server)
+            self._write(None, target, blob)
+            self._move(item, target)
+            self.wire.saw(target)
+            self.wire.remember(target, note, content_type)
+            _bump(self.report.local, ChangeKind.ADD)
+        elif outcome.send_delete and item.luid:
+            self.effects[item.guid] = _Effect({}, [path], ChangeKind.DELETE)
+            self.extra_out.append(OutChange(kind=ChangeKind.DELETE, key=item.guid, peer_key=item.luid))
+        return ItemResult(code=outcome.code)
+
+    def _count(self, outcome: Outcome, path: str) -> None:
         if outcome.code != St.OK:
             self.report.conflicts += 1
         if outcome.code == St.CONFLICT_MERGED and not outcome.unresolved:
             self.report.merged += 1
         if outcome.unresolved:
             self.report.unresolved.append(path)
-        if outcome.server is not None and outcome.server != server:
-            blob = self.store.write_blob(outcome.server)
-            self._write(path, path, blob)
+            logger.warning(
+                "conflict on %s with %s left unresolved (status %d)", path, self.device_id, outcome.code
+            )
+
+    def _merge3(self, base: bytes | None, ours: bytes, theirs: bytes) -> tuple[bytes, bool]:
+        """Git's three-way merge, labelled for the user; line endings alone never conflict.
+
+        When the versions do not share one line-ending convention (a user converted the
+        file), they are merged as LF and the result takes our file's convention.
+        """
+        labels = ("server", "last sync", self.name)
+        style = detect(ours)
+        if detect(theirs) == style and (base is None or detect(base) == style):
+            return self.store.merge3(base, ours, theirs, labels=labels)
+        merged, clean = self.store.merge3(
+            to_lf(base) if base is not None else None, to_lf(ours), to_lf(theirs), labels=labels
+        )
+        return adapt(merged, style), clean
+
+    def _conflict(
+        self,
+        item: _Item,
+        server: bytes,
+        client: bytes,
+        *,
+        base: bytes | None,
+        note: NoteData,
+        content_type: str | None,
+        target: str | None = None,
+        told: str | None = None,
+    ) -> ItemResult:
+        """Both sides changed ``item``: settle it by policy, never losing a version.
+
+        ``target`` is where the note ends (the client may have renamed it), ``told`` the
+        path the client believes it has: if they differ, the client is sent the note.
+        """
+        path = item.path
+        target = target or path
+        if base is not None and Wire.same_text(base, client):
+            # the client still has the last synced text (slow sync re-sends it): only we changed it
+            outcome = Outcome(code=St.OK, server=server, send=server)
+        else:
+            outcome = resolve_modify(
+                base,
+                server,
+                client,
+                self.opts.policy,
+                self._merge3,
+                duplicates_ok=self.session.profile.accepts_209,
+            )
+        self.touched_paths.update({path, target})
+        self._count(outcome, target)
+        if outcome.code == St.CONFLICT:
+            return ItemResult(code=outcome.code)  # policy "error": nothing changes on either side
+        result = outcome.server if outcome.server is not None else server
+        if result != server or target != path:
+            blob = self.store.write_blob(result) if result != server else self.notes[path]
+            self._write(path, target, blob)
+            self._move(item, target)
+            self.wire.saw(target)
             _bump(self.report.local, ChangeKind.MODIFY)
-        if outcome.send is not None:
-            blob = self.store.write_blob(outcome.send) if outcome.send != server else self.notes[path]
-            self._queue_replace(item, path, blob)
-        elif outcome.code != St.CONFLICT:
-            self.synced_writes[path] = self.writes.get(path, self.notes[path])
+        else:
+            self.synced_writes[path] = self.notes[path]
+        self.wire.remember(target, note, content_type)
+        send = outcome.send
+        if send is None and self.wire.carries_name and told is not None and told != target:
+            send = result
+        if send is not None and self.mode is SyncMode.SLOW and not self.session.profile.replace_in_slow_sync:
+            # this peer takes no Replace in a slow sync: it keeps its text now, ours goes next sync
+            self.synced_writes[target] = self.store.write_blob(client)
+        elif send is not None:
+            blob = self.store.write_blob(send) if send != result else self.notes[target]
+            self._queue_replace(item, target, blob)
         if outcome.copy is not None:
             copy_path = self.wire.path_for(
-                NoteData(name=_conflict_name(path), body=outcome.copy), set(self.notes) | self.touched_paths
+                NoteData(name=_conflict_name(target), body=outcome.copy), self._taken
             )
             blob = self.store.write_blob(outcome.copy)
             self._write(None, copy_path, blob)
@@ -437,6 +698,10 @@ class _ServerRun:
         return ItemResult(code=outcome.code)
 
     # ------------------------------------------------------------------ bookkeeping
+    def _taken(self, path: str, besides: str | None = None) -> bool:
+        """Whether a note or a path settled this session (not ``besides``) is ``path``, ignoring case."""
+        return self.notes.taken(path, besides) or self.touched_paths.taken(path, besides)
+
     def _item_for_path(self, path: str) -> _Item:
         item = self.by_path.get(path)
         if item is None:
@@ -479,6 +744,7 @@ class _ServerRun:
 
     def _write(self, old: str | None, new: str, blob: str) -> None:
         if old is not None and old != new:
+            self.wire.moved(old, new)
             self._delete(old)
         self.notes[new] = blob
         self.writes[new] = blob
@@ -488,6 +754,7 @@ class _ServerRun:
         self.touched_paths.add(new)
 
     def _delete(self, path: str) -> None:
+        self.wire.forget(path)
         self.notes.pop(path, None)
         self.writes.pop(path, None)
         self.deletes.add(path)
@@ -513,14 +780,16 @@ class _ServerRun:
     # ------------------------------------------------------------------ outgoing
     def _out(self, kind: ChangeKind, item: _Item, path: str, blob: str, eff: _Effect) -> OutChange:
         self.effects[item.guid] = eff
-        data = self.wire.render(path, self.store.read_blob(blob))
-        return OutChange(
+        # rendered when its message is built: a slow sync holds no payloads
+        peer_key = item.luid if kind is not ChangeKind.ADD else None
+        return LazyOutChange(
             kind=kind,
             key=item.guid,
-            peer_key=item.luid if kind is not ChangeKind.ADD else None,
-            data=data,
-            content_type=self.wire.fmt.content_type,
-            version=self.wire.fmt.version,
+            peer_key=peer_key,
+            wire=self.wire,
+            store=self.store,
+            path=path,
+            blob=blob,
         )
 
     def _queue_add(self, item: _Item, path: str) -> None:
@@ -569,6 +838,7 @@ class _ServerRun:
                 )
             elif tc.kind is ChangeKind.DELETE:
                 assert tc.old_path
+                self.wire.forget(tc.old_path)
                 item_or_none = self.by_path.get(tc.old_path)
                 if item_or_none is None or not item_or_none.luid:
                     self.synced_deletes.add(tc.old_path)
@@ -591,6 +861,7 @@ class _ServerRun:
                 assert tc.old_path and tc.new_path and tc.new_blob
                 item = self.by_path.get(tc.old_path) or self._item_for_path(tc.new_path)
                 self._move(item, tc.new_path)
+                self.wire.moved(tc.old_path, tc.new_path)
                 eff = _Effect(
                     {tc.new_path: tc.new_blob},
                     [tc.old_path] if tc.old_path != tc.new_path else [],
@@ -630,7 +901,7 @@ class _ServerRun:
     # ------------------------------------------------------------------ commit
     def _finish(self) -> None:
         store = self.store
-        with store.lock(wait=10.0):
+        with store.lock(wait=self.opts.lock_wait):
             head = store.commit_worktree(
                 f"gitsync: local changes\n\nCommitted by gitsync-notes while syncing with {self.name}.\n"
             )
@@ -657,6 +928,9 @@ class _ServerRun:
             files = {"state": dump_kv(state), "map": dump_rows(rows)}
             if self.peer_devinf is not None:
                 files["devinf"] = devinf_to_json(self.peer_devinf)
+            extras = dump_extras({p: v for p, v in self.wire.extras.items() if p in live or p in self.notes})
+            if extras is not None:
+                files["extras"] = extras
             report = self.report
             subject = report.subject(self.name)
             message = (
@@ -667,9 +941,10 @@ class _ServerRun:
             new_commit = None
             if report.local.total() + report.remote.total() > 0 or new_tree != head_tree:
                 new_commit = store.commit_tree(new_tree, [head] if head else [], message)
+            crash_point("server-finish")
             store.finish_sync(
                 self.name,
-                expected_state=self.snap.commit if self.snap else None,
+                expected_state=self.state_commit,
                 files=files,
                 synced_tree=synced,
                 new_commit=new_commit,

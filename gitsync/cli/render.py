@@ -38,7 +38,7 @@ def render_table(report: SyncReport) -> str:
         parts.append(f"{nrem} remote change{'s' if nrem != 1 else ''}")
     footer = (" and ".join(parts) + ".") if parts else "No changes."
     if report.unresolved:
-        footer += f" {len(report.unresolved)} conflict(s) left with markers."
+        footer += f" {len(report.unresolved)} conflict(s) left unresolved."
     return "\n".join(
         [
             "+" + "-" * width + "+",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +31,12 @@ logger = logging.getLogger("gitsync")
 @click.argument("directory", type=click.Path(file_okay=True, dir_okay=True))
 @click.option("-L", "--listen", "port", type=click.IntRange(0, 65535), default=8080, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--users", "users_file", type=click.Path(dir_okay=False), help="File of user:password lines.")
+@click.option(
+    "--users",
+    "users_file",
+    type=click.Path(dir_okay=False),
+    help="File of user:password lines (default: the file named by git config gitsync.usersfile).",
+)
 @click.option("-P", "--policy", type=click.Choice(POLICIES), help="Conflict policy (default merge).")
 @click.option(
     "--auth", type=click.Choice(["basic", "md5"]), help="Challenge type when credentials are missing."
@@ -44,41 +50,66 @@ def serve(directory: str, **kw: Any) -> None:
 
 
 def _serve(directory: str, **kw: Any) -> int:
+    """Check what can fail first (the folder, the users file, the port), then touch the repository."""
     from gitsync.app.server import ServerOptions, SyncServer
     from gitsync.errors import ConfigError
     from gitsync.protocol.constants import AUTH_BASIC, AUTH_MD5
     from gitsync.sync.conflict import Policy
+    from gitsync.transport.serve import make_http_server
 
     folder = Path(directory)
-    if not folder.exists():  # a server's notes folder may start empty: create it
-        folder.mkdir(parents=True)
-        logger.info("created %s", folder)
-    store = open_store(directory)
-    users_file = kw["users_file"] or store.config_get("gitsync.usersfile")
-    users = _read_users(Path(users_file)) if users_file else None
-    policy = Policy(kw["policy"] or store.config_get("gitsync.policy") or "merge")
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"notes folder {folder} is not a folder")
+    users = _read_users(Path(kw["users_file"])) if kw["users_file"] else None
+    apps: list[Callable[..., Iterable[bytes]]] = []
 
-    def on_report(report: SyncReport) -> None:
-        if not kw["quiet"]:
-            click.echo(f"session with {report.peer}:\n{render_table(report)}", err=True)
-
-    options = ServerOptions(
-        users=users,
-        auth_type=AUTH_MD5 if (kw["auth"] or store.config_get("gitsync.auth")) == "md5" else AUTH_BASIC,
-        policy=policy,
-        filename_sync=not kw["no_filename_sync"],
-        on_report=on_report,
-    )
-    server = SyncServer(store, options)
-    from gitsync.transport.serve import serve_forever
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        return apps[0](environ, start_response)
 
     try:
-        serve_forever(
-            server.wsgi_app(), kw["host"], kw["port"], ready=lambda url: logger.info("serving on %s", url)
-        )
+        httpd = make_http_server(app, kw["host"], kw["port"])
     except OSError as exc:
         raise ConfigError(f"cannot listen on {kw['host']}:{kw['port']}: {exc.strerror or exc}") from exc
+    try:
+        if not folder.exists():  # a server's notes folder may start empty: create it
+            folder.mkdir(parents=True)
+            logger.info("created %s", folder)
+        store = open_store(directory)
+        if users is None and (named := store.config_get("gitsync.usersfile")):
+            users = _read_users(Path(named))  # users from the repository's git config
+        policy = Policy(kw["policy"] or store.config_get("gitsync.policy") or "merge")
+
+        def on_report(report: SyncReport) -> None:
+            if not kw["quiet"]:
+                click.echo(f"session with {report.peer}:\n{render_table(report)}", err=True)
+
+        options = ServerOptions(
+            users=users,
+            auth_type=AUTH_MD5 if (kw["auth"] or store.config_get("gitsync.auth")) == "md5" else AUTH_BASIC,
+            policy=policy,
+            filename_sync=not kw["no_filename_sync"],
+            on_report=on_report,
+        )
+        apps.append(SyncServer(store, options).wsgi_app())
+        _serve_until_stopped(httpd, f"http://{kw['host']}:{httpd.server_port}/")
+    finally:
+        httpd.server_close()
     return EXIT_OK
+
+
+def _serve_until_stopped(httpd: Any, url: str) -> None:
+    """Serve until SIGINT or SIGTERM."""
+    import signal
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    logger.info("serving on %s", url)
+    try:
+        httpd.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        logger.info("stopping")
 
 
 def _read_users(path: Path) -> dict[str, str]:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
+import time
 import uuid
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
@@ -26,40 +27,74 @@ from gitsync.cli.render import render_table
 from gitsync.model import MODE_NAMES
 
 if TYPE_CHECKING:
+    from gitsync.protocol.messages import DataStore
     from gitsync.store.git import GitStore
 
 logger = logging.getLogger("gitsync")
+
+#: What each --mode does, for --describe and the help text.
+MODE_HELP = {
+    "sync": "two-way",
+    "full": "slow sync: compare every note",
+    "pull": "one-way from the server",
+    "push": "one-way to the server",
+    "pull-over": "refresh from the server: this folder becomes a copy of the server",
+    "push-over": "refresh from this folder: the server becomes a copy of it",
+}
 
 
 # ---------------------------------------------------------------------- sync
 @main.command()
 @click.argument("directory", type=click.Path(file_okay=True, dir_okay=True))
-@click.option("-r", "--remote", help="URL of the SyncML server (remembered).")
+@click.option("-r", "--remote", metavar="URL", help="URL of the SyncML server (remembered).")
 @click.option(
     "-m",
     "--mode",
-    type=click.Choice(sorted(MODE_NAMES)),
+    type=click.Choice(list(MODE_NAMES)),
     default="sync",
     show_default=True,
     help="sync=two-way, full=slow sync, pull/push=one-way, pull-over/push-over=refresh.",
 )
-@click.option("-i", "--id", "device_id", help="Our device id (remembered; generated if unset).")
-@click.option("-n", "--name", help="Our display name sent to the peer.")
-@click.option("--peer", help="Name of this peer in the repository (default: from the URL).")
-@click.option("-R", "--remote-uri", help="The server's datastore URI (default: notes).")
-@click.option("-u", "--username", help="User name for the server (remembered).")
-@click.option("-p", "--password", envvar="GITSYNC_PASSWORD", help="Password (prompted when missing).")
+@click.option(
+    "-i", "--id", "device_id", metavar="DEVID", help="Our device id (remembered; generated if unset)."
+)
+@click.option("-n", "--name", help="Our display name, sent to the server (remembered).")
+@click.option("--peer", help="Name of this server in the repository (default: from the URL).")
+@click.option(
+    "-R", "--remote-uri", metavar="URI", help="The server's datastore URI (default: notes; remembered)."
+)
+@click.option("-u", "--username", help="User name for the server (remembered; the password never is).")
+@click.option(
+    "-p",
+    "--password",
+    envvar="GITSYNC_PASSWORD",
+    help="Password (else $GITSYNC_PASSWORD, else asked for on a terminal). Never stored.",
+)
 @click.option("--auth", type=click.Choice(["basic", "md5"]), help="Authentication scheme (default basic).")
-@click.option("-F", "--no-filename-sync", is_flag=True, help="Do not sync file names.")
-@click.option("-d", "--describe", is_flag=True, help="Describe the sync setup and exit.")
-@click.option("-l", "--local", is_flag=True, help="List local changes since the last sync and exit.")
-@click.option("-P", "--policy", type=click.Choice(POLICIES), help="Conflict policy (used by servers).")
+@click.option(
+    "-F",
+    "--no-filename-sync",
+    is_flag=True,
+    help="Sync a renamed note only when its text changed too (remembered, as sync-notes does; "
+    "undo with: git config --unset gitsync.nofilenamesync).",
+)
+@click.option("-d", "--describe", is_flag=True, help="Describe what would be synced, and with whom; exit.")
+@click.option("-l", "--local", is_flag=True, help="List local changes not yet synced; contact no one.")
+@click.option(
+    "-P",
+    "--policy",
+    type=click.Choice(POLICIES),
+    help="Conflict policy when this folder is served (remembered; the server decides conflicts).",
+)
 @click.option("--encoding", type=click.Choice(["xml", "wbxml"]), default="xml", show_default=True)
 @click.option(
     "--syncml", "syncml_version", type=click.Choice(["1.1", "1.2"]), default="1.2", show_default=True
 )
 @click.option("--max-msg-size", type=click.IntRange(min=1024), help="Largest message we accept (bytes).")
 @click.option("--force-delete", is_flag=True, help="Allow a sync that deletes more than half the notes.")
+@click.option(
+    "--dry-run", is_flag=True, help="Show what would be sent; write nothing and contact no one."
+)
 @click.option("--timeout", type=float, default=60.0, show_default=True, help="HTTP timeout in seconds.")
 @verbosity
 def sync(directory: str, **kw: Any) -> None:
@@ -69,25 +104,52 @@ def sync(directory: str, **kw: Any) -> None:
 
 
 def _sync(directory: str, **kw: Any) -> int:
-    store = open_store(directory)
+    if kw["describe"] or kw["local"]:
+        return _inspect(directory, **kw)
+    from gitsync.app import pysyncml_import
+
+    if kw.get("dry_run"):  # never create the repository (that would commit every note)
+        from pathlib import Path
+
+        from gitsync.errors import ConfigError
+        from gitsync.store.git import GitStore
+
+        try:
+            return sync_store(GitStore.open(Path(directory), create=False), **kw)
+        except ConfigError as exc:
+            if "not a Git repository" not in str(exc):
+                raise
+            click.echo(f"Dry run: nothing was written. {Path(directory).resolve()} was never synced:")
+            click.echo("the first sync makes it a Git repository and sends every note in it (a slow sync).")
+            return EXIT_OK
+    pysyncml_import.exclude_state_folder(directory)
+    return sync_store(open_store(directory), **kw)
+
+
+def sync_store(store: GitStore, *, origin: str = "cli", **kw: Any) -> int:
+    """One sync of an opened store (also run by the post-commit hook for each peer)."""
+    from gitsync.app import pysyncml_import
+
     cfg = store.config_get
-    remote = kw["remote"] or cfg("gitsync.remote")
-    peer = kw["peer"] or cfg("gitsync.peer")
-    if kw["describe"]:
-        click.echo(_describe(store, remote, peer))
-        return EXIT_OK
-    if kw["local"]:
-        return _list_local(store, peer or (_peer_name(remote) if remote else None), quiet=kw["quiet"])
+    taken = pysyncml_import.find(store.root)
+    remote, peer = _resolve_peer(store, kw["remote"], kw["peer"])
+    if not remote and taken is not None and taken.url and not kw["peer"]:
+        remote = taken.url  # a sync-notes folder taken over: its server
     if not remote:
         fail("no server given: use --remote URL (it is remembered for later syncs)", EXIT_USAGE)
     if not remote.startswith(("http://", "https://")):
         fail(f"--remote must be an http:// or https:// URL, not {remote!r}", EXIT_USAGE)
-    device_id = kw["device_id"] or cfg("gitsync.deviceid") or f"gitsync-notes:{uuid.uuid4().hex[:16]}"
+    device_id = (
+        kw["device_id"]
+        or cfg("gitsync.deviceid")
+        or (taken.device_id if taken is not None else None)
+        or f"gitsync-notes:{uuid.uuid4().hex[:16]}"
+    )
     username = kw["username"] or cfg("gitsync.username")
     password = kw["password"]
-    if username and password is None:
+    if username and password is None and not kw.get("dry_run"):
         if not sys.stdin.isatty():
-            fail("a password is needed for user " + repr(username) + " (use --password or GITSYNC_PASSWORD)")
+            fail(f"a password is needed for user {username!r} (use --password or GITSYNC_PASSWORD)")
         password = click.prompt(f"Password for {username}", hide_input=True, default="", show_default=False)
     peer = peer or _peer_name(remote)
     from gitsync.app.client import ClientOptions, sync_client
@@ -98,40 +160,88 @@ def _sync(directory: str, **kw: Any) -> int:
         url=remote,
         device_id=device_id,
         name=peer,
+        display_name=kw["name"] or cfg("gitsync.name"),
         mode=MODE_NAMES[kw["mode"]],
         remote_uri=kw["remote_uri"] or cfg("gitsync.remoteuri"),
         username=username,
         password=password,
         auth_type=kw["auth"] or cfg("gitsync.auth") or "basic",
-        filename_sync=not kw["no_filename_sync"],
+        filename_sync=not (kw["no_filename_sync"] or cfg("gitsync.nofilenamesync") == "true"),
         encoding=WBXML_TYPE if kw["encoding"] == "wbxml" else XML_TYPE,
         ver_dtd=kw["syncml_version"],
         max_msg_size=kw["max_msg_size"] or 2_000_000,
         force_delete=kw["force_delete"],
+        honour_run_again=origin != "hook",  # the hook's runner loops over every peer itself
     )
-    progress = _progress_printer() if (sys.stderr.isatty() and not kw["quiet"]) else None
+    if kw.get("dry_run"):
+        from gitsync.app.safety import dry_run
+        from gitsync.cli.log import render_dry_run
+
+        click.echo(render_dry_run(dry_run(store, opts)))
+        if taken is not None and store.state_load(peer) is None and device_id == taken.device_id:
+            click.echo("The sync-notes state in .sync would be taken over first: the sync would then be")
+            click.echo("two-way and send only what changed since sync-notes last synced.")
+        return EXIT_OK
+    if taken is not None and store.state_load(peer) is None and device_id == taken.device_id:
+        click.echo(pysyncml_import.take_over(store, taken, peer, remote), err=True)
+    from gitsync.app.hook import record_result
+
+    progress = Progress(sys.stderr, peer) if (not kw["quiet"] and sys.stderr.isatty()) else None
     transport = HttpTransport(timeout=kw["timeout"])
     try:
-        report = sync_client(store, opts, transport, progress=progress)
+        with store.lock(wait=5.0):
+            try:
+                report = sync_client(store, opts, transport, progress=progress)
+            except Exception as exc:
+                record_result(store, peer, ok=False, summary=str(exc) or type(exc).__name__, origin=origin)
+                _explain_slow_sync_failure(opts.mode, exc)
+                raise
+            record_result(store, peer, ok=True, summary=report.subject(peer), origin=origin)
     finally:
         transport.close()
-    # remember what worked, so `gitsync-notes sync DIR` repeats it
-    store.config_set("gitsync.remote", remote)
-    store.config_set("gitsync.deviceid", device_id)
-    if username:
-        store.config_set("gitsync.username", username)
-    if kw["remote_uri"]:
-        store.config_set("gitsync.remoteuri", kw["remote_uri"])
-    if kw["peer"]:
-        store.config_set("gitsync.peer", kw["peer"])
-    if kw["auth"]:
-        store.config_set("gitsync.auth", kw["auth"])
+        if progress is not None:
+            progress.close()
+    # remember what worked, so `gitsync-notes sync DIR` repeats it (never the password)
+    remember = {
+        "gitsync.remote": remote,
+        f"gitsync.{peer}.remote": remote,  # each peer's own server (several peers per repository)
+        "gitsync.deviceid": device_id,
+        "gitsync.username": kw["username"],
+        "gitsync.remoteuri": kw["remote_uri"],
+        "gitsync.peer": peer,
+        "gitsync.auth": kw["auth"],
+        "gitsync.name": kw["name"],
+        "gitsync.policy": kw["policy"],
+        "gitsync.nofilenamesync": "true" if kw["no_filename_sync"] else None,
+    }
+    if origin == "hook":  # background syncs of every peer must not change which one is the default
+        remember = {f"gitsync.{peer}.remote": remote}
+    for key, value in remember.items():
+        if value is not None and value != cfg(key):
+            store.config_set(key, value)
     if not kw["quiet"]:
         click.echo(render_table(report))
     if report.unresolved:
-        click.echo(f"gitsync-notes: conflict markers left in: {', '.join(report.unresolved)}", err=True)
+        click.echo(
+            f"gitsync-notes: unresolved conflicts (markers left, or refused by the server) in: "
+            f"{', '.join(report.unresolved)}",
+            err=True,
+        )
         return EXIT_CONFLICT
     return EXIT_OK
+
+
+def _explain_slow_sync_failure(mode: object, exc: Exception) -> None:
+    """A server that fails a slow sync (HTTP 200, status 500): say why and what to do instead."""
+    from gitsync.errors import RemoteProtocolError
+    from gitsync.model import SyncMode
+
+    if mode is SyncMode.SLOW and isinstance(exc, RemoteProtocolError) and exc.status_hint == 500:
+        raise RemoteProtocolError(
+            f"{exc} during the slow sync (pysyncml servers fail one when a note name is on both "
+            "sides): use --mode sync, pull-over or push-over instead",
+            status_hint=500,
+        ) from exc
 
 
 def _peer_name(url: str) -> str:
@@ -140,57 +250,235 @@ def _peer_name(url: str) -> str:
     return peer_ref_name(url)
 
 
-def _progress_printer() -> Callable[[str, int, int], None]:
-    def show(what: str, done: int, total: int) -> None:
-        text = f"{what} {done}/{total}" if total else f"{what} {done}"
-        click.echo(f"\r{text}   ", err=True, nl=False)
+def peer_remote(store: GitStore, peer: str) -> str | None:
+    """The server a peer was last synced with: its own config key, else its saved state."""
+    from gitsync.sync.state import parse_kv
 
-    return show
+    remote = store.config_get(f"gitsync.{peer}.remote")
+    if remote:
+        return remote
+    snap = store.state_load(peer)
+    return (parse_kv(snap.files.get("state")).get("url") or None) if snap else None
 
 
-def _list_local(store: GitStore, peer: str | None, *, quiet: bool) -> int:
-    snap = store.state_load(peer) if peer else None
-    base = snap.synced_tree if snap else None
-    tree = store.scan_worktree_tree()
-    changes = store.diff(base, tree)
-    if not quiet:
-        for tc in changes:
-            if tc.old_path and tc.new_path and tc.old_path != tc.new_path:
-                click.echo(f"R {tc.old_path} -> {tc.new_path}")
-            else:
-                mark = {"add": "A", "modify": "M", "delete": "D"}[tc.kind.value]
-                click.echo(f"{mark} {tc.new_path or tc.old_path}")
-        if not changes:
-            click.echo("no local changes" + ("" if snap else " (never synced: every note would be sent)"))
+def _resolve_peer(store: GitStore, remote: str | None, peer: str | None) -> tuple[str | None, str | None]:
+    """(URL, peer name) from --remote/--peer and what was remembered, for several peers per folder.
+
+    No option: the default peer (the last one synced).  --peer alone: that peer's own server.
+    --remote alone: the peer already synced with that URL, else a name made from the URL.
+    """
+    cfg = store.config_get
+    default_peer, default_remote = cfg("gitsync.peer"), cfg("gitsync.remote")
+    if default_peer is None and default_remote:
+        default_peer = _peer_name(default_remote)
+    if remote is None and peer is None:
+        peer = default_peer
+        remote = (peer_remote(store, peer) if peer else None) or default_remote
+    elif peer is None:
+        assert remote is not None
+        peer = next((p for p in store.peers() if peer_remote(store, p) == remote), None)
+        if peer is None and default_peer and default_remote == remote:
+            peer = default_peer
+    elif remote is None:
+        remote = peer_remote(store, peer) or (default_remote if peer == default_peer else None)
+    return remote, peer or (_peer_name(remote) if remote else None)
+
+
+class Progress:
+    """Items sent/received, redrawn in place on a terminal (at most ten times a second)."""
+
+    def __init__(self, stream: TextIO, peer: str, *, interval: float = 0.1) -> None:
+        self.stream = stream
+        self.peer = peer
+        self.interval = interval
+        self.counts: dict[str, tuple[int, int]] = {}
+        self.last = 0.0
+        self.shown = False
+
+    def __call__(self, what: str, done: int, total: int) -> None:
+        key = "received" if what.startswith("receiv") else "sent"
+        self.counts[key] = (done, total)
+        now = time.monotonic()
+        if now - self.last >= self.interval or (total and done == total):
+            self.last = now
+            self._draw()
+
+    def _draw(self) -> None:
+        parts = []
+        for key in ("sent", "received"):
+            if key in self.counts:
+                done, total = self.counts[key]
+                parts.append(f"{key} {done}/{total}" if total else f"{key} {done}")
+        self.stream.write(f"\r\x1b[Ksyncing with {self.peer}: {', '.join(parts)} notes")
+        self.stream.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        """Show the final counts and end the line, so what follows starts cleanly."""
+        if self.counts:
+            self._draw()
+        if self.shown:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+# ---------------------------------------------------------------------- --describe / --local
+def _inspect(directory: str, **kw: Any) -> int:
+    """--describe and --local: read the repository, write nothing, contact no one."""
+    from pathlib import Path
+
+    from gitsync.errors import ConfigError
+    from gitsync.store.git import GitStore
+
+    try:
+        store = GitStore.open(Path(directory), create=False)
+    except ConfigError as exc:
+        if "not a Git repository" not in str(exc):
+            raise
+        if not kw["quiet"]:
+            click.echo(f"{Path(directory).resolve()} has never been synced (it is no Git repository yet):")
+            click.echo("every note in it would be sent on the first sync.")
+        return EXIT_OK
+    remote = kw["remote"] or store.config_get("gitsync.remote")
+    peer = kw["peer"] or store.config_get("gitsync.peer") or (_peer_name(remote) if remote else None)
+    if kw["describe"]:
+        click.echo(_describe(store, remote, peer, kw))
+        return EXIT_OK
+    if not kw["quiet"]:
+        click.echo(_list_local(store, peer))
     return EXIT_OK
 
 
-def _describe(store: GitStore, remote: str | None, peer: str | None) -> str:
-    from gitsync.sync.state import devinf_from_json, parse_kv
+_CHANGE_WORDS = {"add": "added", "modify": "modified", "delete": "deleted"}
 
-    lines = [f"notes folder: {store.root}", f"branch: {store.branch() or '(none)'}"]
-    notes = store.list_notes(store.tree_of(h) if (h := store.head()) else None)
-    lines.append(f"notes: {len(notes)}")
-    lines.append(f"device id: {store.config_get('gitsync.deviceid') or '(not yet assigned)'}")
-    lines.append(f"server: {remote or '(none configured)'}")
+
+def _local_changes(store: GitStore, peer: str | None) -> tuple[list[str], bool]:
+    """Lines describing what changed since the last sync with ``peer``; whether it ever synced."""
+    snap = store.state_load(peer) if peer else None
+    base = snap.synced_tree if snap else None
+    changes = store.diff(base, store.scan_worktree_tree())
+    lines = []
+    for tc in changes:
+        if tc.old_path and tc.new_path and tc.old_path != tc.new_path:
+            word = "renamed" if tc.old_blob == tc.new_blob else "renamed+modified"
+            lines.append(f"  {word:<9} {tc.old_path} -> {tc.new_path}")
+        else:
+            lines.append(f"  {_CHANGE_WORDS[tc.kind.value]:<9} {tc.new_path or tc.old_path}")
+    return lines, snap is not None
+
+
+def _list_local(store: GitStore, peer: str | None) -> str:
+    lines, synced = _local_changes(store, peer)
+    who = peer or "any server"
+    if not synced:
+        if not lines:
+            return f"No notes, and never synced with {who}."
+        head = f"Never synced with {who}: all {len(lines)} notes would be sent:"
+    elif not lines:
+        return f"No pending local changes (since the last sync with {who})."
+    else:
+        head = f"Pending local changes since the last sync with {who}:"
+    return "\n".join([head, *lines, f"{len(lines)} change{'s' if len(lines) != 1 else ''}."])
+
+
+def _stores_line(ds: DataStore) -> str:
+    prefs = {(c.ct_type, c.ver_ct) for c in (*ds.rx_pref, *ds.tx_pref)}
+    seen: list[str] = []
+    for ct in (*ds.rx_pref, *ds.rx, *ds.tx_pref, *ds.tx):
+        text = f"{ct.ct_type} {ct.ver_ct or ''}".strip()
+        if (ct.ct_type, ct.ver_ct) in prefs:
+            text += " (preferred)"
+        if text not in seen:
+            seen.append(text)
+    return ", ".join(seen) or "(none announced)"
+
+
+def _when(anchor: str | None) -> str:
+    """Our anchors start with the session's UTC time (``20261124T160516Z``): show it readably."""
+    m = re.match(r"(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z", anchor or "")
+    if not m:
+        return anchor or "unknown time"
+    y, mo, d, h, mi, s = m.groups()
+    return f"{y}-{mo}-{d} {h}:{mi}:{s} UTC"
+
+
+def _describe(store: GitStore, remote: str | None, peer: str | None, kw: dict[str, Any]) -> str:
+    """What would be synced and with whom: this folder, our device, each peer and its last sync."""
+    from gitsync.app.common import our_devinf
+
+    cfg = store.config_get
+    head = store.head()
+    notes = store.list_notes(store.tree_of(head) if head else None)
+    branch = (store.branch() or "(none)").removeprefix("refs/heads/")
+    lines = [f"Notes folder: {store.root} (branch {branch}, {_n(len(notes), 'note')})"]
+    devices = [p for p in store.peers() if p.startswith("device-")]
+    if remote:
+        mode = kw["mode"]
+        lines.append(f"Role: client of {remote}, mode {mode} ({MODE_HELP[mode]})")
+    elif devices:
+        lines.append(f"Role: server (gitsync-notes serve) for {_n(len(devices), 'device')}")
+    else:
+        lines.append("Role: not synced yet (sync --remote URL, or serve --listen PORT)")
+    filename_sync = not (kw["no_filename_sync"] or cfg("gitsync.nofilenamesync") == "true")
+    lines.append(f"Sync file names: {'yes' if filename_sync else 'no'}")
+    lines.append(f"Conflict policy when served: {kw['policy'] or cfg('gitsync.policy') or 'merge'}")
+    device_id = kw["device_id"] or cfg("gitsync.deviceid")
+    lines.append("Local device:")
+    lines.append(f"  Device ID: {device_id or '(assigned on the first sync)'}")
+    lines.append(f"  Name: {kw['name'] or cfg('gitsync.name') or '(none)'}")
+    user = kw["username"] or cfg("gitsync.username")
+    if user:
+        lines.append(f"  User: {user} (the password is never stored)")
+    for ds in our_devinf(device_id or "-", server=False).datastores:
+        lines.append(f"  Datastore: {ds.source_ref}")
+        lines.append(f"    Content types: {_stores_line(ds)}")
     names = [peer] if peer else []
-    if remote and not peer:
-        names = [_peer_name(remote)]
     names += [p for p in store.peers() if p not in names]
+    if not names:
+        lines.append("Peers: none yet")
     for name in names:
-        snap = store.state_load(name)
-        if snap is None:
-            lines.append(f"peer {name}: never synced")
-            continue
-        st = parse_kv(snap.files.get("state"))
-        devinf = devinf_from_json(snap.files.get("devinf"))
-        what = f"{devinf.man or '?'} {devinf.mod or ''} {devinf.sw_v or ''}".strip() if devinf else "unknown"
-        lines.append(f"peer {name}: {what}")
-        lines.append(f"  device: {st.get('device_id') or st.get('url', '?')}")
-        lines.append(
-            f"  datastore: {st.get('remote_uri', 'notes')}, content type {st.get('content_type', '?')}"
-        )
-        lines.append(
-            f"  last sync: {st.get('mode', '?')}, anchor {st.get('local_anchor') or st.get('server_anchor')}"
-        )
+        lines.extend(_describe_peer(store, name, remote if name == peer else None, kw))
     return "\n".join(lines)
+
+
+def _n(count: int, word: str) -> str:
+    return f"{count} {word}{'s' if count != 1 else ''}"
+
+
+def _describe_peer(store: GitStore, name: str, remote: str | None, kw: dict[str, Any]) -> list[str]:
+    from gitsync.sync.state import devinf_from_json, parse_kv, parse_rows
+
+    lines = [f"Peer {name}:"]
+    snap = store.state_load(name)
+    if snap is None:
+        if remote:
+            lines.append(f"  URL: {remote}")
+        lines.append(f"  Datastore: {kw['remote_uri'] or store.config_get('gitsync.remoteuri') or 'notes'}")
+        lines.append("  Last sync: never")
+        return lines
+    st = parse_kv(snap.files.get("state"))
+    devinf = devinf_from_json(snap.files.get("devinf"))
+    if st.get("url"):
+        lines.append(f"  URL: {st['url']}")
+    if devinf is not None:
+        what = " ".join(x for x in (devinf.man, devinf.mod, devinf.sw_v) if x and x != "-") or "unknown"
+        lines.append(f"  Device: {what} (ID {devinf.dev_id or '?'}, {devinf.dev_typ or '?'})")
+        for ds in devinf.datastores:
+            label = f' "{ds.display_name}"' if ds.display_name else ""
+            lines.append(f"  Datastore: {ds.source_ref}{label}")
+            lines.append(f"    Content types: {_stores_line(ds)}")
+    else:
+        lines.append(f"  Device ID: {st.get('device_id', '?')}")
+        lines.append(f"  Datastore: {st.get('remote_uri') or 'notes'}")
+    if st.get("remote_uri"):
+        lines.append(f"  Datastore used: {st['remote_uri']}")
+    lines.append(f"  Content type used: {st.get('content_type') or '?'}")
+    if st.get("user"):
+        lines.append(f"  User: {st['user']}")
+    anchor = st.get("local_anchor") or st.get("server_anchor")
+    common = _n(len(store.list_notes(snap.synced_tree)), "note")
+    lines.append(f"  Last sync: {_when(anchor)}, {st.get('mode') or '?'}; {common} in common")
+    lines.append(f"  Mapped ids: {len(parse_rows(snap.files.get('map'), 3))}")
+    pending, _ = _local_changes(store, name)
+    lines.append(f"  Pending local changes: {len(pending)}")
+    return lines

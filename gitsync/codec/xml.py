@@ -66,14 +66,55 @@ def decode_xml(body: bytes, *, max_size: int = DEFAULT_MAX_SIZE) -> Node:
         collect_ids=False,
         strip_cdata=True,
     )
+    repaired: bytes | None = None
     try:
         root = etree.fromstring(body, parser)
     except (etree.LxmlError, ValueError) as exc:
-        raise CodecError(f"malformed XML: {exc}") from exc
+        repaired = _mark_raw_bytes(body)
+        if repaired is None:
+            raise CodecError(f"malformed XML: {exc}") from exc
+        try:
+            root = etree.fromstring(repaired, parser)
+        except (etree.LxmlError, ValueError):
+            raise CodecError(f"malformed XML: {exc}") from exc
     docinfo = root.getroottree().docinfo
     if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
         raise CodecError("XML with a DOCTYPE/ENTITY declaration is refused")
-    return _to_node(root, 1, None, "")
+    node = _to_node(root, 1, None, "")
+    if repaired is not None:
+        _restore_raw_bytes(node)
+    return node
+
+
+# Synthesis cuts large objects into chunks at byte offsets, inside UTF-8 sequences, and sends
+# each chunk as CDATA: such a message is not UTF-8. Bytes that are not UTF-8 are parsed as
+# private-use stand-ins and come back as the exact bytes in the element's (bytes) text.
+_RAW_BASE = 0x10FE00
+_RAW_MARK = re.compile("([\U0010FE80-\U0010FEFF])")
+
+
+def _mark_raw_bytes(body: bytes) -> bytes | None:
+    """``body`` with non-UTF-8 bytes replaced by stand-ins, or ``None`` when that cannot help."""
+    if body.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return None
+    try:
+        body.decode("utf-8")
+        return None
+    except UnicodeDecodeError:
+        pass
+    text = body.decode("utf-8", "surrogateescape")
+    return re.sub("[\udc80-\udcff]", lambda m: chr(_RAW_BASE + ord(m.group()) - 0xDC00), text).encode()
+
+
+def _restore_raw_bytes(node: Node) -> None:
+    """Turn text holding stand-ins back into the original bytes."""
+    if isinstance(node.text, str) and _RAW_MARK.search(node.text):
+        parts = _RAW_MARK.split(node.text)
+        node.text = b"".join(
+            bytes([ord(part) - _RAW_BASE]) if i % 2 else part.encode("utf-8") for i, part in enumerate(parts)
+        )
+    for child in node.children:
+        _restore_raw_bytes(child)
 
 
 def _to_node(element: etree._Element, depth: int, parent_ns: str | None, parent_tag: str) -> Node:

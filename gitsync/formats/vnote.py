@@ -186,7 +186,10 @@ def _qp_encode(head: bytes, value: bytes) -> list[bytes]:
     if not pieces:
         pieces.append(b"")
     pieces[0] = head + pieces[0]
-    return [piece + b"=" for piece in pieces[:-1]] + [pieces[-1]]
+    lines = [piece + b"=" for piece in pieces[:-1]] + [pieces[-1]]
+    if len(lines[0]) > MAX_LINE:  # a head longer than a line: fold it (unfolding precedes QP)
+        lines[0:1] = _fold(lines[0])
+    return lines
 
 
 def _fold(line: bytes) -> list[bytes]:

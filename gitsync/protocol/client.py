@@ -84,6 +84,7 @@ class ClientConfig:
     send_devinf: bool = True
     max_msg_size: int = 2_000_000
     max_obj_size: int = 4_000_000
+    name: str | None = None  # our display name: SyncHdr Source/LocName when no user name is sent
 
 
 class ClientSession(SessionBase):
@@ -106,6 +107,7 @@ class ClientSession(SessionBase):
         self._pkg4_final = False
         self._maps: list[MapItem] = []
         self._peer_final = False
+        self._status_only = False  # the server's last message carried only Statuses
 
     # ---------------------------------------------------------------- credentials
     def _make_cred(self, nonce_b64: str | None) -> Cred | None:
@@ -132,7 +134,7 @@ class ClientSession(SessionBase):
             msg_id=self._msg_id,
             target=self.target_url,
             source=cfg.device_id,
-            source_name=cfg.username,
+            source_name=cfg.username or cfg.name,
             cred=self._cred,
             meta=Meta(max_msg_size=cfg.max_msg_size, max_obj_size=cfg.max_obj_size),
         )
@@ -214,6 +216,12 @@ class ClientSession(SessionBase):
                     Map(cmd_id=0, source=self.local_uri, target=self.remote_uri, items=tuple(self._maps))
                 )
                 self._maps = []
+            if self._pkg4_final and self._status_only and not commands:
+                # the server's last message held nothing but Statuses (Synthesis, when it has no
+                # Sync to send): no reply is expected, and it has already closed the session
+                self._statuses = []
+                self.phase = Phase.DONE
+                return None
             if self._pkg4_final:
                 self.phase = Phase.MAPPING
                 return Message(header=header, commands=self._build(header, commands, True), final=True)
@@ -242,9 +250,14 @@ class ClientSession(SessionBase):
         acks: list[tuple[OutChange, int]] = []
         server_alert: Alert | None = None
         retry = False
-        for cmd in msg.commands:
-            if isinstance(cmd, Status):
-                retry |= self._on_status(cmd, events, acks)
+        # the SyncHdr status first: after a 401/407 we retry, and the other statuses (Synthesis
+        # answers the Alert with 401 too) only repeat that refusal
+        statuses = [c for c in msg.commands if isinstance(c, Status)]
+        statuses.sort(key=lambda c: c.cmd != "SyncHdr")
+        for status in statuses:
+            retry = self._on_status(status, events, acks)
+            if retry:
+                break
         if retry:
             self._statuses = []
             self._resend_pkg1 = True
@@ -296,6 +309,7 @@ class ClientSession(SessionBase):
             return events  # statuses for a non-final chunk of our package 3
         if self.phase is Phase.RECEIVING:
             self._pkg4_final = msg.final
+            self._status_only = all(isinstance(c, Status) for c in msg.commands)
             self.phase = Phase.NEED_RESULTS
             events.append(ChangesReceived(changes=tuple(self._pending.changes), final=msg.final))
             return events

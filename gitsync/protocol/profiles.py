@@ -1,4 +1,4 @@
-"""Peer quirks as one data table, chosen from the peer's DevInf (Man/Mod/DevID).
+"""Peer quirks as one data table, chosen from the peer's DevInf (Man/Mod/DevID, SwV).
 
 Every behaviour difference between peers is a field of :class:`PeerProfile`; code asks
 the profile, never the peer's name. Sources: ../shared/reference/protocol.md §0, §5.
@@ -6,11 +6,12 @@ the profile, never the peer's name. Sources: ../shared/reference/protocol.md §0
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from gitsync.protocol.messages import DevInf
 
-__all__ = ["DEFAULT", "PROFILES", "PeerProfile", "profile_for"]
+__all__ = ["DEFAULT", "PROFILES", "PYSYNCML", "SYNTHESIS", "PeerProfile", "Rule", "profile_for"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -32,35 +33,80 @@ class PeerProfile:
     number_of_changes: bool = True
     #: cannot store notes in sub-folders: paths travel flattened ("a/b.txt" → "a%2Fb.txt")
     flat_names: bool = False
+    #: takes a Replace in a slow sync (else the server's newer text waits for the next sync)
+    replace_in_slow_sync: bool = True
+    #: sends every item on a refresh from server (205), not only those it never sent the client
+    refresh_sends_all: bool = True
+    #: takes a Meta/Type in a Delete (pysyncml's client does not)
+    meta_in_delete: bool = True
+    #: takes objects split over messages (MoreData/Size); also needs SupportLargeObjs in its DevInf
+    large_objects: bool = True
+    #: appends a line break to every text/plain note it stores and to every one it sends
+    #: (Synthesis: SUBJECT line + CRLF + TEXT + CRLF), so one comes off each way
+    adds_trailing_newline: bool = False
+    #: can run a slow sync when a note name is on both sides (pysyncml's server answers 500)
+    slow_sync_with_shared_notes: bool = True
 
 
 DEFAULT = PeerProfile(name="generic")
+SYNTHESIS = PeerProfile(name="synthesis", crlf_text=True, adds_trailing_newline=True)
 
-#: (DevInf Man/Mod/DevID substring, lower case) → profile. First match wins.
-PROFILES: tuple[tuple[str, PeerProfile], ...] = (
-    (
-        "pysyncml",
-        PeerProfile(
-            name="pysyncml", accepts_508=False, accepts_209=False, multi_message=False, flat_names=True
-        ),
-    ),
-    ("syncevolution", PeerProfile(name="synthesis", crlf_text=True)),
-    ("synthesis", PeerProfile(name="synthesis", crlf_text=True)),
-    ("sysync", PeerProfile(name="synthesis", crlf_text=True)),
-    ("funambol", PeerProfile(name="funambol", crlf_text=True)),
-    ("nokia", PeerProfile(name="nokia", crlf_text=True)),
-    ("sonyericsson", PeerProfile(name="sonyericsson", crlf_text=True)),
-    ("sony ericsson", PeerProfile(name="sonyericsson", crlf_text=True)),
-    ("gitsync", PeerProfile(name="gitsync")),
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One row of the table: a peer whose Man/Mod/DevID contains ``match`` (lower case) and,
+    when ``sw_v_below`` is set, whose SwV is an older version than that, gets ``profile``."""
+
+    match: str
+    profile: PeerProfile
+    sw_v_below: str | None = None
+
+    def applies(self, devinf: DevInf) -> bool:
+        """Whether this rule describes the peer with ``devinf``."""
+        haystack = " ".join(x for x in (devinf.man, devinf.mod, devinf.dev_id) if x).lower()
+        if self.match not in haystack:
+            return False
+        if self.sw_v_below is None:
+            return True
+        return devinf.sw_v is not None and _version(devinf.sw_v) < _version(self.sw_v_below)
+
+
+def _version(text: str) -> tuple[int, ...]:
+    """``"3.4.0.47"`` → (3, 4, 0, 47); non-numeric parts count as 0."""
+    return tuple(int(p) if p.isdigit() else 0 for p in re.split(r"[.\-_ ]", text.strip()) if p)
+
+
+PYSYNCML = PeerProfile(
+    name="pysyncml",
+    accepts_508=False,
+    accepts_209=False,
+    multi_message=False,
+    flat_names=True,
+    meta_in_delete=False,
+    large_objects=False,  # its DevInf claims SupportLargeObjs; it ignores MoreData
+    replace_in_slow_sync=False,
+    refresh_sends_all=False,
+    slow_sync_with_shared_notes=False,
+)
+
+#: The peer quirk table, first match wins (sources: protocol.md §0, §5, peers/README.md).
+PROFILES: tuple[Rule, ...] = (
+    Rule("pysyncml", PYSYNCML),
+    Rule("syncevolution", SYNTHESIS),
+    Rule("synthesis", SYNTHESIS),
+    Rule("sysync", SYNTHESIS),
+    Rule("funambol", PeerProfile(name="funambol", crlf_text=True)),
+    Rule("nokia", PeerProfile(name="nokia", crlf_text=True)),
+    Rule("sonyericsson", PeerProfile(name="sonyericsson", crlf_text=True)),
+    Rule("sony ericsson", PeerProfile(name="sonyericsson", crlf_text=True)),
+    Rule("gitsync", PeerProfile(name="gitsync")),
 )
 
 
-def profile_for(devinf: DevInf | None) -> PeerProfile:
+def profile_for(devinf: DevInf | None, table: tuple[Rule, ...] = PROFILES) -> PeerProfile:
     """The profile matching a peer's DevInf (``DEFAULT`` when unknown)."""
     if devinf is None:
         return DEFAULT
-    haystack = " ".join(x for x in (devinf.man, devinf.mod, devinf.dev_id) if x).lower()
-    for needle, profile in PROFILES:
-        if needle in haystack:
-            return profile
+    for rule in table:
+        if rule.applies(devinf):
+            return rule.profile
     return DEFAULT

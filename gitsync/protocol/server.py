@@ -118,6 +118,8 @@ class ServerSession(SessionBase):
         if self.phase in (Phase.DONE, Phase.ERROR, Phase.WAIT_ACCEPT, Phase.NEED_RESULTS, Phase.NEED_CHANGES):
             raise LocalProtocolError(f"not expecting a message in phase {self.phase.value}")
         hdr = msg.header
+        if not hdr.source.strip():
+            raise self._fail("SyncHdr has no Source LocURI (the device id)", 400)
         if not self.device_id:
             self.device_id = hdr.source
             self.session_id = hdr.session_id
@@ -125,6 +127,8 @@ class ServerSession(SessionBase):
             self._client_url = hdr.target
         elif hdr.source != self.device_id:
             raise self._fail("message from another device in this session", St.FORBIDDEN)
+        elif hdr.session_id != self.session_id:
+            raise self._fail("message of another SessionID in this session", St.FORBIDDEN)
         if hdr.meta and hdr.meta.max_msg_size:
             self.peer_max_msg_size = hdr.meta.max_msg_size
         self._reply_hdr = hdr
@@ -210,22 +214,37 @@ class ServerSession(SessionBase):
 
     # ---------------------------------------------------------------- auth
     _just_authed = False
+    _auth_nonce = b""
+    #: whether the last message was refused for wrong credentials (for the server's failure counter)
+    auth_rejected = False
 
     def _authenticate(self, hdr: SyncHdr) -> bool:
         self._just_authed = False
+        self.auth_rejected = False
         users = self.config.users
-        if users is None or self.user is not None:
+        if users is None:
             return True
+        if self.user is not None:
+            # credentials are needed once per session; any a later message carries must still be valid
+            nonces = (self._auth_nonce, self._nonce)
+            if hdr.cred is None or any(
+                check_cred(hdr.cred, users, nonce=n, username_hint=hdr.source_name) == self.user for n in nonces
+            ):
+                return True
+            self.user = None
+            self._auth_failures = _MAX_AUTH_FAILURES  # the session ends here
         user = check_cred(hdr.cred, users, nonce=self._nonce, username_hint=hdr.source_name)
         chal_type = hdr.cred.type if hdr.cred and hdr.cred.type in (AUTH_BASIC, AUTH_MD5) else None
         chal_type = chal_type or self.config.auth_type
-        if user is not None:
+        if user is not None and self._auth_failures < _MAX_AUTH_FAILURES:
             self.user = user
+            self._auth_nonce = self._nonce
             self._just_authed = True
             if chal_type == AUTH_MD5:
                 self._auth_chal = self._challenge(AUTH_MD5)
             return True
         self._auth_failures += 1
+        self.auth_rejected = hdr.cred is not None
         code = St.INVALID_CREDENTIALS if hdr.cred is not None else St.MISSING_CREDENTIALS
         logger.warning("authentication failed for device %r (status %d)", hdr.source, code)
         self._statuses = []

@@ -94,6 +94,8 @@ INDEX_LOCK_WAIT_SECONDS: Final = 2.0
 #: Above this many (unpaired added x unpaired deleted) notes, similar-content rename detection is
 #: skipped (exact renames are always found): libgit2 compares every pair.
 RENAME_PAIR_BUDGET: Final = 25_000_000
+#: Up to this many changed paths, the private index's tree is computed by editing its last tree.
+_EDIT_TREE_MAX: Final = 5_000
 CRASH_POINTS: Final = (
     "journal-written",
     "state-committed",
@@ -361,6 +363,7 @@ class GitStore:
         self._lock_fd: int | None = None
         self._lock_depth = 0
         self._staged_cache: tuple[tuple[Any, ...], Oid | None] | None = None
+        self._notes_cache: dict[Oid, dict[str, str]] = {}  # tree -> list_notes(tree); trees never change
 
     @property
     def git_dir(self) -> Path:
@@ -479,12 +482,77 @@ class GitStore:
     def _wait_index_lock(self) -> bool:
         """Wait up to ``INDEX_LOCK_WAIT_SECONDS`` for ``.git/index.lock`` to go; whether it went."""
         lock = self._gitdir / "index.lock"
+        self._clear_own_stale_index_lock()
         deadline = time.monotonic() + INDEX_LOCK_WAIT_SECONDS
         while lock.exists():
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.02)
         return True
+
+    def _take_index_lock(self, lock_path: Path) -> int:
+        """Create ``index.lock`` (O_EXCL semantics: FileExistsError if taken) as a hard link of
+        ``.git/gitsync/index.lock.<pid>``, so a lock a killed gitsync leaves is provably its own."""
+        mark = self._gitdir / "gitsync" / f"index.lock.{os.getpid()}"
+        mark.parent.mkdir(exist_ok=True)
+        mark.unlink(missing_ok=True)
+        fd = os.open(mark, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        try:
+            os.link(mark, lock_path)
+        except BaseException as exc:
+            os.close(fd)
+            mark.unlink(missing_ok=True)
+            if isinstance(exc, OSError) and not isinstance(exc, FileExistsError):  # no hard links here
+                return os.open(lock_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+            raise
+        return fd
+
+    def _clear_own_stale_index_lock(self) -> None:
+        """Remove an ``index.lock`` that a killed gitsync process left behind.
+
+        Only the holder of ``gitsync.lock`` judges, and only a lock that is the same file as a
+        ``.git/gitsync/index.lock.<pid>`` mark: gitsync takes index.lock only under gitsync.lock, so
+        such a mark belongs to a process that died.  Any other index.lock is Git's and is kept.
+        """
+        if not self._lock_depth:
+            return
+        lock = self._gitdir / "index.lock"
+        removed = False
+        for mark in (self._gitdir / "gitsync").glob("index.lock.*"):
+            try:
+                if lock.exists() and os.path.samefile(lock, mark):
+                    age = time.time() - lock.stat().st_mtime
+                    logger.warning("removing %s left by gitsync process %s, which died %.0f s ago",
+                                   lock, mark.suffix.lstrip("."), age)
+                    lock.unlink()
+                    removed = True
+                mark.unlink()
+            except FileNotFoundError:
+                continue
+        if removed:
+            self._repair_user_index()
+
+    def _repair_user_index(self) -> None:
+        """A gitsync was killed while installing the user's index for the commit it had just made:
+        if the index is exactly HEAD's parent, bring it to HEAD (else the user's staging is kept)."""
+        index_path = self._gitdir / "index"
+        head = self.head()
+        if head is None or not index_path.is_file():
+            return
+        commit = self._commit(head)
+        if not commit.parent_ids:
+            return
+        try:
+            staged = pygit2.Index(str(index_path)).write_tree(self._repo)
+        except pygit2.GitError:
+            return
+        if staged != self._commit(str(commit.parent_ids[0])).tree_id:
+            return
+        with self._user_index(required=False) as user:
+            if user is not None:
+                user.index.read_tree(commit.tree)
+                user.dirty = True
+                logger.warning("the Git index was left at the commit before %s; updated it", head[:12])
 
     @contextlib.contextmanager
     def lock(self, *, wait: float = 0.0) -> Iterator[None]:
@@ -685,11 +753,18 @@ class GitStore:
     # ---- trees --------------------------------------------------------------------------------
 
     def list_notes(self, tree: str | None) -> dict[str, str]:
-        """Every note of ``tree``: path -> blob id (regular files, without the top-level dotfiles)."""
+        """Every note of ``tree``: path -> blob id (regular files, without the top-level dotfiles).
+
+        The last few listings are cached (a session asks for the same trees several times; walking
+        20,000 notes costs ~60 ms); callers get a copy they may change.
+        """
         root = self._tree(tree)
         out: dict[str, str] = {}
         if root is None:
             return out
+        cached = self._notes_cache.get(root.id)
+        if cached is not None:
+            return dict(cached)
         stack: list[tuple[str, pygit2.Tree]] = [("", root)]
         while stack:
             prefix, node = stack.pop()
@@ -703,7 +778,10 @@ class GitStore:
                         stack.append((f"{prefix}{name}/", sub))
                 elif mode in _REGULAR and (prefix or name not in _TOP_LEVEL_NON_NOTES):
                     out[prefix + name] = str(obj.id)
-        return out
+        if len(self._notes_cache) >= 3:
+            self._notes_cache.pop(next(iter(self._notes_cache)))
+        self._notes_cache[root.id] = out
+        return dict(out)
 
     def diff(self, old_tree: str | None, new_tree: str | None) -> list[TreeChange]:
         """Note changes from ``old_tree`` to ``new_tree``, renames detected, sorted by path.
@@ -963,12 +1041,15 @@ class GitStore:
         """
         repo, index = self._private()
         for _ in range(2):
+            base = self._index_tree_cached(index)
+            touched: set[str] = set()
             diff = index.diff_to_workdir(_SCAN_FLAGS)
             for delta in diff.deltas:
                 status = delta.status
                 if status == DeltaStatus.DELETED:
                     if delta.old_file.path in index:
                         index.remove(delta.old_file.path)
+                        touched.add(delta.old_file.path)
                     continue
                 if status not in (DeltaStatus.MODIFIED, DeltaStatus.UNTRACKED, DeltaStatus.TYPECHANGE,
                                   DeltaStatus.ADDED):
@@ -980,12 +1061,13 @@ class GitStore:
                     if cleanup and status == DeltaStatus.UNTRACKED:
                         self._remove_temp(path)
                     continue
+                touched.add(path)
                 if _is_regular(delta.new_file.mode):
                     self._index_add(index, path)
                 elif path in index:
                     index.remove(path)
             try:
-                tree_id = index.write_tree()
+                tree_id = self._index_tree_after(index, base, touched)
                 if tree_id not in repo:  # a cached tree id whose object was pruned
                     raise pygit2.GitError(f"tree {tree_id} is missing")
             except pygit2.GitError as exc:
@@ -999,6 +1081,46 @@ class GitStore:
             assert isinstance(tree, pygit2.Tree)
             return tree
         raise StoreError(f"cannot build a tree of the work tree {self.root}")
+
+    def _index_tree_cached(self, index: pygit2.Index) -> Oid | None:
+        """The tree of ``index`` when its cache tree is valid (then this is O(1)), else None."""
+        try:
+            tree = index.write_tree()
+        except pygit2.GitError:
+            return None
+        return tree if tree in self._repo else None
+
+    def _index_tree_after(self, index: pygit2.Index, base: Oid | None, touched: set[str]) -> Oid:
+        """``index.write_tree()``, computed by editing ``base`` (the index's tree before the
+        ``touched`` paths changed) and re-reading the index from the result.
+
+        libgit2 rebuilds every folder a change invalidated from the whole index: with 1 % of
+        20,000 notes edited across 200 folders that is ~0.3 s per call, and a sync made several.
+        Editing only those folders of ``base`` costs a fraction; ``read_tree`` of the same entries
+        keeps their stat data and makes the cache tree valid again for the next call.
+        """
+        if base is None or not touched or len(touched) > _EDIT_TREE_MAX:
+            return index.write_tree()
+        writes: dict[str, tuple[Oid, int | None]] = {}
+        deletes: list[str] = []
+        for path in touched:
+            if path in index:
+                entry = index[path]
+                writes[path] = (entry.id, int(entry.mode))
+            else:
+                deletes.append(path)
+        base_tree = self._repo.get(base)
+        if not isinstance(base_tree, pygit2.Tree):
+            return index.write_tree()
+        try:
+            tree = self._edit_tree(base_tree, writes, deletes, force=True)
+        except (StoreError, pygit2.GitError) as exc:
+            logger.debug("editing the scanned tree failed (%s): building it from the index", exc)
+            return index.write_tree()
+        new_tree = self._repo.get(tree)
+        assert isinstance(new_tree, pygit2.Tree)
+        index.read_tree(new_tree)
+        return tree
 
     def _persist_private(self) -> None:
         """Write the private index (the stat cache) to disk; failure only costs speed.
@@ -1107,11 +1229,12 @@ class GitStore:
         """
         index_path = self._gitdir / "index"
         lock_path = self._gitdir / "index.lock"
+        self._clear_own_stale_index_lock()
         fd = -1
         deadline = time.monotonic() + INDEX_LOCK_WAIT_SECONDS
         while fd < 0:
             try:
-                fd = os.open(lock_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+                fd = self._take_index_lock(lock_path)
             except FileExistsError:
                 if time.monotonic() >= deadline:
                     break
@@ -1157,6 +1280,7 @@ class GitStore:
             if not installed:
                 lock_path.unlink(missing_ok=True)
             tmp.unlink(missing_ok=True)
+            (self._gitdir / "gitsync" / f"index.lock.{os.getpid()}").unlink(missing_ok=True)
 
     # ---- committing local edits ---------------------------------------------------------------
 
@@ -1469,7 +1593,8 @@ class GitStore:
         moved_away = current != target
         if not moved_away:
             if self.branch() == branch:
-                self._checkout(plan, self._commit(str(target)).tree)
+                old_tree = self._commit(str(first)).tree_id if first is not None else None
+                self._checkout(plan, self._commit(str(target)).tree, old_tree=old_tree)
             else:
                 logger.warning("%s is no longer checked out: its new notes were not written to %s",
                                branch, self.root)
@@ -1483,11 +1608,16 @@ class GitStore:
                 raise StoreError(msg)
             logger.warning("%s", msg)
 
-    def _checkout(self, plan: list[_PathUpdate], new_tree: pygit2.Tree) -> None:
+    def _checkout(self, plan: list[_PathUpdate], new_tree: pygit2.Tree, *,
+                  old_tree: Oid | None = None) -> None:
         """Bring the work tree, the user's index and the stat cache from the old to the new tree.
 
         A file is written or deleted only if its current content is the old blob (or, for a
         write, it is missing or already new); otherwise it is the user's edit and is left alone.
+        When the user's index held ``old_tree`` exactly and every update applied, it now holds
+        ``new_tree``: it is then re-read from that tree, which gives the same entries (stat data
+        kept) and a valid cache tree; else the next sync's read of what is staged would rebuild
+        every touched folder (~0.2 s at 20,000 notes).
         """
         if not plan:
             return
@@ -1509,15 +1639,22 @@ class GitStore:
                 user.index.read_tree(new_tree)  # no index at all (e.g. unborn branch): start one
                 user.dirty = True
             elif user is not None:
+                try:
+                    exact = old_tree is not None and user.index.write_tree(self._repo) == old_tree
+                except pygit2.GitError:
+                    exact = False
                 for update in plan:
                     staged = user.index[update.path].id if update.path in user.index else None
                     if staged != update.old:
+                        exact = False
                         continue  # the user staged something else there: keep it
                     if update.new is None:
                         user.index.remove(update.path)
                     else:
                         user.index.add(IndexEntry(update.path, update.new, FileMode(update.new_mode)))
                     user.dirty = True
+                if exact and user.dirty:
+                    user.index.read_tree(new_tree)
         _, index = self._private()
         for update, outcome in outcomes:
             if outcome in (_Outcome.WRITTEN, _Outcome.ALREADY):

@@ -1,20 +1,30 @@
 """Conflict outcomes as pure functions: who wins, what each side ends with, which status.
 
 A conflict is both sides changing the same note since the last sync. The Git three-way
-merge is passed in (``merge3``) so this module stays free of I/O.
+merge is passed in (``merge3``) so this module stays free of I/O. A clean merge settles
+a conflict whatever the policy; the policy only decides overlapping edits and
+edit-versus-delete, and no outcome destroys a version that is not already in Git history
+(the losing side's text was committed before the sync started).
 """
 
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from gitsync.protocol.constants import St
 
-__all__ = ["Outcome", "Policy", "resolve_delete_vs_modify", "resolve_modify"]
+__all__ = ["Outcome", "Policy", "has_conflict_markers", "resolve_delete_vs_modify", "resolve_modify"]
 
 Merge3 = Callable[[bytes | None, bytes, bytes], tuple[bytes, bool]]
+
+_MARKERS = (
+    re.compile(rb"(?m)^<{7}(?: |\r?$)"),
+    re.compile(rb"(?m)^={7}\r?$"),
+    re.compile(rb"(?m)^>{7}(?: |\r?$)"),
+)
 
 
 class Policy(enum.Enum):
@@ -32,15 +42,23 @@ class Outcome:
     """What a conflict resolves to.
 
     ``server`` is the server's resulting content (``None``: deleted), ``send`` the content
-    the server must send the client (``None``: nothing), ``copy`` a losing version kept as
-    an extra note, ``unresolved`` true when conflict markers were written.
+    the server must send the client (``None``: nothing), ``send_delete`` whether the
+    client must delete its copy, ``copy`` a losing version kept as an extra note,
+    ``unresolved`` true when the conflict is left for a human (markers written, or
+    nothing done under policy ``error``).
     """
 
     code: int
     server: bytes | None
     send: bytes | None
+    send_delete: bool = False
     copy: bytes | None = None
     unresolved: bool = False
+
+
+def has_conflict_markers(text: bytes) -> bool:
+    """Whether ``text`` holds a whole set of conflict markers (``<<<<<<<``, ``=======``, ``>>>>>>>``)."""
+    return all(marker.search(text) for marker in _MARKERS)
 
 
 def resolve_modify(
@@ -52,9 +70,19 @@ def resolve_modify(
     *,
     duplicates_ok: bool,
 ) -> Outcome:
-    """Both sides modified a note (or both added one at the same path, ``base`` None)."""
+    """Both sides modified a note (or both added one at the same path, ``base`` None).
+
+    A clean three-way merge wins in every policy (207, the merged text goes to both
+    sides). Overlapping edits go by ``policy``: ``merge`` keeps diff3 markers on both
+    sides (207, unresolved), ``client-wins`` 208, ``server-wins`` 419, ``keep-both`` the
+    client's version becomes a second note (209; 208 plus the server's version as the
+    second note when the peer cannot take 209), ``error`` 409 and nothing changes.
+    """
     if server == client:
         return Outcome(code=St.OK, server=server, send=None)
+    merged, clean = merge3(base, server, client)
+    if clean:
+        return Outcome(code=St.CONFLICT_MERGED, server=merged, send=merged if merged != client else None)
     if policy is Policy.CLIENT_WINS:
         return Outcome(code=St.CONFLICT_CLIENT_WON, server=client, send=None)
     if policy is Policy.SERVER_WINS:
@@ -66,20 +94,31 @@ def resolve_modify(
             return Outcome(code=St.CONFLICT_DUPLICATE, server=server, send=server, copy=client)
         # the peer cannot take 209: the client's version wins and ours is kept as a copy
         return Outcome(code=St.CONFLICT_CLIENT_WON, server=client, send=None, copy=server)
-    merged, clean = merge3(base, server, client)
-    if clean:
-        return Outcome(code=St.CONFLICT_MERGED, server=merged, send=merged if merged != client else None)
     return Outcome(code=St.CONFLICT_MERGED, server=merged, send=merged, unresolved=True)
 
 
-def resolve_delete_vs_modify(server_modified: bytes | None, client_modified: bytes | None) -> Outcome:
-    """One side deleted, the other edited: the edit wins (it is restored on the deleting side).
+def resolve_delete_vs_modify(
+    server_modified: bytes | None, client_modified: bytes | None, policy: Policy = Policy.MERGE
+) -> Outcome:
+    """One side deleted, the other edited.
 
     ``server_modified`` is the server's edit when the client deleted; ``client_modified``
-    the client's edit when the server deleted.
+    the client's edit when the server deleted. The edit wins (it is restored on the
+    deleting side) unless the policy names the deleting side the winner (``client-wins``
+    for a client's delete, ``server-wins`` for the server's); ``error`` changes nothing.
     """
     if server_modified is not None:
-        # client deleted, server edited: keep ours and send it back as an Add
+        # the client deleted what the server edited
+        if policy is Policy.ERROR:
+            return Outcome(code=St.CONFLICT, server=server_modified, send=None, unresolved=True)
+        if policy is Policy.CLIENT_WINS:
+            return Outcome(code=St.CONFLICT_CLIENT_WON, server=None, send=None)
+        # keep ours and send it back as an Add
         return Outcome(code=St.CONFLICT_SERVER_WON, server=server_modified, send=server_modified)
     assert client_modified is not None
+    # the client edited what the server deleted
+    if policy is Policy.ERROR:
+        return Outcome(code=St.CONFLICT, server=None, send=None, unresolved=True)
+    if policy is Policy.SERVER_WINS:
+        return Outcome(code=St.CONFLICT_SERVER_WON, server=None, send=None, send_delete=True)
     return Outcome(code=St.CONFLICT_CLIENT_WON, server=client_modified, send=None)

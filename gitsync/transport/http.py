@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 import requests
+import urllib3
 
 from gitsync.errors import TransportError
 
@@ -48,6 +49,10 @@ class HttpTransport:
             raise TransportError(f"{url} did not answer within {self._timeout:.0f} s") from exc
         except requests.exceptions.RequestException as exc:
             raise TransportError(f"HTTP request to {url} failed: {exc}") from exc
+        except urllib3.exceptions.ReadTimeoutError as exc:
+            raise TransportError(f"{url} did not answer within {self._timeout:.0f} s") from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:  # the answer was cut off
+            raise TransportError(f"the connection to {url} broke during the answer: {_reason(exc)}") from exc
         self.round_trips += 1
         self.bytes_sent += len(body)
         self.bytes_received += len(data)

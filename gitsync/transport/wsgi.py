@@ -39,6 +39,7 @@ class Request:
     query: dict[str, str]
     cookies: dict[str, str]
     base_url: str  # scheme://host[:port]/script
+    remote_addr: str = ""  # the peer's address as the HTTP server saw it
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -82,6 +83,8 @@ def _dispatch(environ: dict[str, Any], handler: Handler, max_body: int) -> Respo
         length = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:
         return Response(status=400, body=b"bad Content-Length\n")
+    if length < 0:
+        return Response(status=400, body=b"bad Content-Length\n")
     if length > max_body:
         return Response(status=413, body=b"message too large\n")
     stream = environ["wsgi.input"]
@@ -109,5 +112,6 @@ def _dispatch(environ: dict[str, Any], handler: Handler, max_body: int) -> Respo
             query=query,
             cookies=cookies,
             base_url=base,
+            remote_addr=str(environ.get("REMOTE_ADDR") or ""),
         )
     )

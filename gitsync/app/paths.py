@@ -1,0 +1,170 @@
+"""Collections of note paths that answer "is this name taken?" the way names are compared.
+
+:meth:`gitsync.app.common.Wire.path_for` compares paths case-insensitively (``Notes.txt`` and
+``notes.txt`` are one file on macOS and Windows checkouts).  Building a lower-cased copy of every
+path for each incoming note made a slow sync of N notes cost N² (over a minute at 20,000 notes);
+these collections keep that lower-cased index up to date as paths come and go, so the question
+costs O(1).  They are a plain ``set``/``dict`` to everything else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Set
+from typing import Any, Self
+
+__all__ = ["PathMap", "PathSet"]
+
+
+def _fold(counts: dict[str, int], path: str, step: int) -> None:
+    key = path.lower()
+    n = counts.get(key, 0) + step
+    if n > 0:
+        counts[key] = n
+    else:
+        counts.pop(key, None)
+
+
+def _taken(
+    counts: dict[str, int], exact: set[str] | dict[str, Any], candidate: str, besides: str | None
+) -> bool:
+    key = candidate.lower()
+    n = counts.get(key, 0)
+    if n and besides is not None and besides in exact and besides.lower() == key:
+        n -= 1
+    return n > 0
+
+
+class PathSet(set[str]):
+    """A set of paths; :meth:`taken` tells whether a name is in it, ignoring case."""
+
+    def __init__(self, paths: Iterable[str] = ()) -> None:
+        super().__init__(paths)
+        self._folded: dict[str, int] = {}
+        for path in self:
+            _fold(self._folded, path, 1)
+
+    def taken(self, candidate: str, besides: str | None = None) -> bool:
+        """Whether a path other than ``besides`` equals ``candidate`` ignoring case."""
+        return _taken(self._folded, self, candidate, besides)
+
+    def add(self, path: str) -> None:
+        if path not in self:
+            super().add(path)
+            _fold(self._folded, path, 1)
+
+    def update(self, *others: Iterable[str]) -> None:
+        for other in others:
+            for path in other:
+                self.add(path)
+
+    def discard(self, path: object) -> None:
+        if isinstance(path, str) and path in self:
+            super().discard(path)
+            _fold(self._folded, path, -1)
+
+    def remove(self, path: str) -> None:
+        if path not in self:
+            raise KeyError(path)
+        self.discard(path)
+
+    def pop(self) -> str:
+        path = super().pop()
+        _fold(self._folded, path, -1)
+        return path
+
+    def clear(self) -> None:
+        super().clear()
+        self._folded.clear()
+
+    def difference_update(self, *others: Iterable[Any]) -> None:
+        for other in others:
+            for path in list(other):
+                self.discard(path)
+
+    def intersection_update(self, *others: Iterable[Any]) -> None:
+        super().intersection_update(*others)
+        self._rebuild()
+
+    def symmetric_difference_update(self, other: Iterable[str]) -> None:
+        super().symmetric_difference_update(other)
+        self._rebuild()
+
+    def __ior__(self, other: Set[str]) -> Self:  # type: ignore[override,misc]
+        self.update(other)
+        return self
+
+    def __isub__(self, other: Set[object]) -> Self:
+        self.difference_update(other)
+        return self
+
+    def __iand__(self, other: Set[object]) -> Self:
+        self.intersection_update(other)
+        return self
+
+    def __ixor__(self, other: Set[str]) -> Self:  # type: ignore[override,misc]
+        self.symmetric_difference_update(other)
+        return self
+
+    def _rebuild(self) -> None:
+        self._folded.clear()
+        for path in self:
+            _fold(self._folded, path, 1)
+
+
+class PathMap(dict[str, str]):
+    """A dict keyed by path; :meth:`taken` tells whether a key equals a name, ignoring case."""
+
+    def __init__(self, items: Mapping[str, str] | Iterable[tuple[str, str]] = ()) -> None:
+        super().__init__(items)
+        self._folded: dict[str, int] = {}
+        for path in self:
+            _fold(self._folded, path, 1)
+
+    def taken(self, candidate: str, besides: str | None = None) -> bool:
+        """Whether a key other than ``besides`` equals ``candidate`` ignoring case."""
+        return _taken(self._folded, self, candidate, besides)
+
+    def __setitem__(self, path: str, value: str) -> None:
+        if path not in self:
+            _fold(self._folded, path, 1)
+        super().__setitem__(path, value)
+
+    def __delitem__(self, path: str) -> None:
+        super().__delitem__(path)
+        _fold(self._folded, path, -1)
+
+    def pop(self, path: str, *default: Any) -> Any:  # type: ignore[override]
+        if path in self:
+            _fold(self._folded, path, -1)
+            return super().pop(path)
+        if default:
+            return default[0]
+        raise KeyError(path)
+
+    def popitem(self) -> tuple[str, str]:
+        path, value = super().popitem()
+        _fold(self._folded, path, -1)
+        return path, value
+
+    def setdefault(self, path: str, default: str) -> str:  # type: ignore[override]
+        if path not in self:
+            self[path] = default
+        return self[path]
+
+    def update(self, *args: Any, **kwargs: str) -> None:
+        for path, value in dict(*args, **kwargs).items():
+            self[path] = value
+
+    def clear(self) -> None:
+        super().clear()
+        self._folded.clear()
+
+    def __ior__(self, other: Any) -> Self:  # type: ignore[override,misc]
+        self.update(other)
+        return self
+
+    def copy(self) -> dict[str, str]:  # a plain dict: copies are snapshots
+        return dict(self)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (PathMap, (dict(self),))

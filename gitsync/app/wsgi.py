@@ -1,0 +1,94 @@
+"""The server as a WSGI application for a pre-fork server (gunicorn, uWSGI) with several workers.
+
+    gunicorn -w 4 -b 0.0.0.0:8080 'gitsync.app.wsgi:make_app("/srv/notes")'
+    GITSYNC_NOTES_DIR=/srv/notes gunicorn -w 4 gitsync.app.wsgi:application
+
+The requests of one SyncML session may reach different worker processes, so the sessions live in
+``.git/gitsync/sessions`` (:class:`~gitsync.app.sessions.DirTable`), not in a worker's memory: a
+request loads its session, and writes it back before the next request of any worker may read it.
+Each worker opens its own :class:`~gitsync.store.git.GitStore` on its first request (never before
+the fork: libgit2 handles must not cross it); the repository lock keeps their commits apart.
+
+Settings come from the arguments, else the environment (``GITSYNC_NOTES_DIR``,
+``GITSYNC_USERS_FILE``), else the repository's git config (``gitsync.usersfile``, ``gitsync.policy``,
+``gitsync.auth``) as for ``gitsync-notes serve``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from gitsync.errors import ConfigError
+
+__all__ = ["application", "make_app", "read_users"]
+
+WsgiApp = Callable[..., Iterable[bytes]]
+
+
+def read_users(path: Path) -> dict[str, str]:
+    """A users file: one ``user:password`` per line; blank lines and ``#`` comments are skipped."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read users file {path}: {exc.strerror}") from exc
+    users: dict[str, str] = {}
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        user, sep, password = line.partition(":")
+        if not sep or not user.strip():
+            raise ConfigError(f"{path}:{n}: expected user:password")
+        users[user.strip()] = password
+    return users
+
+
+def make_app(directory: str | os.PathLike[str] | None = None, *, users_file: str | None = None) -> WsgiApp:
+    """A WSGI app serving the notes folder ``directory``, safe to run in several processes."""
+    folder = directory if directory is not None else os.environ.get("GITSYNC_NOTES_DIR")
+    if not folder:
+        raise ConfigError("no notes folder: pass make_app(DIR) or set GITSYNC_NOTES_DIR")
+    users_path = users_file or os.environ.get("GITSYNC_USERS_FILE")
+    state: dict[str, Any] = {}
+    lock = threading.Lock()
+
+    def build() -> WsgiApp:
+        from gitsync.app.server import ServerOptions, SyncServer
+        from gitsync.app.sessions import DirTable
+        from gitsync.protocol.constants import AUTH_BASIC, AUTH_MD5
+        from gitsync.store.git import GitStore
+        from gitsync.sync.conflict import Policy
+
+        store = GitStore.open(Path(folder))
+        path = users_path or store.config_get("gitsync.usersfile")
+        options = ServerOptions(
+            users=read_users(Path(path)) if path else None,
+            auth_type=AUTH_MD5 if store.config_get("gitsync.auth") == "md5" else AUTH_BASIC,
+            policy=Policy(store.config_get("gitsync.policy") or "merge"),
+        )
+        server = SyncServer(store, options, sessions=DirTable(store.git_dir / "gitsync" / "sessions"))
+        return server.wsgi_app()
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        pid = os.getpid()
+        with lock:
+            if state.get("pid") != pid:  # first request in this (forked) process
+                state["app"], state["pid"] = build(), pid
+            inner: WsgiApp = state["app"]
+        return inner(environ, start_response)
+
+    return app
+
+
+def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    """``gitsync.app.wsgi:application``: the folder comes from ``$GITSYNC_NOTES_DIR``."""
+    global _default
+    if _default is None:
+        _default = make_app()
+    return _default(environ, start_response)
+
+
+_default: WsgiApp | None = None

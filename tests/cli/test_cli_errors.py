@@ -1,0 +1,256 @@
+"""Errors a user can cause: one clear line on stderr, a non-zero exit status, no traceback, and
+the repository exactly as it was. Each runs through click's CliRunner and the console script."""
+
+from __future__ import annotations
+
+import http.server
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests import peers
+from tests.app.helpers import git, write_notes
+from tests.cli.helpers import HOWS, Result, cli, gitsync_server, repo_snapshot
+
+pytestmark = pytest.mark.parametrize("how", HOWS)
+
+
+def _one_line(res: Result, code: int, *words: str) -> str:
+    """The failure is one ``gitsync-notes: ...`` line naming ``words``; nothing on stdout."""
+    assert res.code == code, (res.code, res.out, res.err)
+    assert "Traceback" not in res.err + res.out
+    assert res.out == ""
+    assert len(res.lines) == 1, res.err
+    line = res.lines[0]
+    assert line.startswith("gitsync-notes: "), line
+    for word in words:
+        assert word in line, (word, line)
+    return line
+
+
+@pytest.fixture
+def synced(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """A client folder that synced once with a server that is now gone (its URL is remembered)."""
+    client = tmp_path / "client"
+    write_notes(client, {"a.txt": b"a\n", "sub/b.txt": b"b\n"})
+    with gitsync_server(tmp_path / "server") as srv:
+        res = cli("runner", "sync", client, "-r", srv.url, "-i", "dev-err")
+        assert res.code == 0, res.err
+        yield client, srv.url
+
+
+def _free_port() -> int:
+    return peers.free_port()
+
+
+# ------------------------------------------------------------------------------- unreachable
+def test_unreachable_server(how: str, synced: tuple[Path, str]) -> None:
+    client, _ = synced
+    url = f"http://127.0.0.1:{_free_port()}/"
+    before = repo_snapshot(client)
+    res = cli(how, "sync", client, "-r", url)
+    _one_line(res, 1, "cannot reach", url, "connection refused")
+    assert repo_snapshot(client) == before
+
+
+def test_unknown_host(how: str, synced: tuple[Path, str]) -> None:
+    client, _ = synced
+    before = repo_snapshot(client)
+    res = cli(how, "sync", client, "-r", "http://no-such-host.invalid/")
+    _one_line(res, 1, "cannot reach", "no-such-host.invalid")
+    assert repo_snapshot(client) == before
+
+
+@contextmanager
+def _silent_server() -> Iterator[str]:
+    """Accepts connections and never answers."""
+    sock = socket.socket()
+    sock.bind((peers.LOCALHOST, 0))
+    sock.listen(5)
+    try:
+        yield f"http://{peers.LOCALHOST}:{sock.getsockname()[1]}/"
+    finally:
+        sock.close()
+
+
+def test_server_that_does_not_answer_times_out(how: str, synced: tuple[Path, str]) -> None:
+    client, _ = synced
+    before = repo_snapshot(client)
+    with _silent_server() as url:
+        t0 = time.monotonic()
+        res = cli(how, "sync", client, "-r", url, "--timeout", "1")
+        assert time.monotonic() - t0 < 30
+    _one_line(res, 1, url, "did not answer within 1 s")
+    assert repo_snapshot(client) == before
+
+
+# ------------------------------------------------------------------------------- HTML
+class _HtmlHandler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = b"<!doctype html><html><body><h1>Welcome to nginx!</h1></body></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def _html_server() -> Iterator[str]:
+    httpd = http.server.ThreadingHTTPServer((peers.LOCALHOST, 0), _HtmlHandler)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://{peers.LOCALHOST}:{httpd.server_address[1]}/"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
+def test_server_that_answers_html(how: str, synced: tuple[Path, str]) -> None:
+    client, _ = synced
+    before = repo_snapshot(client)
+    with _html_server() as url:
+        res = cli(how, "sync", client, "-r", url)
+    _one_line(res, 1, "not a SyncML server", "text/html")
+    assert repo_snapshot(client) == before
+
+
+# ------------------------------------------------------------------------------- credentials
+def test_wrong_password(how: str, tmp_path: Path) -> None:
+    client = tmp_path / "client"
+    write_notes(client, {"a.txt": b"a\n"})
+    git(client, "init", "-q")
+    git(client, "add", "-A")
+    git(client, "commit", "-qm", "mine")
+    with gitsync_server(tmp_path / "server", users={"alice": "right"}) as srv:
+        before = repo_snapshot(client)
+        res = cli(how, "sync", client, "-r", srv.url, "-i", "dev-pw", "-u", "alice", "-p", "wrong")
+        _one_line(res, 1, "credentials")
+        assert repo_snapshot(client) == before
+        res = cli(how, "sync", client, "-r", srv.url, "-i", "dev-pw")  # none at all
+        _one_line(res, 1, "credentials")
+        assert repo_snapshot(client) == before
+        assert peers.read_notes(srv.dir) == {}
+        assert srv.reports == []  # no session got anywhere
+
+
+# ------------------------------------------------------------------------------- DIR
+def test_dir_missing(how: str, tmp_path: Path) -> None:
+    missing = tmp_path / "nope"
+    for command in (["sync", missing, "-r", "http://127.0.0.1:9/"], ["sync", missing, "-l"],
+                    ["sync", missing, "-d"]):
+        res = cli(how, *command)
+        _one_line(res, 2, str(missing), "does not exist")
+        assert not missing.exists()  # not created
+
+
+def test_dir_is_a_file(how: str, tmp_path: Path) -> None:
+    file = tmp_path / "notes.txt"
+    file.write_bytes(b"not a folder\n")
+    for command in (["sync", file, "-r", "http://127.0.0.1:9/"], ["sync", file, "-l"],
+                    ["serve", file, "--listen", "0"]):
+        res = cli(how, *command)
+        _one_line(res, 2, str(file), "not a folder")
+        assert file.read_bytes() == b"not a folder\n"
+
+
+def test_dir_inside_another_repository(how: str, tmp_path: Path) -> None:
+    outer = tmp_path / "outer"
+    write_notes(outer, {"x.txt": b"x\n", "inner/y.txt": b"y\n"})
+    git(outer, "init", "-q")
+    before = repo_snapshot(outer)
+    res = cli(how, "sync", outer / "inner", "-r", "http://127.0.0.1:9/")
+    _one_line(res, 2, "not its top level")
+    assert repo_snapshot(outer) == before
+
+
+# ------------------------------------------------------------------------------- usage
+def test_unknown_mode(how: str, synced: tuple[Path, str]) -> None:
+    client, _ = synced
+    before = repo_snapshot(client)
+    res = cli(how, "sync", client, "--mode", "sideways")
+    # click's usage error: the usage line, a hint, and the one line that says what is wrong
+    assert res.code == 2 and "Traceback" not in res.err and res.out == ""
+    errors = [line for line in res.lines if line.startswith("Error:")]
+    assert len(errors) == 1
+    assert "'sideways'" in errors[0] and "--mode" in errors[0]
+    for mode in peers.PYSYNCML_MODES:
+        assert f"'{mode}'" in errors[0]
+    assert repo_snapshot(client) == before
+
+
+def test_no_remote_and_a_bad_remote(how: str, tmp_path: Path) -> None:
+    client = tmp_path / "client"
+    write_notes(client, {"a.txt": b"a\n"})
+    git(client, "init", "-q")
+    before = repo_snapshot(client)
+    _one_line(cli(how, "sync", client), 2, "--remote URL")
+    _one_line(cli(how, "sync", client, "-r", "ftp://example.org/"), 2, "http://", "ftp://example.org/")
+    assert repo_snapshot(client) == before
+
+
+def test_password_needed_without_a_terminal(how: str, synced: tuple[Path, str]) -> None:
+    client, _ = synced
+    before = repo_snapshot(client)
+    res = cli(how, "sync", client, "-u", "alice")
+    _one_line(res, 1, "password is needed", "alice", "GITSYNC_PASSWORD")
+    assert repo_snapshot(client) == before
+
+
+# ------------------------------------------------------------------------------- serve
+def test_serve_port_in_use(how: str, tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind((peers.LOCALHOST, 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        res = cli(how, "serve", tmp_path / "srv", "--listen", str(port), "--host", peers.LOCALHOST)
+    _one_line(res, 2, f"cannot listen on {peers.LOCALHOST}:{port}")
+
+
+def test_serve_bad_users_file(how: str, tmp_path: Path) -> None:
+    srv = tmp_path / "srv"
+    srv.mkdir()
+    res = cli(how, "serve", srv, "--users", tmp_path / "missing-users", "--listen", "0")
+    _one_line(res, 2, "cannot read users file")
+    bad = tmp_path / "users"
+    bad.write_text("alice-without-password\n")
+    res = cli(how, "serve", srv, "--users", bad, "--listen", "0")
+    _one_line(res, 2, f"{bad}:1", "user:password")
+
+
+def test_serve_takes_no_password_on_the_command_line(how: str, tmp_path: Path) -> None:
+    res = cli(how, "serve", tmp_path, "--password", "x", "--listen", "0")
+    assert res.code == 2 and "Traceback" not in res.err
+    errors = [line for line in res.lines if line.startswith("Error:")]
+    assert errors == ["Error: No such option '--password'."]
+
+
+def test_dirty_repo_keeps_the_edits_when_the_server_is_unreachable(
+    how: str, synced: tuple[Path, str]
+) -> None:
+    """Uncommitted edits are committed before the server is contacted ("gitsync: local changes",
+    as every sync does); a failed contact leaves that commit, and the notes and the sync state
+    exactly as they were."""
+    client, _ = synced
+    write_notes(client, {"a.txt": b"a edited\n", "new.txt": b"new\n"})
+    files = peers.read_notes(client)
+    head = git(client, "rev-parse", "HEAD").strip()
+    refs = ("for-each-ref", "refs/gitsync/127.0.0.1*", "--format=%(refname) %(objectname)")
+    state = git(client, *refs)
+    res = cli(how, "sync", client, "-r", f"http://127.0.0.1:{_free_port()}/")
+    _one_line(res, 1, "cannot reach")
+    assert peers.read_notes(client) == files
+    assert git(client, *refs) == state
+    assert git(client, "log", "-1", "--format=%s %P", "HEAD").strip() == f"gitsync: local changes {head}"
+    assert git(client, "status", "--porcelain") == ""
