@@ -699,7 +699,8 @@ class Bench:
     def _check_scan(name: str, out: str, expected: int, ok: str) -> str:
         lines = [line for line in out.splitlines() if line.strip()]
         if name.startswith("gitsync"):
-            seen = sum(1 for line in lines if line[:2] in ("M ", "A ", "D ", "R "))
+            words = ("added", "modified", "deleted", "renamed", "renamed+modified")
+            seen = sum(1 for line in lines if line.split()[0] in words or line[:2] in ("M ", "A ", "D ", "R "))
         elif name.startswith("git "):
             seen = len(lines)
         else:

@@ -34,6 +34,7 @@ from gitsync.app.pysyncml_import import restrict_devinf
 from gitsync.app.safety import check_deletes, choose_mode, delete_guard
 from gitsync.codec import XML_TYPE, decode, encode
 from gitsync.errors import SafetyStop, StoreError
+from gitsync.formats.lineendings import canonical
 from gitsync.model import ChangeKind, SyncMode
 from gitsync.protocol.client import ClientConfig, ClientSession
 from gitsync.protocol.constants import St
@@ -462,6 +463,10 @@ class _ClientRun:
             luid = {p: lu for lu, p in self.luid_path.items()}.get(path) or make_id(path, self.notes[path])
             self._write(path, path, self.store.write_blob(body))
             _bump(self.report.local, ChangeKind.MODIFY)
+        elif (same := self._same_text_path(body)) is not None:
+            # refresh from a peer that sends no names (text/plain): our note with this text keeps its name
+            path = same
+            luid = {p: lu for lu, p in self.luid_path.items()}.get(path) or make_id(path, self.notes[path])
         else:
             path = self.wire.path_for(note, self.notes.taken)
             blob = self.store.write_blob(body)
@@ -475,6 +480,19 @@ class _ClientRun:
             self.luid_guid[luid] = ch.guid
         self.received.add(luid)
         return ItemResult(code=St.ITEM_ADDED, luid=luid)
+
+    _by_text: dict[bytes, str] | None = None
+
+    def _same_text_path(self, body: bytes) -> str | None:
+        """Refresh from the server in a format without names: a note we already hold with this text."""
+        if self.mode is not SyncMode.REFRESH_FROM_SERVER or self.wire.fmt.carries_name:
+            return None
+        if self._by_text is None:
+            self._by_text = {}
+            for path, blob in sorted(self.notes.items()):
+                self._by_text.setdefault(canonical(self.store.read_blob(blob)), path)
+        path = self._by_text.pop(canonical(body), "")
+        return path if path and path in self.notes and path not in self.writes else None
 
     def _apply_delete(self, ch: InChange) -> ItemResult:
         luid = ch.luid

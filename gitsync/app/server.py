@@ -114,7 +114,8 @@ class SyncServer:
     # ------------------------------------------------------------------ HTTP
     def handle(self, request: Request) -> Response:
         """Answer one HTTP request carrying one SyncML message."""
-        externals = {"server": self, "store": self.store, "options": self.options, "users": self.options.users}
+        externals = {"server": self, "store": self.store, "options": self.options,
+                     "users": self.options.users}
         with self._lock, self._table.transaction(externals):
             return self._handle(request)
 

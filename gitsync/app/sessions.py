@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import io
 import json
 import logging
 import os
 import pickle
 import re
 import tempfile
-import io
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -187,9 +187,13 @@ class DirTable(SessionTable):
             with contextlib.suppress(FileNotFoundError):
                 (self.folder / f"{key}.session").unlink()
         index = {
-            "sessions": {k: {"touched": e.touched, "device": list(e.device), "addr": e.addr}
-                         for k, e in self.entries.items()},
-            "strikes": {k: {"count": s.count, "last": s.last, "until": s.until} for k, s in self.strikes.items()},
+            "sessions": {
+                k: {"touched": e.touched, "device": list(e.device), "addr": e.addr}
+                for k, e in self.entries.items()
+            },
+            "strikes": {
+                k: {"count": s.count, "last": s.last, "until": s.until} for k, s in self.strikes.items()
+            },
         }
         _atomic_write(self.folder / "index.json", json.dumps(index).encode())
 
@@ -210,8 +214,11 @@ class _Pickler(pickle.Pickler):
         if isinstance(obj, OutChange) and type(obj) is not OutChange:
             # e.g. LazyOutChange: its slots as they are (its store becomes a reference), not its payload
             slots = {n for cls in type(obj).__mro__ for n in getattr(cls, "__slots__", ())}
-            state = {n: object.__getattribute__(obj, n) for n in sorted(slots - {"data", "__weakref__"})
-                     if _has_slot(obj, n)}
+            state = {
+                n: object.__getattribute__(obj, n)
+                for n in sorted(slots - {"data", "__weakref__"})
+                if _has_slot(obj, n)
+            }
             return _rebuild_slots, (type(obj), state)
         return NotImplemented
 
@@ -234,7 +241,7 @@ def _has_slot(obj: object, name: str) -> bool:
 
 
 def _rebuild_slots(cls: type, state: dict[str, object]) -> object:
-    obj = object.__new__(cls)
+    obj: object = object.__new__(cls)
     for name, value in state.items():
         object.__setattr__(obj, name, value)
     return obj

@@ -119,6 +119,7 @@ def _run(directory: str) -> int:
         return EXIT_OK
 
     def one_round() -> None:
+        _say(f"commit {(store.head() or '-')[:12]}: syncing with {', '.join(p for p, _ in peers)}")
         for peer, remote in peers:
             ctx = sync_command.make_context(
                 "sync", [str(store.root), "--peer", peer, "--remote", remote, "--quiet"]
@@ -151,7 +152,6 @@ def _run(directory: str) -> int:
         for peer, _ in peers:
             record_result(store, peer, ok=False, summary=f"not synced: {reason}", origin="hook")
         return EXIT_OK
-    _say(f"commit {(store.head() or '-')[:12]}: syncing with {', '.join(p for p, _ in peers)}")
     outcome, rounds = run_coalesced(store, one_round)
     if outcome is RunOutcome.BUSY:
         _say(outcome.value)

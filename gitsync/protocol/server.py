@@ -226,9 +226,10 @@ class ServerSession(SessionBase):
             return True
         if self.user is not None:
             # credentials are needed once per session; any a later message carries must still be valid
+            hint = hdr.source_name
             nonces = (self._auth_nonce, self._nonce)
             if hdr.cred is None or any(
-                check_cred(hdr.cred, users, nonce=n, username_hint=hdr.source_name) == self.user for n in nonces
+                check_cred(hdr.cred, users, nonce=n, username_hint=hint) == self.user for n in nonces
             ):
                 return True
             self.user = None

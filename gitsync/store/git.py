@@ -1656,11 +1656,16 @@ class GitStore:
                 if exact and user.dirty:
                     user.index.read_tree(new_tree)
         _, index = self._private()
+        base = self._index_tree_cached(index)
+        touched: set[str] = set()
         for update, outcome in outcomes:
             if outcome in (_Outcome.WRITTEN, _Outcome.ALREADY):
                 self._index_add(index, update.path)
+                touched.add(update.path)
             elif outcome in (_Outcome.DELETED, _Outcome.ABSENT) and update.path in index:
                 index.remove(update.path)
+                touched.add(update.path)
+        self._index_tree_after(index, base, touched)  # leaves a valid cache tree for the next scan
         self._persist_private()
 
     def _apply_delete(self, wt: Worktree, update: _PathUpdate) -> str:

@@ -153,13 +153,16 @@ _WORDS = ("alpha", "beta", "gamma", "delta", "eins", "zwei", "caf\u00e9", "\u65e
 
 
 def _body(rng: random.Random, title: str) -> bytes:
-    lines = [title] + [" ".join(rng.choices(_WORDS, k=rng.randrange(1, 8))) for _ in range(rng.randrange(0, 6))]
+    lines = [title] + [
+        " ".join(rng.choices(_WORDS, k=rng.randrange(1, 8))) for _ in range(rng.randrange(0, 6))
+    ]
     text = "\n".join(lines) + "\n"
     return text.encode("utf-8")
 
 
-def seeded_changes(rng: random.Random) -> tuple[dict[str, bytes], dict[str, bytes | None],
-                                                  dict[str, bytes | None], dict[str, bytes]]:
+def seeded_changes(
+    rng: random.Random,
+) -> tuple[dict[str, bytes], dict[str, bytes | None], dict[str, bytes | None], dict[str, bytes]]:
     """Base notes, client changes, server changes (disjoint) and the notes a correct sync ends with."""
     names = rng.sample(range(100), rng.randrange(6, 14))
     base = {f"{rng.choice(_FOLDERS)}note {n:02d}.txt": _body(rng, f"note {n}") for n in names}
@@ -205,8 +208,12 @@ def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 def gitsync_argv(*args: str) -> list[str]:
     """``gitsync-notes ARGS`` run by this interpreter (no console-script shim in between)."""
-    return [sys.executable, "-c", "import sys; from gitsync.cli import main; sys.argv[0] = 'gitsync-notes'; main()",
-            *args]
+    return [
+        sys.executable,
+        "-c",
+        "import sys; from gitsync.cli import main; sys.argv[0] = 'gitsync-notes'; main()",
+        *args,
+    ]
 
 
 def free_port() -> int:
@@ -270,10 +277,17 @@ def _crash_env(trial: Trial) -> dict[str, str]:
 
 def _crash_client(trial: Trial, client: Path, url: str, out: Outcome) -> None:
     """The client as a real process, killed at the trial's point."""
-    argv = gitsync_argv("sync", str(client), "--remote", url, "--id", DEVICE, "--peer", PEER, "-q",
-                        "--timeout", "20")
-    proc = subprocess.Popen(argv, env=child_env(_crash_env(trial)), stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
+    argv = gitsync_argv(
+        "sync", str(client), "--remote", url, "--id", DEVICE, "--peer", PEER, "-q", "--timeout", "20"
+    )
+    proc = subprocess.Popen(
+        argv,
+        env=child_env(_crash_env(trial)),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        cwd=REPO_ROOT,
+    )
     timer = _kill_after(proc, trial.nth) if trial.point == "delay" else None
     try:
         output, _ = proc.communicate(timeout=60)
@@ -293,8 +307,14 @@ def _crash_server(trial: Trial, server: Path, client: Path, port: int, out: Outc
     """The server as a real process, killed at the trial's point while the client syncs with it."""
     argv = gitsync_argv("serve", str(server), "--listen", str(port))
     log = open(server.parent / "server.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(argv, env=child_env(_crash_env(trial)), stdin=subprocess.DEVNULL,
-                            stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
+    proc = subprocess.Popen(
+        argv,
+        env=child_env(_crash_env(trial)),
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=REPO_ROOT,
+    )
     timer: threading.Timer | None = None
     try:
         if not wait_port(port, proc):
@@ -344,21 +364,41 @@ def check_repo(root: Path, label: str, *, committed: bool = True) -> list[str]:
     """fsck clean, nothing uncommitted (if ``committed``), no journal ref, no lock file left behind."""
     problems: list[str] = []
     env = child_env()
-    fsck = subprocess.run(["git", "-C", str(root), "fsck", "--full", "--no-dangling"], capture_output=True,
-                          text=True, env=env, check=False)
-    bad = [ln for ln in (fsck.stdout + fsck.stderr).splitlines() if ln and not ln.startswith(("Checking", "notice"))]
+    fsck = subprocess.run(
+        ["git", "-C", str(root), "fsck", "--full", "--no-dangling"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    bad = [
+        ln
+        for ln in (fsck.stdout + fsck.stderr).splitlines()
+        if ln and not ln.startswith(("Checking", "notice"))
+    ]
     if fsck.returncode != 0 or bad:
         problems.append(f"{label}: git fsck: {fsck.returncode} {bad[:5]}")
-    status = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=all"],
-                            capture_output=True, text=True, env=env, check=False).stdout
+    status = subprocess.run(
+        ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=all"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    ).stdout
     if committed and status.strip():
         problems.append(f"{label}: uncommitted files after the sync: {status.strip()[:300]}")
-    refs = subprocess.run(["git", "-C", str(root), "for-each-ref", "refs/gitsync/journal"], capture_output=True,
-                          text=True, env=env, check=False).stdout
+    refs = subprocess.run(
+        ["git", "-C", str(root), "for-each-ref", "refs/gitsync/journal"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    ).stdout
     if refs.strip():
         problems.append(f"{label}: journal ref left: {refs.strip()}")
-    locks = sorted(str(p.relative_to(root / ".git")) for p in (root / ".git").rglob("*.lock")
-                   if p.name != "gitsync.lock")
+    locks = sorted(
+        str(p.relative_to(root / ".git")) for p in (root / ".git").rglob("*.lock") if p.name != "gitsync.lock"
+    )
     if locks:
         problems.append(f"{label}: lock files left: {locks}")
     return problems
@@ -376,8 +416,9 @@ def _diff(label: str, got: Mapping[str, bytes], want: Mapping[str, bytes]) -> li
 # ---------------------------------------------------------------------------------- a trial
 
 
-def _recover_and_check(client: Path, server: Path, url: str, expected: Mapping[str, bytes],
-                       out: Outcome) -> None:
+def _recover_and_check(
+    client: Path, server: Path, url: str, expected: Mapping[str, bytes], out: Outcome
+) -> None:
     try:
         client_sync(client, url)
     except Exception as exc:

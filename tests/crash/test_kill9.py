@@ -38,7 +38,9 @@ TRIALS = [Trial(100 + i, "client", p, n) for i, (p, n) in enumerate(CLIENT_POINT
 @pytest.mark.parametrize("trial", TRIALS, ids=[t.label.replace(" ", "-") for t in TRIALS])
 def test_kill9_then_sync_again(trial: Trial, tmp_path: Path) -> None:
     out = run_trial(trial, tmp_path)
-    assert out.killed, f"{trial.label}: the process was not killed (exit {out.exit_code}); is the point reached?"
+    assert out.killed, (
+        f"{trial.label}: the process was not killed (exit {out.exit_code}); is the point reached?"
+    )
     assert out.ok, "\n".join(out.problems)
 
 
@@ -50,14 +52,23 @@ def test_crash_point_is_a_real_sigkill(tmp_path: Path) -> None:
     write_notes(client, {"a.txt": b"a\n"})
     with thread_server(server, free_port()) as url:
         argv = gitsync_argv("sync", str(client), "--remote", url, "--id", DEVICE, "--peer", PEER, "-q")
-        proc = subprocess.run(argv, env=child_env({"GITSYNC_CRASH_AT": "client-finish:1"}),
-                              capture_output=True, check=False, timeout=60)
+        proc = subprocess.run(
+            argv,
+            env=child_env({"GITSYNC_CRASH_AT": "client-finish:1"}),
+            capture_output=True,
+            check=False,
+            timeout=60,
+        )
         assert proc.returncode == -signal.SIGKILL
         # the server finished its side; the client saved nothing (no state ref), so its note is
         # still only in its own history and on the server
         assert read_notes(server) == {"a.txt": b"a\n"}
-        refs = subprocess.run(["git", "-C", str(client), "for-each-ref", "refs/gitsync"], capture_output=True,
-                              text=True, check=True).stdout
+        refs = subprocess.run(
+            ["git", "-C", str(client), "for-each-ref", "refs/gitsync"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         assert "refs/gitsync/srv" not in refs
         # and the next sync completes it without duplicating the note
         client_sync(client, url)

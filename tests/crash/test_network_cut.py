@@ -119,8 +119,9 @@ def _handler(plan: _Plan) -> type[WSGIRequestHandler]:
 @contextmanager
 def faulty_server(root: Path, plan: _Plan) -> Iterator[str]:
     server = SyncServer(GitStore.open(root))
-    httpd: WSGIServer = make_server(HOST, 0, _faulty(server.wsgi_app(), plan), server_class=_ThreadingServer,
-                                    handler_class=_handler(plan))
+    httpd: WSGIServer = make_server(
+        HOST, 0, _faulty(server.wsgi_app(), plan), server_class=_ThreadingServer, handler_class=_handler(plan)
+    )
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:

@@ -11,6 +11,7 @@ import os
 import shutil
 import stat
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import pytest
 
 from gitsync.app import hook
 from gitsync.app.client import ClientOptions, sync_client
-from gitsync.app.hook import RunOutcome, run_again_generation, run_coalesced
+from gitsync.app.hook import RunOutcome, request_run, run_again_generation, run_coalesced
 from gitsync.errors import ConfigError
 from gitsync.store.git import GitStore
 from gitsync.transport.inprocess import InProcessTransport
@@ -138,6 +139,8 @@ def test_commit_returns_at_once_when_the_server_hangs(tmp_path: Path) -> None:
         write_notes(root, {"late.txt": b"committed while the sync hangs\n"})
         seconds, res = commit(root, "late")
         assert res.returncode == 0 and seconds < COMMIT_BUDGET
+        time.sleep(0.5)
+        assert hook_log(root).count("syncing with") == 1  # one sync at a time: the others wait for it
         assert len(git(root, "log", "--format=%s").splitlines()) == 5  # every commit went in
     # the server went away: the background sync fails, says so, and ends
     wait_for_log(root, "failed")
@@ -268,6 +271,26 @@ def test_a_hook_run_during_a_sync_makes_the_running_one_go_again(tmp_path: Path)
     assert (outcome, rounds) == (RunOutcome.DONE, 2)
     assert rounds_seen == [1, 2]
     assert run_again_generation(running) == 0
+
+
+def test_a_brief_lock_holder_delays_the_hook_sync_but_does_not_drop_it(tmp_path: Path) -> None:
+    root = _folder(tmp_path)
+    other = GitStore.open(root)  # e.g. `gitsync-notes status` or a sync started by hand
+    ran: list[float] = []
+    release_at = 0.0
+
+    def hold() -> None:
+        with other.lock():
+            time.sleep(0.4)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    time.sleep(0.1)
+    release_at = time.monotonic() + 0.3
+    outcome, rounds = run_coalesced(GitStore.open(root), lambda: ran.append(time.monotonic()), wait=10)
+    holder.join()
+    assert (outcome, rounds) == (RunOutcome.DONE, 1)
+    assert len(ran) == 1 and ran[0] >= release_at - 0.05
 
 
 def test_a_commit_during_a_cli_sync_is_synced_by_that_sync(tmp_path: Path) -> None:

@@ -56,9 +56,18 @@ class Reply:
         return [c for c in msg.commands if isinstance(c, Status)] if msg is not None else []
 
 
-def post(app: App, body: bytes, content_type: str | None = XML_TYPE, *, path: str = "/notes",
-         query: str = "", cookie: str | None = None, content_length: str | None = None,
-         remote_addr: str = "127.0.0.1", method: str = "POST") -> Reply:
+def post(
+    app: App,
+    body: bytes,
+    content_type: str | None = XML_TYPE,
+    *,
+    path: str = "/notes",
+    query: str = "",
+    cookie: str | None = None,
+    content_length: str | None = None,
+    remote_addr: str = "127.0.0.1",
+    method: str = "POST",
+) -> Reply:
     """One request straight into the WSGI app (what a socket would deliver)."""
     environ: dict[str, Any] = {
         "REQUEST_METHOD": method,
@@ -104,18 +113,32 @@ class ScriptedClient:
     received: list[Any] = field(default_factory=list)
     replies: list[Message] = field(default_factory=list)
 
-    def sync(self, changes: Sequence[OutChange], *, mode: SyncMode | None = None,
-             mutate: Callable[[int, bytes], bytes] | None = None) -> list[tuple[OutChange, int]]:
+    def sync(
+        self,
+        changes: Sequence[OutChange],
+        *,
+        mode: SyncMode | None = None,
+        mutate: Callable[[int, bytes], bytes] | None = None,
+    ) -> list[tuple[OutChange, int]]:
         """One session sending ``changes``; returns the server's status for each."""
         self.session_no += 1
         nxt = f"anchor-{self.session_no}"
         if mode is None:
             mode = SyncMode.TWO_WAY if self.anchor else SyncMode.SLOW
-        session = ClientSession(ClientConfig(
-            url=URL, device_id=self.device, devinf=our_devinf(self.device, server=False), mode=mode,
-            last_anchor=self.anchor, next_anchor=nxt, session_id=str(self.session_no),
-            username=self.username, password=self.password, auth_type=self.auth_type,
-        ))
+        session = ClientSession(
+            ClientConfig(
+                url=URL,
+                device_id=self.device,
+                devinf=our_devinf(self.device, server=False),
+                mode=mode,
+                last_anchor=self.anchor,
+                next_anchor=nxt,
+                session_id=str(self.session_no),
+                username=self.username,
+                password=self.password,
+                auth_type=self.auth_type,
+            )
+        )
         transport = InProcessTransport(self.app)
         acks: list[tuple[OutChange, int]] = []
         msg: Message | None = session.start()
@@ -131,11 +154,15 @@ class ScriptedClient:
                     session.provide_changes(list(changes))
                 elif isinstance(event, ChangesReceived):
                     self.received.extend(event.changes)
-                    session.provide_results([
-                        ItemResult(code=201 if ch.kind is ChangeKind.ADD else 200,
-                                   luid=f"l-{hashlib.sha1(repr(ch.guid).encode()).hexdigest()[:12]}")
-                        for ch in event.changes
-                    ])
+                    session.provide_results(
+                        [
+                            ItemResult(
+                                code=201 if ch.kind is ChangeKind.ADD else 200,
+                                luid=f"l-{hashlib.sha1(repr(ch.guid).encode()).hexdigest()[:12]}",
+                            )
+                            for ch in event.changes
+                        ]
+                    )
                 elif isinstance(event, Acknowledged):
                     acks.extend(event.results)
             msg = session.next_message()
@@ -146,12 +173,18 @@ class ScriptedClient:
 
 def sif(subject: str | bytes, body: str | bytes = "hostile body\n") -> bytes:
     """A SIF-N note with exactly this Subject and Body text (escaped only where XML needs it)."""
+
     def esc(value: str | bytes) -> bytes:
         raw = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value
         return raw.replace(b"&", b"&amp;").replace(b"<", b"&lt;").replace(b">", b"&gt;")
 
-    return (b"<note><SIFVersion>1.1</SIFVersion><Subject>" + esc(subject) + b"</Subject><Body>" + esc(body)
-            + b"</Body></note>")
+    return (
+        b"<note><SIFVersion>1.1</SIFVersion><Subject>"
+        + esc(subject)
+        + b"</Subject><Body>"
+        + esc(body)
+        + b"</Body></note>"
+    )
 
 
 def add(key: str, data: bytes, content_type: str = "text/x-s4j-sifn") -> OutChange:
@@ -205,7 +238,9 @@ class FsGuard:
         """What changed where nothing may change, and any unsafe file in the notes folder or its commits."""
         out: list[str] = []
         if self._outside() != self.before_outside:
-            out.append(f"files outside the notes folder changed: {_delta(self.before_outside, self._outside())}")
+            out.append(
+                f"files outside the notes folder changed: {_delta(self.before_outside, self._outside())}"
+            )
         if self._git_meta() != self.before_git:
             out.append(f".git config/HEAD/hooks/info changed: {_delta(self.before_git, self._git_meta())}")
         for dirpath, dirnames, filenames in os.walk(self.notes):
@@ -219,8 +254,11 @@ class FsGuard:
                     out.append(f"a symlink appeared: {rel}")
                 if name.lower() == ".git" or any(ord(ch) < 32 for ch in name) or "\\" in name:
                     out.append(f"unsafe name in the notes folder: {rel!r}")
-        listing = subprocess.run(["git", "-C", str(self.notes), "ls-tree", "-r", "-z", "--name-only", "HEAD"],
-                                 capture_output=True, check=False).stdout
+        listing = subprocess.run(
+            ["git", "-C", str(self.notes), "ls-tree", "-r", "-z", "--name-only", "HEAD"],
+            capture_output=True,
+            check=False,
+        ).stdout
         for raw in filter(None, listing.split(b"\0")):
             parts = raw.decode("utf-8", "surrogateescape").split("/")
             if any(p in ("", ".", "..") or p.lower() == ".git" or any(ord(c) < 32 for c in p) for p in parts):

@@ -34,35 +34,47 @@ class Clock:
         return self.t
 
 
-def make_server(tmp_path: Path, auth_type: str = AUTH_BASIC, clock: Clock | None = None) -> tuple[SyncServer, Path]:
+def make_server(
+    tmp_path: Path, auth_type: str = AUTH_BASIC, clock: Clock | None = None
+) -> tuple[SyncServer, Path]:
     folder = tmp_path / "server"
     folder.mkdir(parents=True)
     (folder / "secret-plans.txt").write_bytes(b"only for alice\n")
-    server = SyncServer(GitStore.open(folder), ServerOptions(users=USERS, auth_type=auth_type),
-                        now=clock or Clock())
+    server = SyncServer(
+        GitStore.open(folder), ServerOptions(users=USERS, auth_type=auth_type), now=clock or Clock()
+    )
     return server, folder
 
 
 def basic(user: str, password: str) -> str:
     data = base64.b64encode(f"{user}:{password}".encode()).decode()
-    return (f'<Cred><Meta><Format xmlns="syncml:metinf">b64</Format><Type xmlns="syncml:metinf">syncml:auth-basic'
-            f"</Type></Meta><Data>{data}</Data></Cred>")
+    return (
+        f'<Cred><Meta><Format xmlns="syncml:metinf">b64</Format><Type xmlns="syncml:metinf">syncml:auth-basic'
+        f"</Type></Meta><Data>{data}</Data></Cred>"
+    )
 
 
 def message(msg_id: int, body: str, *, device: str = "dev-x", session: str = "1", cred: str = "") -> bytes:
-    return (f'<?xml version="1.0" encoding="UTF-8"?><SyncML xmlns="SYNCML:SYNCML1.2"><SyncHdr><VerDTD>1.2</VerDTD>'
-            f"<VerProto>SyncML/1.2</VerProto><SessionID>{session}</SessionID><MsgID>{msg_id}</MsgID>"
-            f"<Target><LocURI>{URL}</LocURI></Target><Source><LocURI>{device}</LocURI></Source>{cred}</SyncHdr>"
-            f"<SyncBody>{body}<Final/></SyncBody></SyncML>").encode()
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?><SyncML xmlns="SYNCML:SYNCML1.2"><SyncHdr>'
+        f"<VerDTD>1.2</VerDTD><VerProto>SyncML/1.2</VerProto><SessionID>{session}</SessionID><MsgID>{msg_id}</MsgID>"
+        f"<Target><LocURI>{URL}</LocURI></Target><Source><LocURI>{device}</LocURI></Source>{cred}</SyncHdr>"
+        f"<SyncBody>{body}<Final/></SyncBody></SyncML>"
+    ).encode()
 
 
-ALERT = ('<Alert><CmdID>1</CmdID><Data>201</Data><Item><Target><LocURI>notes</LocURI></Target><Source><LocURI>'
-         'notes</LocURI></Source><Meta><Anchor xmlns="syncml:metinf"><Next>n1</Next></Anchor></Meta></Item></Alert>')
-SNEAK = ('<Sync><CmdID>2</CmdID><Target><LocURI>notes</LocURI></Target><Source><LocURI>notes</LocURI></Source>'
-         '<Add><CmdID>3</CmdID><Meta><Type xmlns="syncml:metinf">text/plain</Type></Meta><Item><Source><LocURI>'
-         'sneak-1</LocURI></Source><Data>sneaked in\n</Data></Item></Add></Sync>'
-         '<Map><CmdID>4</CmdID><Target><LocURI>notes</LocURI></Target><Source><LocURI>notes</LocURI></Source>'
-         '<MapItem><Target><LocURI>g1</LocURI></Target><Source><LocURI>l1</LocURI></Source></MapItem></Map>')
+ALERT = (
+    "<Alert><CmdID>1</CmdID><Data>201</Data><Item><Target><LocURI>notes</LocURI></Target><Source>"
+    '<LocURI>notes</LocURI></Source><Meta><Anchor xmlns="syncml:metinf"><Next>n1</Next></Anchor></Meta>'
+    "</Item></Alert>"
+)
+SNEAK = (
+    "<Sync><CmdID>2</CmdID><Target><LocURI>notes</LocURI></Target><Source><LocURI>notes</LocURI></Source>"
+    '<Add><CmdID>3</CmdID><Meta><Type xmlns="syncml:metinf">text/plain</Type></Meta><Item><Source><LocURI>'
+    "sneak-1</LocURI></Source><Data>sneaked in\n</Data></Item></Add></Sync>"
+    "<Map><CmdID>4</CmdID><Target><LocURI>notes</LocURI></Target><Source><LocURI>notes</LocURI></Source>"
+    "<MapItem><Target><LocURI>g1</LocURI></Target><Source><LocURI>l1</LocURI></Source></MapItem></Map>"
+)
 
 
 def resp_query(reply: Reply) -> str:
@@ -75,8 +87,11 @@ def assert_untouched(folder: Path) -> None:
     assert read_notes(folder) == {"secret-plans.txt": b"only for alice\n"}
 
 
-@pytest.mark.parametrize("cred", ["", basic("alice", "wrong"), basic("mallory", PASSWORD), basic("alice", "")],
-                         ids=["missing", "wrong-password", "unknown-user", "empty-password"])
+@pytest.mark.parametrize(
+    "cred",
+    ["", basic("alice", "wrong"), basic("mallory", PASSWORD), basic("alice", "")],
+    ids=["missing", "wrong-password", "unknown-user", "empty-password"],
+)
 def test_every_message_of_a_session_is_refused_without_valid_credentials(tmp_path: Path, cred: str) -> None:
     server, folder = make_server(tmp_path)
     app = server.wsgi_app()
@@ -101,7 +116,9 @@ def test_wrong_credentials_later_in_an_authenticated_session_end_it(tmp_path: Pa
     first = post(app, message(1, ALERT, cred=basic("alice", PASSWORD)))
     assert first.header_status() == 212
     query = resp_query(first)
-    reply = post(app, message(2, SNEAK, cred=basic("bob", USERS["bob"])), query=query)  # another user's, mid-session
+    reply = post(
+        app, message(2, SNEAK, cred=basic("bob", USERS["bob"])), query=query
+    )  # another user's, mid-session
     assert reply.header_status() == 401
     reply = post(app, message(3, SNEAK), query=query)  # and the session is gone
     assert reply.header_status() == 407
@@ -116,21 +133,25 @@ def test_basic_and_md5_clients_sync_and_md5_replay_fails(tmp_path: Path) -> None
         client.mkdir()
         (client / "mine.txt").write_bytes(b"mine\n")
         kind = "md5" if auth == AUTH_MD5 else "basic"
-        opts = ClientOptions(url=URL, device_id="alice-phone", name="srv", username="alice", password=PASSWORD,
-                             auth_type=kind)
+        opts = ClientOptions(
+            url=URL, device_id="alice-phone", name="srv", username="alice", password=PASSWORD, auth_type=kind
+        )
         sent: list[bytes] = []
 
         class Recording(InProcessTransport):
+            log = sent
+
             def exchange(self, url: str, body: bytes, content_type: str) -> tuple[bytes, str]:
-                sent.append(body)
+                self.log.append(body)
                 return super().exchange(url, body, content_type)
 
         for _ in range(2):  # the second session uses the nonce the first one was given
             sync_client(GitStore.open(client), opts, Recording(app))
         assert read_notes(client)["secret-plans.txt"] == b"only for alice\n"
         assert read_notes(folder)["mine.txt"] == b"mine\n"
-        wrong = ClientOptions(url=URL, device_id="alice-phone", name="srv", username="alice", password="nope",
-                              auth_type=kind)
+        wrong = ClientOptions(
+            url=URL, device_id="alice-phone", name="srv", username="alice", password="nope", auth_type=kind
+        )
         (client / "more.txt").write_bytes(b"more\n")
         with pytest.raises(GitsyncError):
             sync_client(GitStore.open(client), wrong, InProcessTransport(app))
@@ -140,7 +161,9 @@ def test_basic_and_md5_clients_sync_and_md5_replay_fails(tmp_path: Path) -> None
             assert b"auth-md5" in sent[0]
             replay = post(app, sent[0])
             assert replay.header_status() == 401
-            digests = [m.group(1) for b in sent if (m := re.search(rb"<Cred>.*?<Data>([^<]+)</Data>", b, re.S))]
+            digests = [
+                m.group(1) for b in sent if (m := re.search(rb"<Cred>.*?<Data>([^<]+)</Data>", b, re.S))
+            ]
             assert len(digests) >= 2 and len(set(digests)) == len(digests)  # a fresh nonce each session
             assert md5_digest("alice", PASSWORD, b"").encode() in digests[:1]  # first contact: empty nonce
 
@@ -151,8 +174,9 @@ def test_repeated_failures_are_slowed_down(tmp_path: Path) -> None:
     app = server.wsgi_app()
 
     def attempt(password: str, device: str = "brute", addr: str = "10.0.0.66") -> int | None:
-        return post(app, message(1, ALERT, device=device, cred=basic("alice", password)),
-                    remote_addr=addr).header_status()
+        return post(
+            app, message(1, ALERT, device=device, cred=basic("alice", password)), remote_addr=addr
+        ).header_status()
 
     for _ in range(AUTH_FREE_FAILURES):
         assert attempt("guess") == 401
@@ -186,8 +210,9 @@ def test_passwords_never_reach_the_log(tmp_path: Path, caplog: pytest.LogCapture
         client.mkdir()
         (client / "n.txt").write_bytes(b"n\n")
         for user, password in (("alice", PASSWORD), ("alice", "wrong-but-secret-1"), ("bob", USERS["bob"])):
-            opts = ClientOptions(url=URL, device_id=f"d-{user}", name="srv", username=user, password=password,
-                                 auth_type=auth)
+            opts = ClientOptions(
+                url=URL, device_id=f"d-{user}", name="srv", username=user, password=password, auth_type=auth
+            )
             try:
                 sync_client(GitStore.open(client), opts, InProcessTransport(app))
             except GitsyncError:
@@ -195,8 +220,11 @@ def test_passwords_never_reach_the_log(tmp_path: Path, caplog: pytest.LogCapture
     text = caplog.text
     assert "sending message" in text  # the debug log of the messages was on
     for secret in secrets:
-        for form in (secret, base64.b64encode(f"alice:{secret}".encode()).decode(),
-                     base64.b64encode(f"bob:{secret}".encode()).decode()):
+        for form in (
+            secret,
+            base64.b64encode(f"alice:{secret}".encode()).decode(),
+            base64.b64encode(f"bob:{secret}".encode()).decode(),
+        ):
             assert form not in text
 
 
@@ -214,8 +242,12 @@ def test_a_session_id_seen_elsewhere_skips_no_login(tmp_path: Path) -> None:
             key = query.split("=", 1)[1]
             sneak = message(2, SNEAK, device="alice-phone", session="1")
             attacks.append(post(app, sneak, query=query, remote_addr="10.6.6.6").header_status())
-            attacks.append(post(app, sneak, cookie=f"sessionid={key}", remote_addr="10.6.6.6").header_status())
-            attacks.append(post(app, sneak, remote_addr="10.6.6.6").header_status())  # (SessionID, Source) only
+            attacks.append(
+                post(app, sneak, cookie=f"sessionid={key}", remote_addr="10.6.6.6").header_status()
+            )
+            attacks.append(
+                post(app, sneak, remote_addr="10.6.6.6").header_status()
+            )  # (SessionID, Source) only
             other = message(2, SNEAK, device="mallory", session="1")
             # another device at alice's own address (the in-process transport has none)
             attacks.append(post(app, other, query=query, remote_addr="").header_status())

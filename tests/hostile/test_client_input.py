@@ -17,7 +17,7 @@ import pytest
 
 from gitsync.app.client import ClientOptions, sync_client
 from gitsync.app.common import our_devinf
-from gitsync.codec import XML_TYPE, decode, encode
+from gitsync.codec import decode, encode
 from gitsync.errors import GitsyncError
 from gitsync.model import ChangeKind, SyncMode
 from gitsync.protocol.events import ChangesReceived, ItemResult, OutChange, SessionComplete, SyncRequested
@@ -48,7 +48,9 @@ def canned(*answers: tuple[int, str, bytes]) -> App:
 class FakeServer:
     """A sans-I/O ServerSession that answers like a server, with the changes the test chooses."""
 
-    def __init__(self, changes: list[OutChange], *, reply_filter: Callable[[bytes], bytes] | None = None) -> None:
+    def __init__(
+        self, changes: list[OutChange], *, reply_filter: Callable[[bytes], bytes] | None = None
+    ) -> None:
         self.changes = changes
         self.reply_filter = reply_filter
         self.session: ServerSession | None = None
@@ -58,8 +60,9 @@ class FakeServer:
         body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
         msg, enc = decode(body, environ.get("CONTENT_TYPE"))
         if self.session is None:
-            self.session = ServerSession(ServerConfig(devinf=our_devinf("evil-server", server=True),
-                                                      resp_uri=URL + "?sessionid=1"))
+            self.session = ServerSession(
+                ServerConfig(devinf=our_devinf("evil-server", server=True), resp_uri=URL + "?sessionid=1")
+            )
         session = self.session
         for event in session.receive(msg):
             if isinstance(event, SyncRequested):
@@ -93,14 +96,22 @@ def _sync(folder: Path, app: App) -> None:
 
 
 def _state_refs(folder: Path) -> str:
-    return subprocess.run(["git", "-C", str(folder), "for-each-ref", "refs/gitsync/srv", "refs/gitsync/journal"],
-                          capture_output=True, text=True, check=True).stdout
+    return subprocess.run(
+        ["git", "-C", str(folder), "for-each-ref", "refs/gitsync/srv", "refs/gitsync/journal"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
 
 
-LAUGHS = (b'<?xml version="1.0"?><!DOCTYPE SyncML [<!ENTITY a "ha"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">]>'
-          b"<SyncML><SyncHdr><VerDTD>&b;</VerDTD></SyncHdr><SyncBody/></SyncML>")
-XXE = (b'<?xml version="1.0"?><!DOCTYPE SyncML [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
-       b"<SyncML><SyncHdr><VerDTD>&x;</VerDTD></SyncHdr><SyncBody/></SyncML>")
+LAUGHS = (
+    b'<?xml version="1.0"?><!DOCTYPE SyncML [<!ENTITY a "ha"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+    b"<SyncML><SyncHdr><VerDTD>&b;</VerDTD></SyncHdr><SyncBody/></SyncML>"
+)
+XXE = (
+    b'<?xml version="1.0"?><!DOCTYPE SyncML [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+    b"<SyncML><SyncHdr><VerDTD>&x;</VerDTD></SyncHdr><SyncBody/></SyncML>"
+)
 SYNCML = "application/vnd.syncml+xml"
 
 BROKEN: dict[str, App] = {
@@ -115,8 +126,12 @@ BROKEN: dict[str, App] = {
     "truncated": canned((200, SYNCML, b"<SyncML><SyncHdr><VerDTD>1.2</VerDTD><SessionID>1")),
     "not-syncml": canned((200, SYNCML, b"<html/>")),
     "wbxml-garbage": canned((200, "application/vnd.syncml+wbxml", b"\x02\x00\x00\x6a\xff\xff\xff")),
-    "header-status-500": FakeServer([], reply_filter=lambda b: b.replace(b"<Data>200</Data>", b"<Data>500</Data>", 1)).app,
-    "no-synchdr": FakeServer([], reply_filter=lambda b: b[: b.index(b"<SyncHdr>")] + b[b.index(b"</SyncHdr>") + 10 :]).app,
+    "header-status-500": FakeServer(
+        [], reply_filter=lambda b: b.replace(b"<Data>200</Data>", b"<Data>500</Data>", 1)
+    ).app,
+    "no-synchdr": FakeServer(
+        [], reply_filter=lambda b: b[: b.index(b"<SyncHdr>")] + b[b.index(b"</SyncHdr>") + 10 :]
+    ).app,
 }
 
 
@@ -158,18 +173,42 @@ def test_huge_answer_is_refused(tmp_path: Path) -> None:
     assert guard.problems() == []
 
 
-HOSTILE_NAMES = ("../escaped.txt", "../../outside.txt", "/tmp/absolute-gitsync.txt", ".git/hooks/post-commit",
-                 ".git/config", "sub/.git/config", ".GIT/HEAD", "nul\x00byte.txt", "esc\x1b[2J.txt",
-                 "..\\..\\win.txt", "C:\\evil.txt", ".gitattributes", "..", "", "a/../../b.txt")
+HOSTILE_NAMES = (
+    "../escaped.txt",
+    "../../outside.txt",
+    "/tmp/absolute-gitsync.txt",
+    ".git/hooks/post-commit",
+    ".git/config",
+    "sub/.git/config",
+    ".GIT/HEAD",
+    "nul\x00byte.txt",
+    "esc\x1b[2J.txt",
+    "..\\..\\win.txt",
+    "C:\\evil.txt",
+    ".gitattributes",
+    "..",
+    "",
+    "a/../../b.txt",
+)
 
 
 def test_hostile_names_from_the_server_stay_inside(tmp_path: Path) -> None:
     folder, guard, canary = _client(tmp_path)
-    changes = [OutChange(kind=ChangeKind.ADD, key=f"g{n}", data=sif(name, f"hostile {n}\n"),
-                         content_type="text/x-s4j-sifn", version="1.1") for n, name in enumerate(HOSTILE_NAMES)]
+    changes = [
+        OutChange(
+            kind=ChangeKind.ADD,
+            key=f"g{n}",
+            data=sif(name, f"hostile {n}\n"),
+            content_type="text/x-s4j-sifn",
+            version="1.1",
+        )
+        for n, name in enumerate(HOSTILE_NAMES)
+    ]
     # and a payload with invalid UTF-8 and a NUL in its Subject (the codec sends it as b64)
     raw = b"<note><SIFVersion>1.1</SIFVersion><Subject>\xff/../\x00x</Subject><Body>raw</Body></note>"
-    changes.append(OutChange(kind=ChangeKind.ADD, key="graw", data=raw, content_type="text/x-s4j-sifn", version="1.1"))
+    changes.append(
+        OutChange(kind=ChangeKind.ADD, key="graw", data=raw, content_type="text/x-s4j-sifn", version="1.1")
+    )
     server = FakeServer(changes)
     _sync(folder, server.app)
     assert server.completed

@@ -33,11 +33,27 @@ from tests.peers import SHARED, read_notes
 def _own_messages() -> list[tuple[bytes, str]]:
     out = []
     for enc in (XML_TYPE, WBXML_TYPE):
-        session = ClientSession(ClientConfig(url=URL, device_id="fuzz-dev", devinf=our_devinf("fuzz-dev", server=False),
-                                             mode=SyncMode.SLOW, next_anchor="n1", username="u", password="p"))
+        session = ClientSession(
+            ClientConfig(
+                url=URL,
+                device_id="fuzz-dev",
+                devinf=our_devinf("fuzz-dev", server=False),
+                mode=SyncMode.SLOW,
+                next_anchor="n1",
+                username="u",
+                password="p",
+            )
+        )
         out.append((encode(session.start(), enc), enc))
-    sync = ClientSession(ClientConfig(url=URL, device_id="fuzz-dev", devinf=our_devinf("fuzz-dev", server=False),
-                                      mode=SyncMode.SLOW, next_anchor="n1"))
+    sync = ClientSession(
+        ClientConfig(
+            url=URL,
+            device_id="fuzz-dev",
+            devinf=our_devinf("fuzz-dev", server=False),
+            mode=SyncMode.SLOW,
+            next_anchor="n1",
+        )
+    )
     first = sync.start()
     assert first is not None
     return out
@@ -55,10 +71,26 @@ def _captured() -> list[tuple[bytes, str]]:
 
 
 SEEDS = _own_messages() + _captured()
-INSERTS = [b"<!DOCTYPE x>", b"<!ENTITY e SYSTEM 'file:///etc/passwd'>", b"&e;", b"<![CDATA[", b"]]>", b"\x00",
-           b"\xff\xfe", b"<Atomic><CmdID>1</CmdID>", b"</SyncBody>", b"<MsgID>-1</MsgID>", b"<Data>999</Data>",
-           b"<Add><CmdID>7</CmdID><Item><Source><LocURI>../../x</LocURI></Source><Data>d</Data></Item></Add>",
-           b"<Format xmlns='syncml:metinf'>b64</Format>", b"\xc3", b"&#0;", b"&#x1F;", b'xmlns="urn:x"', b"\x03\x01"]
+INSERTS = [
+    b"<!DOCTYPE x>",
+    b"<!ENTITY e SYSTEM 'file:///etc/passwd'>",
+    b"&e;",
+    b"<![CDATA[",
+    b"]]>",
+    b"\x00",
+    b"\xff\xfe",
+    b"<Atomic><CmdID>1</CmdID>",
+    b"</SyncBody>",
+    b"<MsgID>-1</MsgID>",
+    b"<Data>999</Data>",
+    b"<Add><CmdID>7</CmdID><Item><Source><LocURI>../../x</LocURI></Source><Data>d</Data></Item></Add>",
+    b"<Format xmlns='syncml:metinf'>b64</Format>",
+    b"\xc3",
+    b"&#0;",
+    b"&#x1F;",
+    b'xmlns="urn:x"',
+    b"\x03\x01",
+]
 
 
 @st.composite
@@ -132,7 +164,9 @@ def test_wsgi_app_survives_fuzz_and_keeps_serving(tmp_path: Path, caplog: pytest
     client = tmp_path / "client"
     client.mkdir()
     (client / "mine.txt").write_bytes(b"mine\n")
-    sync_client(GitStore.open(client), ClientOptions(url=URL, device_id="good", name="srv"), InProcessTransport(app))
+    sync_client(
+        GitStore.open(client), ClientOptions(url=URL, device_id="good", name="srv"), InProcessTransport(app)
+    )
     assert read_notes(client)["keep.txt"] == b"keep\n"
     assert read_notes(notes)["mine.txt"] == b"mine\n"
     assert guard.problems() == []
@@ -157,8 +191,13 @@ def test_session_fuzz_second_message(tmp_path: Path, caplog: pytest.LogCaptureFi
     def one(subject: str, inserts: list[tuple[float, bytes]]) -> None:
         counter[0] += 1
         client = ScriptedClient(app, device=f"fz{counter[0]}")
-        change = OutChange(kind=ChangeKind.ADD, key="k", data=sif(subject, "x\n"),
-                           content_type="text/x-s4j-sifn", version="1.1")
+        change = OutChange(
+            kind=ChangeKind.ADD,
+            key="k",
+            data=sif(subject, "x\n"),
+            content_type="text/x-s4j-sifn",
+            version="1.1",
+        )
 
         def mutate(msg_id: int, body: bytes) -> bytes:
             if msg_id != 2:

@@ -35,8 +35,10 @@ def round_robin(apps: list[Callable[..., Iterable[bytes]]]) -> Callable[..., Ite
 
 def workers(folder: Path, n: int, **options: Any) -> list[SyncServer]:
     sessions = folder / ".git" / "gitsync" / "sessions"
-    return [SyncServer(GitStore.open(folder), ServerOptions(**options), sessions=DirTable(sessions))
-            for _ in range(n)]
+    return [
+        SyncServer(GitStore.open(folder), ServerOptions(**options), sessions=DirTable(sessions))
+        for _ in range(n)
+    ]
 
 
 def test_a_session_survives_moving_between_workers(tmp_path: Path) -> None:
@@ -53,8 +55,14 @@ def test_a_session_survives_moving_between_workers(tmp_path: Path) -> None:
         for rel, data in notes.items():
             (folder / rel).write_bytes(data)
         expected.update(notes)
-        opts = ClientOptions(url=URL, device_id=f"dev-{name}", name="srv", username="alice", password=USERS["alice"],
-                             max_msg_size=4096)  # many messages per session
+        opts = ClientOptions(
+            url=URL,
+            device_id=f"dev-{name}",
+            name="srv",
+            username="alice",
+            password=USERS["alice"],
+            max_msg_size=4096,
+        )  # many messages per session
         transport = InProcessTransport(app)
         sync_client(GitStore.open(folder), opts, transport)
         assert transport.round_trips > 6
@@ -62,7 +70,9 @@ def test_a_session_survives_moving_between_workers(tmp_path: Path) -> None:
         expected[f"{name}-0.txt"] = b"edited\n"
         sync_client(GitStore.open(folder), opts, InProcessTransport(app))
     for name in ("a", "b", "c"):
-        opts = ClientOptions(url=URL, device_id=f"dev-{name}", name="srv", username="alice", password=USERS["alice"])
+        opts = ClientOptions(
+            url=URL, device_id=f"dev-{name}", name="srv", username="alice", password=USERS["alice"]
+        )
         sync_client(GitStore.open(tmp_path / name), opts, InProcessTransport(app))
         assert read_notes(tmp_path / name) == expected
     assert read_notes(server_dir) == expected
@@ -84,8 +94,12 @@ def test_session_files_hold_no_password(tmp_path: Path) -> None:
         seen.extend(p.read_bytes() for p in sessions.glob("*"))
         return body
 
-    client = ScriptedClient(round_robin([s.wsgi_app() for s in servers]), device="snoop", username="alice",
-                            password=USERS["alice"])
+    client = ScriptedClient(
+        round_robin([s.wsgi_app() for s in servers]),
+        device="snoop",
+        username="alice",
+        password=USERS["alice"],
+    )
     acks = client.sync([add("k", sif("n.txt", "n\n"))], mutate=snoop)
     assert [c for _, c in acks] == [201]
     assert len(seen) >= 3 and any(b"snoop" in data for data in seen)
