@@ -4,9 +4,10 @@ Two flavours, both seeded so every run (and every machine) gets byte-identical f
 
 ``rich``
     What a real notes folder looks like: nested folders (one to three levels, about a hundred notes
-    per folder), file names taken from the note's title, about a fifth of them non-ASCII (accents,
-    Cyrillic, CJK), ``.txt`` and ``.md`` notes, and text with non-ASCII words in it.  Sizes follow a
-    log-normal law (median about 700 bytes, a few notes of tens of KiB), like real notes.
+    per folder), file names taken from the note's title (12 % of them non-ASCII: accents, Greek,
+    Cyrillic, CJK; with the folder names, half the paths are), ``.txt`` and ``.md`` notes, and text
+    with non-ASCII words in it.  Sizes follow a log-normal law (median ~740 bytes, mean ~1.1 KiB, a
+    few notes of tens of KiB), like real notes.
 ``flat``
     For runs that involve pysyncml: its client crashes on non-ASCII names or text and its server
     keeps no sub-folders.  ASCII only, one folder, ``note-00000.txt`` ..., the same size law.

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import platform
@@ -69,6 +70,12 @@ TARGETS = {
     "help_s": 0.15,  # gitsync-notes --help
 }
 GITSYNC, PYSYNCML = "gitsync", "pysyncml"
+STEP_FIRST, STEP_FOLLOW, STEP_EMPTY = "first sync", "follow-up 1%", "empty client"
+SYNC_TITLES = {
+    STEP_FIRST: "First sync (slow sync) of N notes to an empty server",
+    STEP_FOLLOW: "Follow-up two-way sync, 1 % of the notes modified on the client, another 1 % on the server",
+    STEP_EMPTY: "First sync of a second, empty client: the server sends all N notes (gitsync only)",
+}
 STARTED: list[subprocess.Popen[bytes]] = []
 
 
@@ -462,7 +469,7 @@ class Bench:
         try:
             import pygit2
 
-            pg = f"pygit2 {pygit2.__version__}, libgit2 {pygit2.LIBGIT2_VERSION}"
+            pg = f"pygit2 {getattr(pygit2, '__version__', '?')}, libgit2 {pygit2.LIBGIT2_VERSION}"
         except ImportError:
             pg = "pygit2 missing"
         peer = "-"
@@ -556,7 +563,11 @@ class Bench:
         return [self.sync_notes, *extra, "-q", str(cdir)], self.penv, cdir
 
     def pair(self, n: int, client: str, server: str, flavour: str, master: Path) -> Path:
-        """First sync and follow-up, ``--reps`` times; returns the client folder of the first rep."""
+        """First sync and follow-up, ``--reps`` times; returns the client folder of the first rep.
+
+        Between our own peers on the rich data, a second, empty client then syncs with the server:
+        the server streams every note to it (its messages split under the client's MaxMsgSize).
+        """
         subject = f"{client} → {server} ({flavour})"
         assert self.proxy is not None
         first_dir = None
@@ -567,25 +578,33 @@ class Bench:
             copy_notes(master, cdir)
             sdir.mkdir(parents=True)
             devid = f"bench-{client}-{flavour}-{rep}"
-            for step in ("first sync", "follow-up 1%"):
-                if step != "first sync":
+            steps = [STEP_FIRST, STEP_FOLLOW]
+            if client == server == GITSYNC and flavour == "rich":
+                steps.append(STEP_EMPTY)
+            for step in steps:
+                sync_dir, url = cdir, None
+                if step == STEP_FIRST:
+                    url = self.proxy.url
+                elif step == STEP_FOLLOW:
                     notegen.modify(cdir, 1, rep + 1)
                     notegen.modify(sdir, 1, rep + 1, stride_offset=50)
+                else:
+                    sync_dir, url, devid = d / "client2", self.proxy.url, devid + "-2"
+                    sync_dir.mkdir()
                 srv = Server(server, sdir, self.proxy, self, f"{tag}.{step.split()[0]}")
-                argv, env, cwd = self.client_argv(
-                    client, cdir, self.proxy.url if step == "first sync" else None, devid
-                )
+                argv, env, cwd = self.client_argv(client, sync_dir, url, devid)
                 r = run_cmd(
                     argv, env=env, cwd=cwd, logfile=self.logdir / f"{tag}.client.log", timeout=self.a.timeout
                 )
                 st = srv.stop()
-                ok = compare(cdir, sdir) if r.rc == 0 else f"client exit {r.rc}"
+                ok = compare(sync_dir, sdir) if r.rc == 0 else f"client exit {r.rc}"
                 if st.errors:
                     ok += f"; {st.errors} server errors"
                 self.record(n, step, subject, rep, r, st, ok)
                 log(
                     f"  {step:13} {subject:34} N={n} rep {rep}: {r.wall:7.2f} s client, server CPU "
-                    f"{_f(st.cpu)} s, RSS {_f(r.rss_mib, 0)}/{_f(st.rss_mib, 0)} MiB, {st.wire.requests} msgs, "
+                    f"{_f(st.cpu)} s, RSS {_f(r.rss_mib, 0)}/{_f(st.rss_mib, 0)} MiB, "
+                    f"{st.wire.requests} msgs, "
                     f"max body {st.wire.max_request_body}/{st.wire.max_response_body} B: {ok}"
                 )
                 if r.rc != 0:
@@ -700,7 +719,9 @@ class Bench:
         lines = [line for line in out.splitlines() if line.strip()]
         if name.startswith("gitsync"):
             words = ("added", "modified", "deleted", "renamed", "renamed+modified")
-            seen = sum(1 for line in lines if line.split()[0] in words or line[:2] in ("M ", "A ", "D ", "R "))
+            seen = sum(
+                1 for line in lines if line.split()[0] in words or line[:2] in ("M ", "A ", "D ", "R ")
+            )
         elif name.startswith("git "):
             seen = len(lines)
         else:
@@ -796,13 +817,10 @@ def report(res: Results) -> str:
                 f"{cell(res, n, g, 'sync-notes -l ÷ gitsync', 'ratio', 'x')} | "
                 f"{cell(res, n, g, 'gitsync-notes sync --local', 'peak RSS', 'MiB', spread=False)} |"
             )
-    for step in ("first sync", "follow-up 1%"):
+    for step, title in SYNC_TITLES.items():
+        if not any(s.group == step for s in res.samples):
+            continue
         out.append("")
-        title = (
-            "First sync (slow sync) of N notes to an empty server"
-            if step == "first sync"
-            else "Follow-up two-way sync, 1 % of the notes modified on the client and another 1 % on the server"
-        )
         out.append(title)
         out.append("")
         out.append(
@@ -816,7 +834,7 @@ def report(res: Results) -> str:
                 oks = res.oks(n, step, subject)
                 bad = [o for o in oks if not o.startswith("ok")]
                 flag = f" ⚠ {bad[0]}" if bad else ""
-                c = lambda metric, unit, spread=True: cell(res, n, step, subject, metric, unit, spread)  # noqa: E731
+                c = functools.partial(cell, res, n, step, subject)
                 out.append(
                     f"| {n:,} | {subject}{flag} | {c('client wall', 's')} | {c('client CPU', 's', False)} | "
                     f"{c('server CPU', 's', False)} | {c('client peak RSS', 'MiB', False)} / "
@@ -832,6 +850,15 @@ def report(res: Results) -> str:
         out.append("| N | step | pysyncml → pysyncml | gitsync → gitsync | ratio |")
         out.append("|---|---|---|---|---|")
         out.extend(ratios)
+    caps = (m.get("pysyncml_server_max"), m.get("pysyncml_client_max"))
+    if m.get("pysyncml") not in (None, "-"):
+        out.append("")
+        out.append(
+            f"Runs against pysyncml's server stop at N = {caps[0]:,} (its slow sync is O(N²): 137 s at "
+            f"5,000 notes, ~33 min extrapolated at 20,000 in ../shared/reference/perf-anchors.md); runs of "
+            f"its client stop at N = {caps[1]:,} (it sends everything in one message, which our server "
+            "refuses above 16 MiB). Its `-l` folder at larger N is built in batches (untimed)."
+        )
     out.append("")
     out.append("Targets of issue 8")
     out.append("")
@@ -912,7 +939,8 @@ def targets(res: Results) -> list[str]:
     f_big = first.get(big)
     out.append(
         f"first sync of {big:,} notes gitsync ↔ gitsync under {TARGETS['first_sync_s']:g} s: "
-        f"{_fmt(f_big, 's')} → {verdict(None if f_big is None or big < 20000 else f_big < TARGETS['first_sync_s'])}"
+        f"{_fmt(f_big, 's')} → "
+        f"{verdict(None if f_big is None or big < 20000 else f_big < TARGETS['first_sync_s'])}"
         + ("" if big >= 20000 else " (target is for 20,000 notes)")
     )
     per = [f"{n:,}: {1e3 * v / n:.2f} ms" for n, v in first.items() if v]
@@ -925,7 +953,7 @@ def targets(res: Results) -> list[str]:
     )
     rss = [
         v
-        for step in ("first sync", "follow-up 1%")
+        for step in SYNC_TITLES
         for metric in ("client peak RSS", "server peak RSS")
         for v in res.values(big, step, gg, metric)
     ]
@@ -936,14 +964,14 @@ def targets(res: Results) -> list[str]:
     )
     bodies = []
     for n in sizes:
-        req = res.values(n, "first sync", gg, "largest request body")
-        rsp = res.values(n, "first sync", gg, "largest response body")
+        req = res.values(n, STEP_FIRST, gg, "largest request body")
+        rsp = res.values(n, STEP_EMPTY, gg, "largest response body")
         if req:
-            bodies.append(f"{n:,}: {_fmt(max(req), 'B')} / {_fmt(max(rsp), 'B')}")
+            bodies.append(f"{n:,}: {_fmt(max(req), 'B')} / {_fmt(max(rsp) if rsp else None, 'B')}")
     if bodies:
         out.append(
-            "largest HTTP body of a first sync, request / response (must not grow with N): "
-            + "; ".join(bodies)
+            "largest HTTP body, client → server in a first sync / server → client to an empty client "
+            "(must not grow with N): " + "; ".join(bodies)
         )
     h = _med(res.values(0, "startup", "gitsync-notes --help", "wall"))
     out.append(

@@ -19,6 +19,7 @@ trial's seed and the same ``--only-points``/delay choice.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 import sys
@@ -49,14 +50,16 @@ def main() -> int:
     parser.add_argument("-s", "--seed", type=int, default=0)
     parser.add_argument("--only-points", action="store_true", help="no kills after a seeded delay")
     parser.add_argument("--keep", action="store_true", help="keep every trial's folders")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show gitsync's warnings (recoveries)")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING if args.verbose else logging.ERROR, format="    %(message)s")
     home = _hermetic_home()
 
     # imported after HOME is set: pygit2 reads its config search path at import time
     from tests.crash.harness import plan_trials, run_trial
 
     trials = plan_trials(args.trials, args.seed, delays=not args.only_points)
-    rows: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])  # trials, killed, failed
+    rows: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])  # trials, killed, failed, lock waits
     failed: list[tuple[str, Path]] = []
     started = time.monotonic()
     for trial in trials:
@@ -67,10 +70,12 @@ def main() -> int:
         row[0] += 1
         row[1] += out.killed
         row[2] += not out.ok
+        row[3] += out.waited_for_lock
         verdict = "ok" if out.ok else "FAILED"
+        waited = " (waited out a ref lock)" if out.waited_for_lock else ""
         print(
             f"{trial.label:48} killed={'yes' if out.killed else 'no ':3} notes={out.notes:2} "
-            f"{out.seconds:5.2f}s {verdict}",
+            f"{out.seconds:5.2f}s {verdict}{waited}",
             flush=True,
         )
         if not out.ok:
@@ -81,17 +86,23 @@ def main() -> int:
             shutil.rmtree(tmp, ignore_errors=True)
     elapsed = time.monotonic() - started
     print()
-    print(f"{'side / crash point':32} {'trials':>6} {'killed':>6} {'failed':>6}")
+    print(f"{'side / crash point':32} {'trials':>6} {'killed':>6} {'failed':>6} {'lock wait':>9}")
     for key in sorted(rows):
-        n, killed, bad = rows[key]
-        print(f"{key:32} {n:6} {killed:6} {bad:6}")
+        n, killed, bad, waits = rows[key]
+        print(f"{key:32} {n:6} {killed:6} {bad:6} {waits:9}")
     total = len(trials)
     killed = sum(r[1] for r in rows.values())
-    print(f"{'total':32} {total:6} {killed:6} {len(failed):6}")
+    waits = sum(r[3] for r in rows.values())
+    print(f"{'total':32} {total:6} {killed:6} {len(failed):6} {waits:9}")
     print(
         f"\n{total} trials in {elapsed:.0f} s: {killed} processes killed by SIGKILL, "
         f"{total - len(failed)} trials ended with both sides correct, {len(failed)} failed"
     )
+    if waits:
+        print(
+            f"{waits} kill(s) landed inside a ref update under refs/gitsync/: its lock file held syncs "
+            "back for the store's grace (a few seconds, by design), then they went through"
+        )
     for label, tmp in failed:
         print(f"  failed: {label}: {tmp}")
     shutil.rmtree(home, ignore_errors=True)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gitsync.app.common import (
+    DEFAULT_MAX_MSG_SIZE,
     Counts,
     SyncReport,
     Transport,
@@ -79,7 +80,7 @@ class ClientOptions:
     filename_sync: bool = True
     encoding: str = XML_TYPE
     ver_dtd: str = "1.2"
-    max_msg_size: int = 2_000_000
+    max_msg_size: int = DEFAULT_MAX_MSG_SIZE
     delete_guard: float | None = 0.5  # stop when a sync would delete more than this share
     force_delete: bool = False
     honour_run_again: bool = True  # sync again when a commit came in meanwhile (see app/hook.py)

@@ -57,7 +57,7 @@ class LazyOutChange(OutChange):
         ):
             object.__setattr__(self, name, value)
 
-    @property  # type: ignore[override]
+    @property
     def data(self) -> bytes | None:
         """The payload, rendered now from the store."""
         return self._wire.render_planned(self._plan, self._store.read_blob(self._blob))

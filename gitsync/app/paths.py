@@ -133,7 +133,7 @@ class PathMap(dict[str, str]):
         super().__delitem__(path)
         _fold(self._folded, path, -1)
 
-    def pop(self, path: str, *default: Any) -> Any:  # type: ignore[override]
+    def pop(self, path: str, *default: Any) -> Any:
         if path in self:
             _fold(self._folded, path, -1)
             return super().pop(path)
@@ -146,7 +146,7 @@ class PathMap(dict[str, str]):
         _fold(self._folded, path, -1)
         return path, value
 
-    def setdefault(self, path: str, default: str) -> str:  # type: ignore[override]
+    def setdefault(self, path: str, default: str) -> str:
         if path not in self:
             self[path] = default
         return self[path]

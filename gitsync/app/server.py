@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from gitsync.app.common import (
+    DEFAULT_MAX_MSG_SIZE,
     Counts,
     SyncReport,
     Wire,
@@ -61,9 +62,11 @@ __all__ = ["STORE_ALIASES", "ServerOptions", "SyncServer"]
 
 logger = logging.getLogger(__name__)
 
-#: authentication failures (per device id and per address) answered normally; each further one
-#: refuses that client, without checking anything, for twice as long as the one before (capped)
+#: authentication failures of one device id (of one address: more, as many devices may share
+#: one behind NAT) answered normally; each further one refuses that client, without checking
+#: anything, for twice as long as the one before (capped)
 AUTH_FREE_FAILURES = 3
+AUTH_FREE_FAILURES_PER_ADDRESS = 10
 AUTH_MAX_DELAY = 300.0
 #: how many saved states back a client's Last anchor is looked for (see _ServerRun._rewind)
 _REWIND_LIMIT = 16
@@ -80,7 +83,7 @@ class ServerOptions:
     policy: Policy = Policy.MERGE
     filename_sync: bool = True
     session_timeout: float = 900.0
-    max_msg_size: int = 2_000_000
+    max_msg_size: int = DEFAULT_MAX_MSG_SIZE
     max_body: int = 16 * 1024 * 1024
     store_uris: frozenset[str] = STORE_ALIASES
     server_id: str = "gitsync-notes"
@@ -204,7 +207,7 @@ class SyncServer:
         for who in self._strike_keys(request, msg):
             strikes = self._table.strikes.get(who)
             if strikes is not None and now < strikes.until:
-                logger.warning("refusing %s for %.0f s more: %d failed logins", who, strikes.until - now,
+                logger.warning("refusing %r for %.0f s more: %d failed logins", who, strikes.until - now,
                                strikes.count)
                 return True
         return False
@@ -223,8 +226,9 @@ class SyncServer:
                     strikes.count = 0
                 strikes.count += 1
                 strikes.last = now
-                if strikes.count >= AUTH_FREE_FAILURES:
-                    strikes.until = now + min(2.0 ** (strikes.count - AUTH_FREE_FAILURES), AUTH_MAX_DELAY)
+                free = AUTH_FREE_FAILURES if who.startswith("device ") else AUTH_FREE_FAILURES_PER_ADDRESS
+                if strikes.count >= free:
+                    strikes.until = now + min(2.0 ** (strikes.count - free), AUTH_MAX_DELAY)
         elif run.session.user is not None:
             table.pop(f"device {msg.header.source}", None)
 

@@ -153,6 +153,7 @@ def sync_store(store: GitStore, *, origin: str = "cli", **kw: Any) -> int:
         password = click.prompt(f"Password for {username}", hide_input=True, default="", show_default=False)
     peer = peer or _peer_name(remote)
     from gitsync.app.client import ClientOptions, sync_client
+    from gitsync.app.common import DEFAULT_MAX_MSG_SIZE
     from gitsync.codec import WBXML_TYPE, XML_TYPE
     from gitsync.transport.http import HttpTransport
 
@@ -169,7 +170,7 @@ def sync_store(store: GitStore, *, origin: str = "cli", **kw: Any) -> int:
         filename_sync=not (kw["no_filename_sync"] or cfg("gitsync.nofilenamesync") == "true"),
         encoding=WBXML_TYPE if kw["encoding"] == "wbxml" else XML_TYPE,
         ver_dtd=kw["syncml_version"],
-        max_msg_size=kw["max_msg_size"] or 2_000_000,
+        max_msg_size=kw["max_msg_size"] or DEFAULT_MAX_MSG_SIZE,
         force_delete=kw["force_delete"],
         honour_run_again=origin != "hook",  # the hook's runner loops over every peer itself
     )
@@ -216,9 +217,15 @@ def sync_store(store: GitStore, *, origin: str = "cli", **kw: Any) -> int:
     }
     if origin == "hook":  # background syncs of every peer must not change which one is the default
         remember = {f"gitsync.{peer}.remote": remote}
+    from gitsync.errors import ConfigError
+
     for key, value in remember.items():
         if value is not None and value != cfg(key):
-            store.config_set(key, value)
+            try:
+                store.config_set(key, value)
+            except ConfigError as exc:  # the sync itself is done: say so, do not fail it
+                logger.warning("the sync is complete, but its settings were not remembered: %s", exc)
+                break
     if not kw["quiet"]:
         click.echo(render_table(report))
     if report.unresolved:

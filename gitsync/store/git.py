@@ -390,7 +390,7 @@ class GitStore:
         if found is None:
             if not create:
                 raise ConfigError(f"{root} is not a Git repository")
-            store = cls._init(root)
+            store = cls._init_once(root)
         else:
             try:
                 repo = pygit2.Repository(found, RepositoryOpenFlag.NO_SEARCH)
@@ -414,6 +414,19 @@ class GitStore:
                 except StoreError as exc:
                     logger.warning("could not finish an interrupted sync yet: %s", exc)
         return store
+
+    @classmethod
+    def _init_once(cls, root: Path) -> GitStore:
+        """``_init`` under an ``flock`` of the folder: two processes (the hook and a manual sync)
+        creating the same repository at once would fight over ``.git/config.lock``."""
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if pygit2.discover_repository(str(root)) is not None:
+                return cls.open(root, create=False)  # the other process created it meanwhile
+            return cls._init(root)
+        finally:
+            os.close(fd)
 
     @classmethod
     def _init(cls, root: Path) -> GitStore:
@@ -445,11 +458,23 @@ class GitStore:
         return str(value)
 
     def config_set(self, key: str, value: str) -> None:
-        """Set ``key`` in the repository's own ``.git/config``."""
-        try:
-            self._repo.config[key] = value
-        except (ValueError, pygit2.GitError) as exc:
-            raise ConfigError(f"cannot set git config {key!r}: {exc}") from exc
+        """Set ``key`` in the repository's own ``.git/config``.
+
+        A ``config.lock`` older than ``STALE_FOREIGN_LOCK_SECONDS`` is a crashed writer's: removed.
+        """
+        for attempt in range(2):
+            try:
+                self._repo.config[key] = value
+                return
+            except (ValueError, pygit2.GitError) as exc:
+                lock = self._gitdir / "config.lock"
+                with contextlib.suppress(FileNotFoundError):
+                    age = time.time() - lock.stat().st_mtime
+                    if attempt == 0 and age >= STALE_FOREIGN_LOCK_SECONDS:
+                        logger.warning("removing stale lock file %s (%.0f s old)", lock, age)
+                        lock.unlink()
+                        continue
+                raise ConfigError(f"cannot set git config {key!r}: {exc}") from exc
 
     def _signature(self) -> Signature:
         """Author/committer of our commits; also the identity libgit2 writes into reflogs."""

@@ -36,7 +36,7 @@ from gitsync.app.client import ClientOptions, sync_client
 from gitsync.app.common import SyncReport
 from gitsync.app.faults import APP_POINTS, ENV
 from gitsync.app.server import SyncServer
-from gitsync.store.git import CRASH_POINTS, GitStore
+from gitsync.store.git import CRASH_POINTS, STALE_GITSYNC_LOCK_SECONDS, GitStore
 from gitsync.transport.http import HttpTransport
 from gitsync.transport.serve import make_http_server
 
@@ -94,6 +94,9 @@ class Outcome:
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
     notes: int = 0
+    #: the kill hit a libgit2 ref transaction on refs/gitsync/*: its lock file blocks a sync for
+    #: STALE_GITSYNC_LOCK_SECONDS (the store's documented grace), which the trial waited out
+    waited_for_lock: bool = False
 
     @property
     def ok(self) -> bool:
@@ -360,7 +363,7 @@ _EXPECTED_CLIENT_ERRORS = _expected_client_errors()
 # ---------------------------------------------------------------------------------- checks
 
 
-def check_repo(root: Path, label: str, *, committed: bool = True) -> list[str]:
+def check_repo(root: Path, label: str, *, committed: bool = True, allow: tuple[str, ...] = ()) -> list[str]:
     """fsck clean, nothing uncommitted (if ``committed``), no journal ref, no lock file left behind."""
     problems: list[str] = []
     env = child_env()
@@ -397,7 +400,9 @@ def check_repo(root: Path, label: str, *, committed: bool = True) -> list[str]:
     if refs.strip():
         problems.append(f"{label}: journal ref left: {refs.strip()}")
     locks = sorted(
-        str(p.relative_to(root / ".git")) for p in (root / ".git").rglob("*.lock") if p.name != "gitsync.lock"
+        str(p.relative_to(root / ".git"))
+        for p in (root / ".git").rglob("*.lock")
+        if p.name != "gitsync.lock" and str(p.relative_to(root / ".git")) not in allow
     )
     if locks:
         problems.append(f"{label}: lock files left: {locks}")
@@ -416,21 +421,47 @@ def _diff(label: str, got: Mapping[str, bytes], want: Mapping[str, bytes]) -> li
 # ---------------------------------------------------------------------------------- a trial
 
 
+def _own_ref_locks(root: Path) -> list[Path]:
+    return sorted((root / ".git" / "refs" / "gitsync").rglob("*.lock"))
+
+
 def _recover_and_check(
     client: Path, server: Path, url: str, expected: Mapping[str, bytes], out: Outcome
 ) -> None:
     try:
         client_sync(client, url)
     except Exception as exc:
-        out.problems.append(f"the sync after the crash failed: {exc!r}\n{traceback.format_exc()}")
-        return
+        if not (_own_ref_locks(client) or _own_ref_locks(server)):
+            out.problems.append(f"the sync after the crash failed: {exc!r}\n{traceback.format_exc()}")
+            return
+        out.waited_for_lock = True
+        time.sleep(STALE_GITSYNC_LOCK_SECONDS + 0.2)
+        try:
+            client_sync(client, url)
+        except Exception as exc2:
+            out.problems.append(f"the sync after the lock's grace failed: {exc2!r}\n{traceback.format_exc()}")
+            return
     out.problems += _diff("client", read_notes(client), expected)
     out.problems += _diff("server", read_notes(server), expected)
-    out.problems += check_repo(client, "client")
-    out.problems += check_repo(server, "server")
+    # a CLI killed while remembering its settings leaves Git's config.lock: that must not stop a sync
+    # ... and a ref transaction on refs/gitsync/* leaves its lock until a sync needs that ref again
+    left = {
+        root: tuple(str(p.relative_to(root / ".git")) for p in _own_ref_locks(root))
+        for root in (client, server)
+    }
+    out.waited_for_lock |= any(left.values())
+    out.problems += check_repo(client, "client", allow=("config.lock", *left[client]))
+    out.problems += check_repo(server, "server", allow=left[server])
     report = client_sync(client, url)
     if report.local.total() or report.remote.total() or report.mode != "two-way":
         out.problems.append(f"the sync after that was not a no-op two-way sync: {report}")
+    if (client / ".git" / "config.lock").exists():
+        argv = gitsync_argv("sync", str(client), "--remote", url, "--id", DEVICE, "--peer", PEER, "-q")
+        proc = subprocess.run(
+            argv, env=child_env(), cwd=REPO_ROOT, capture_output=True, text=True, check=False
+        )
+        if proc.returncode != 0:
+            out.problems.append(f"with a stale config.lock the CLI sync failed: {proc.stderr[-1000:]}")
 
 
 def run_trial(trial: Trial, tmp: Path) -> Outcome:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gitsync.app.client import ClientOptions, sync_client
-from gitsync.app.server import AUTH_FREE_FAILURES, ServerOptions, SyncServer
+from gitsync.app.server import AUTH_FREE_FAILURES, AUTH_FREE_FAILURES_PER_ADDRESS, ServerOptions, SyncServer
 from gitsync.errors import GitsyncError
 from gitsync.protocol.auth import md5_digest
 from gitsync.protocol.constants import AUTH_BASIC, AUTH_MD5
@@ -180,9 +180,12 @@ def test_repeated_failures_are_slowed_down(tmp_path: Path) -> None:
 
     for _ in range(AUTH_FREE_FAILURES):
         assert attempt("guess") == 401
-    # now refused without a check, even with the right password; other devices at that address too
+    # now this device is refused without a check, even with the right password
     assert attempt(PASSWORD) == 417
-    assert attempt("guess", device="brute-2") == 417
+    # other devices at that address are not, until the address has failed too often
+    for n in range(AUTH_FREE_FAILURES_PER_ADDRESS - AUTH_FREE_FAILURES):
+        assert attempt("guess", device=f"spray-{n}") == 401
+    assert attempt(PASSWORD, device="spray-new") == 417
     # a client elsewhere is served as usual
     assert attempt(PASSWORD, device="alice-phone", addr="10.0.0.7") == 212
     delays = []

@@ -225,3 +225,31 @@ def test_hostile_names_from_the_server_stay_inside(tmp_path: Path) -> None:
     assert guard.problems() == []
     hooks = folder / ".git" / "hooks"
     assert not (hooks / "post-commit").exists()
+
+
+@pytest.mark.parametrize("name", ["garbage", "xxe", "http-500", "truncated"])
+def test_cli_reports_a_broken_server_in_one_line(tmp_path: Path, name: str) -> None:
+    """What a user sees: exit status 1 and one line saying what went wrong, no traceback."""
+    import threading
+    from wsgiref.simple_server import make_server
+
+    from gitsync.transport.serve import _ThreadingServer
+    from tests.crash.harness import REPO_ROOT, child_env, gitsync_argv
+
+    folder, guard, _ = _client(tmp_path)
+    httpd = make_server("127.0.0.1", 0, BROKEN[name], server_class=_ThreadingServer)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        argv = gitsync_argv("sync", str(folder), "--remote", f"http://127.0.0.1:{httpd.server_port}/", "-q")
+        proc = subprocess.run(
+            argv, env=child_env(), cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
+        )
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert lines and lines[-1].startswith("gitsync-notes: "), proc.stderr
+    assert guard.problems() == []

@@ -418,3 +418,13 @@ def test_hostile_device_ids(env: Env) -> None:
         == "refs/heads/main"
     )
     env.good_sync()
+
+
+def test_very_deep_nesting_under_the_default_size_limit(tmp_path: Path) -> None:
+    """Within the default 16 MiB limit, a 1,000,000-deep document is refused by the parser, not by a crash."""
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    app = SyncServer(GitStore.open(folder)).wsgi_app()
+    depth = 1_000_000
+    reply = post(app, b"<SyncML>" + b"<a>" * depth + b"</a>" * depth + b"</SyncML>")
+    assert reply.status == 400
