@@ -52,6 +52,7 @@ def serve(directory: str, **kw: Any) -> None:
 def _serve(directory: str, **kw: Any) -> int:
     """Check what can fail first (the folder, the users file, the port), then touch the repository."""
     from gitsync.app.server import ServerOptions, SyncServer
+    from gitsync.app.wsgi import read_users
     from gitsync.errors import ConfigError
     from gitsync.protocol.constants import AUTH_BASIC, AUTH_MD5
     from gitsync.sync.conflict import Policy
@@ -60,7 +61,7 @@ def _serve(directory: str, **kw: Any) -> int:
     folder = Path(directory)
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"notes folder {folder} is not a folder")
-    users = _read_users(Path(kw["users_file"])) if kw["users_file"] else None
+    users = read_users(Path(kw["users_file"])) if kw["users_file"] else None
     apps: list[Callable[..., Iterable[bytes]]] = []
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -76,7 +77,7 @@ def _serve(directory: str, **kw: Any) -> int:
             logger.info("created %s", folder)
         store = open_store(directory)
         if users is None and (named := store.config_get("gitsync.usersfile")):
-            users = _read_users(Path(named))  # users from the repository's git config
+            users = read_users(Path(named))  # users from the repository's git config
         policy = Policy(kw["policy"] or store.config_get("gitsync.policy") or "merge")
 
         def on_report(report: SyncReport) -> None:
@@ -110,21 +111,3 @@ def _serve_until_stopped(httpd: Any, url: str) -> None:
         httpd.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:
         logger.info("stopping")
-
-
-def _read_users(path: Path) -> dict[str, str]:
-    from gitsync.errors import ConfigError
-
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read users file {path}: {exc.strerror}") from exc
-    users: dict[str, str] = {}
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        user, sep, password = line.partition(":")
-        if not sep or not user.strip():
-            raise ConfigError(f"{path}:{n}: expected user:password")
-        users[user.strip()] = password
-    return users

@@ -230,14 +230,6 @@ class ClientSession(SessionBase):
         raise LocalProtocolError(f"no message to send in phase {self.phase.value}")
 
     # ---------------------------------------------------------------- messages in
-    def receive(self, msg: Message) -> list[Event]:
-        """Digest one server message; return what the application must know or answer."""
-        try:
-            return self._receive(msg)
-        except Exception:
-            self.phase = Phase.ERROR
-            raise
-
     def _receive(self, msg: Message) -> list[Event]:
         if self.phase in (Phase.INIT, Phase.DONE, Phase.ERROR, Phase.NEED_CHANGES, Phase.NEED_RESULTS):
             raise LocalProtocolError(f"not expecting a message in phase {self.phase.value}")

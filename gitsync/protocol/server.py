@@ -106,14 +106,6 @@ class ServerSession(SessionBase):
         self._want_devinf = False
 
     # ---------------------------------------------------------------- receiving
-    def receive(self, msg: Message) -> list[Event]:
-        """Digest one client message; return what the application must know or answer."""
-        try:
-            return self._receive(msg)
-        except Exception:
-            self.phase = Phase.ERROR
-            raise
-
     def _receive(self, msg: Message) -> list[Event]:
         if self.phase in (Phase.DONE, Phase.ERROR, Phase.WAIT_ACCEPT, Phase.NEED_RESULTS, Phase.NEED_CHANGES):
             raise LocalProtocolError(f"not expecting a message in phase {self.phase.value}")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from gitsync.errors import LocalProtocolError, RemoteProtocolError
 from gitsync.model import ChangeKind
 from gitsync.protocol.constants import DEVINF_TYPE_WBXML, DEVINF_TYPE_XML, St, devinf_uri
-from gitsync.protocol.events import InChange, OutChange
+from gitsync.protocol.events import Event, InChange, OutChange
 from gitsync.protocol.messages import (
     Add,
     Alert,
@@ -31,6 +31,7 @@ from gitsync.protocol.messages import (
     Get,
     Item,
     Map,
+    Message,
     Meta,
     Put,
     Replace,
@@ -526,6 +527,20 @@ class SessionBase:
                 out.append(dataclasses.replace(cmd, cmd_id=next_id))
                 next_id += 1
         return tuple(out)
+
+    def receive(self, msg: Message) -> list[Event]:
+        """Digest one message from the peer; return what the application must know or answer.
+
+        Any exception leaves the session in ``Phase.ERROR`` for good (rule 2).
+        """
+        try:
+            return self._receive(msg)
+        except Exception:
+            self.phase = Phase.ERROR
+            raise
+
+    def _receive(self, msg: Message) -> list[Event]:
+        raise NotImplementedError
 
     def _fail(self, message: str, status: int = St.COMMAND_FAILED) -> RemoteProtocolError:
         self.phase = Phase.ERROR
