@@ -30,7 +30,7 @@ from gitsync.app.common import (
 from gitsync.app.faults import crash_point
 from gitsync.app.hook import run_again_generation
 from gitsync.app.outgoing import LazyOutChange
-from gitsync.app.paths import PathMap
+from gitsync.app.paths import IdMap, PathMap
 from gitsync.app.pysyncml_import import restrict_devinf
 from gitsync.app.safety import check_deletes, choose_mode, delete_guard
 from gitsync.codec import XML_TYPE, decode, encode
@@ -167,7 +167,7 @@ class _ClientRun:
         st = parse_kv(snap.files.get("state")) if snap else {}
         self.st = st
         rows = parse_rows(snap.files.get("map"), 3) if snap else []
-        self.luid_path = {luid: path for luid, _guid, path in rows}
+        self.luid_path = IdMap((luid, path) for luid, _guid, path in rows)
         self.guid_luid = {guid: luid for luid, guid, _path in rows if guid != "-"}
         self.luid_guid = {luid: guid for luid, guid, _path in rows if guid != "-"}
         self.peer_devinf: DevInf | None = devinf_from_json(snap.files.get("devinf")) if snap else None
@@ -458,16 +458,16 @@ class _ClientRun:
         # the same note may already be here (a session that died after the server sent it)
         path = self.wire.path_for(note, set(), fallback=None)
         if path in self.notes and Wire.same_text(self.store.read_blob(self.notes[path]), body):
-            luid = {p: lu for lu, p in self.luid_path.items()}.get(path) or make_id(path, self.notes[path])
+            luid = self.luid_path.id_at(path) or make_id(path, self.notes[path])
         elif self.mode is SyncMode.REFRESH_FROM_SERVER and path in self.notes and path not in self.writes:
             # refresh: the server's note of the same name replaces ours (no "(2)" copy)
-            luid = {p: lu for lu, p in self.luid_path.items()}.get(path) or make_id(path, self.notes[path])
+            luid = self.luid_path.id_at(path) or make_id(path, self.notes[path])
             self._write(path, path, self.store.write_blob(body))
             _bump(self.report.local, ChangeKind.MODIFY)
         elif (same := self._same_text_path(body)) is not None:
             # refresh from a peer that sends no names (text/plain): our note with this text keeps its name
             path = same
-            luid = {p: lu for lu, p in self.luid_path.items()}.get(path) or make_id(path, self.notes[path])
+            luid = self.luid_path.id_at(path) or make_id(path, self.notes[path])
         else:
             path = self.wire.path_for(note, self.notes.taken)
             blob = self.store.write_blob(body)

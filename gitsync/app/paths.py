@@ -168,3 +168,38 @@ class PathMap(dict[str, str]):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (PathMap, (dict(self),))
+
+
+class IdMap(dict[str, str]):
+    """id → path, with the reverse lookup kept current (``id_at``) so it is O(1) per note."""
+
+    def __init__(self, pairs: Iterable[tuple[str, str]] = ()) -> None:
+        super().__init__()
+        self._ids: dict[str, str] = {}
+        for key, path in pairs:
+            self[key] = path
+
+    def __setitem__(self, key: str, path: str) -> None:
+        old = self.get(key)
+        if old is not None and self._ids.get(old) == key:
+            del self._ids[old]
+        super().__setitem__(key, path)
+        self._ids[path] = key
+
+    def __delitem__(self, key: str) -> None:
+        path = self[key]
+        super().__delitem__(key)
+        if self._ids.get(path) == key:
+            del self._ids[path]
+
+    def pop(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        """Remove ``key`` (and its reverse entry); return its path or ``default``."""
+        if key not in self:
+            return default
+        path = self[key]
+        del self[key]
+        return path
+
+    def id_at(self, path: str) -> str | None:
+        """The id whose note is at ``path`` (the last one set there)."""
+        return self._ids.get(path)
