@@ -17,10 +17,11 @@ from dataclasses import dataclass
 
 from gitsync.app.common import (
     DEFAULT_MAX_MSG_SIZE,
-    Counts,
     SyncReport,
     Transport,
+    TreeEdits,
     Wire,
+    bump,
     dump_extras,
     load_extras,
     make_id,
@@ -127,7 +128,7 @@ def sync_client(
         raise AssertionError("unreachable")
 
 
-class _ClientRun:
+class _ClientRun(TreeEdits):
     def __init__(
         self,
         store: GitStore,
@@ -402,7 +403,7 @@ class _ClientRun:
                         self.synced_writes.pop(path, None)
                 if eff.kind is ChangeKind.DELETE:
                     self.luid_path.pop(change.key, None)
-            _bump(remote, change.kind)
+            bump(remote, change.kind)
         self.acked += len(results)
         self._tick("sent", self.acked, self.sent)
 
@@ -443,7 +444,7 @@ class _ClientRun:
             self._write(path, target, blob)
             self.wire.remember(target, note, ch.content_type)
             self.luid_path[luid] = target
-            _bump(local, ChangeKind.MODIFY)
+            bump(local, ChangeKind.MODIFY)
             return ItemResult(code=St.OK, luid=luid)
         except Exception as exc:  # one bad item must not sink the session
             logger.warning("could not apply %s from the server: %s", ch.kind.value, exc)
@@ -463,7 +464,7 @@ class _ClientRun:
             # refresh: the server's note of the same name replaces ours (no "(2)" copy)
             luid = self.luid_path.id_at(path) or make_id(path, self.notes[path])
             self._write(path, path, self.store.write_blob(body))
-            _bump(self.report.local, ChangeKind.MODIFY)
+            bump(self.report.local, ChangeKind.MODIFY)
         elif (same := self._same_text_path(body)) is not None:
             # refresh from a peer that sends no names (text/plain): our note with this text keeps its name
             path = same
@@ -473,7 +474,7 @@ class _ClientRun:
             blob = self.store.write_blob(body)
             self._write(None, path, blob)
             luid = ch.luid or make_id(path, blob)
-            _bump(self.report.local, ChangeKind.ADD)
+            bump(self.report.local, ChangeKind.ADD)
         self.wire.remember(path, note, ch.content_type)
         self.luid_path[luid] = path
         if ch.guid:
@@ -503,26 +504,8 @@ class _ClientRun:
         self._delete(path)
         assert luid is not None
         self.luid_path.pop(luid, None)
-        _bump(self.report.local, ChangeKind.DELETE)
+        bump(self.report.local, ChangeKind.DELETE)
         return ItemResult(code=St.OK)
-
-    def _write(self, old: str | None, new: str, blob: str) -> None:
-        if old is not None and old != new:
-            self.wire.moved(old, new)
-            self._delete(old)
-        self.notes[new] = blob
-        self.writes[new] = blob
-        self.deletes.discard(new)
-        self.synced_writes[new] = blob
-        self.synced_deletes.discard(new)
-
-    def _delete(self, path: str) -> None:
-        self.wire.forget(path)
-        self.notes.pop(path, None)
-        self.writes.pop(path, None)
-        self.deletes.add(path)
-        self.synced_writes.pop(path, None)
-        self.synced_deletes.add(path)
 
     def _refresh_deletes(self) -> None:
         """Refresh from server: after the whole package arrived, drop what it did not send."""
@@ -531,7 +514,7 @@ class _ClientRun:
         self._guard(len(extra), len(self.notes), "here")
         for path in extra:
             self._delete(path)
-            _bump(self.report.local, ChangeKind.DELETE)
+            bump(self.report.local, ChangeKind.DELETE)
 
     def _reset_to_synced(self) -> None:
         """Emulated refresh from server: after its whole package, our notes become the ones both
@@ -543,12 +526,12 @@ class _ClientRun:
         self._guard(len(extra), len(self.notes), "here")
         for path in extra:
             self._delete(path)
-            _bump(self.report.local, ChangeKind.DELETE)
+            bump(self.report.local, ChangeKind.DELETE)
         for path, blob in agreed.items():
             if self.notes.get(path) != blob:
                 kind = ChangeKind.MODIFY if path in self.notes else ChangeKind.ADD
                 self._write(None, path, blob)
-                _bump(self.report.local, kind)
+                bump(self.report.local, kind)
 
     # ------------------------------------------------------------------ commit
     def _finish(self, session_id: str) -> SyncReport:
@@ -612,11 +595,3 @@ def _redacted(msg: Message, body: bytes) -> bytes:
     cred = msg.header.cred
     return body.replace(cred.data.encode(), b"<redacted>") if cred is not None and cred.data else body
 
-
-def _bump(counts: Counts, kind: ChangeKind) -> None:
-    if kind is ChangeKind.ADD:
-        counts.add += 1
-    elif kind is ChangeKind.MODIFY:
-        counts.mod += 1
-    else:
-        counts.dele += 1

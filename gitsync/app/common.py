@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from gitsync import __version__
+from gitsync.app.paths import PathMap
 from gitsync.errors import FormatError
 from gitsync.formats import OUR_FORMATS, NoteData, NoteFormat, format_for, negotiate
 from gitsync.formats.lineendings import adapt, canonical, detect, to_crlf, to_lf
 from gitsync.formats.names import name_from_text, safe_relpath, unique_path
+from gitsync.model import ChangeKind
 from gitsync.protocol.messages import CTInfo, DataStore, DevInf
 from gitsync.protocol.profiles import PeerProfile
 
@@ -309,3 +311,48 @@ def parse_or_none(wire: Wire, data: bytes, content_type: str | None) -> NoteData
     except FormatError as exc:
         logger.warning("cannot read a note payload (%s): %s", content_type, exc)
         return None
+
+
+def bump(counts: Counts, kind: ChangeKind) -> None:
+    """Count one successful change of ``kind``."""
+    if kind is ChangeKind.ADD:
+        counts.add += 1
+    elif kind is ChangeKind.MODIFY:
+        counts.mod += 1
+    else:
+        counts.dele += 1
+
+
+class TreeEdits:
+    """Edits a session applies as it goes, to the branch (``writes``/``deletes``) and to the
+    tree both sides agree on (``synced_*``); shared by the client and server drivers."""
+
+    notes: PathMap
+    writes: dict[str, str]
+    deletes: set[str]
+    synced_writes: dict[str, str]
+    synced_deletes: set[str]
+    wire: Wire
+
+    def _touch(self, path: str) -> None:
+        """Hook: a path this session settled (the server remembers them)."""
+
+    def _write(self, old: str | None, new: str, blob: str) -> None:
+        if old is not None and old != new:
+            self.wire.moved(old, new)
+            self._delete(old)
+        self.notes[new] = blob
+        self.writes[new] = blob
+        self.deletes.discard(new)
+        self.synced_writes[new] = blob
+        self.synced_deletes.discard(new)
+        self._touch(new)
+
+    def _delete(self, path: str) -> None:
+        self.wire.forget(path)
+        self.notes.pop(path, None)
+        self.writes.pop(path, None)
+        self.deletes.add(path)
+        self.synced_writes.pop(path, None)
+        self.synced_deletes.add(path)
+        self._touch(path)

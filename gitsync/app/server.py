@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 
 from gitsync.app.common import (
     DEFAULT_MAX_MSG_SIZE,
-    Counts,
     SyncReport,
+    TreeEdits,
     Wire,
+    bump,
     dump_extras,
     load_extras,
     make_id,
@@ -249,7 +250,7 @@ class _Effect:
     kind: ChangeKind = ChangeKind.ADD
 
 
-class _ServerRun:
+class _ServerRun(TreeEdits):
     """The application side of one client session."""
 
     def __init__(self, server: SyncServer, resp_uri: str, first: Message) -> None:
@@ -479,7 +480,7 @@ class _ServerRun:
                 if self.mode is SyncMode.REFRESH_FROM_CLIENT:  # the client's notes replace ours
                     self._write(proposed, proposed, self.store.write_blob(body))
                     self.wire.remember(proposed, note, ch.content_type)
-                    _bump(self.report.local, ChangeKind.MODIFY)
+                    bump(self.report.local, ChangeKind.MODIFY)
                     return ItemResult(code=St.OK)
                 base, ct = self._synced_blob(proposed), ch.content_type
                 return self._conflict(item, existing, body, base=base, note=note, content_type=ct)
@@ -492,7 +493,7 @@ class _ServerRun:
         item = _Item(guid=make_id(path, blob), luid=ch.luid, path=path)
         self._register(item)
         self.matched.add(item.guid)
-        _bump(self.report.local, ChangeKind.ADD)
+        bump(self.report.local, ChangeKind.ADD)
         return ItemResult(code=St.ITEM_ADDED)
 
     def _apply_replace(self, item: _Item, note: NoteData, content_type: str | None) -> ItemResult:
@@ -539,7 +540,7 @@ class _ServerRun:
         self.wire.remember(target, note, content_type)
         if renamed_here and wanted != target:
             self._queue_replace(item, target, blob)
-        _bump(self.report.local, ChangeKind.MODIFY)
+        bump(self.report.local, ChangeKind.MODIFY)
         return ItemResult(code=St.OK)
 
     def _follow_local_rename(self, item: _Item) -> None:
@@ -585,7 +586,7 @@ class _ServerRun:
         self._unbind(item)
         self.items.pop(item.guid, None)
         self.by_path.pop(path, None)
-        _bump(self.report.local, ChangeKind.DELETE)
+        bump(self.report.local, ChangeKind.DELETE)
         return ItemResult(code=code)
 
     def _edit_vs_delete(self, item: _Item, note: NoteData, content_type: str | None) -> ItemResult:
@@ -605,7 +606,7 @@ class _ServerRun:
             self._move(item, target)
             self.wire.saw(target)
             self.wire.remember(target, note, content_type)
-            _bump(self.report.local, ChangeKind.ADD)
+            bump(self.report.local, ChangeKind.ADD)
         elif outcome.send_delete and item.luid:
             self.effects[item.guid] = _Effect({}, [path], ChangeKind.DELETE)
             self.extra_out.append(OutChange(kind=ChangeKind.DELETE, key=item.guid, peer_key=item.luid))
@@ -678,7 +679,7 @@ class _ServerRun:
             self._write(path, target, blob)
             self._move(item, target)
             self.wire.saw(target)
-            _bump(self.report.local, ChangeKind.MODIFY)
+            bump(self.report.local, ChangeKind.MODIFY)
         else:
             self.synced_writes[path] = self.notes[path]
         self.wire.remember(target, note, content_type)
@@ -747,24 +748,7 @@ class _ServerRun:
         blob = self.store.list_notes(self.snap.synced_tree).get(path)
         return self.store.read_blob(blob) if blob else None
 
-    def _write(self, old: str | None, new: str, blob: str) -> None:
-        if old is not None and old != new:
-            self.wire.moved(old, new)
-            self._delete(old)
-        self.notes[new] = blob
-        self.writes[new] = blob
-        self.deletes.discard(new)
-        self.synced_writes[new] = blob
-        self.synced_deletes.discard(new)
-        self.touched_paths.add(new)
-
-    def _delete(self, path: str) -> None:
-        self.wire.forget(path)
-        self.notes.pop(path, None)
-        self.writes.pop(path, None)
-        self.deletes.add(path)
-        self.synced_writes.pop(path, None)
-        self.synced_deletes.add(path)
+    def _touch(self, path: str) -> None:
         self.touched_paths.add(path)
 
     def _refresh_deletes(self) -> None:
@@ -780,7 +764,7 @@ class _ServerRun:
             if item is not None:
                 self.items.pop(item.guid, None)
                 self._unbind(item)
-            _bump(self.report.local, ChangeKind.DELETE)
+            bump(self.report.local, ChangeKind.DELETE)
 
     # ------------------------------------------------------------------ outgoing
     def _out(self, kind: ChangeKind, item: _Item, path: str, blob: str, eff: _Effect) -> OutChange:
@@ -901,7 +885,7 @@ class _ServerRun:
                 item = self.items.pop(change.key, None)
                 if item is not None:
                     self.by_path.pop(item.path, None)
-            _bump(self.report.remote, change.kind)
+            bump(self.report.remote, change.kind)
 
     # ------------------------------------------------------------------ commit
     def _finish(self) -> None:
@@ -987,14 +971,6 @@ def _conflict_name(path: str) -> str:
     stem, dot, ext = path.rpartition(".")
     return f"{stem} (conflict).{ext}" if dot and "/" not in ext else f"{path} (conflict)"
 
-
-def _bump(counts: Counts, kind: ChangeKind) -> None:
-    if kind is ChangeKind.ADD:
-        counts.add += 1
-    elif kind is ChangeKind.MODIFY:
-        counts.mod += 1
-    else:
-        counts.dele += 1
 
 
 def _summary_line(report: SyncReport) -> str:
