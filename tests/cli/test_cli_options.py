@@ -403,8 +403,6 @@ def test_server_policy_and_exit_status(how: str, policy: str, tmp_path: Path) ->
 
 # ------------------------------------------------------------------------------- serve
 def test_serve_users_from_a_file_or_git_config(how: str, tmp_path: Path) -> None:
-    if how == "runner":
-        pytest.skip("serve runs until stopped: it is run as the console script (see test_cli_errors)")
     users = tmp_path / "users"
     users.write_text("# who may sync\nalice:s3cret-Pw\n")
     client = tmp_path / "client"

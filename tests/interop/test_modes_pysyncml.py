@@ -158,11 +158,13 @@ def _summary_mode(output: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------ the modes
-@pytest.mark.parametrize("role", ROLES)
-@pytest.mark.parametrize("mode", list(EXPECTED))
+# our client's `full` against pysyncml's server is not in this matrix: that server fails a slow sync
+# over notes both sides have (its own client too); test_full_against_pysyncml_server checks what we do
+@pytest.mark.parametrize(
+    ("role", "mode"),
+    [(r, m) for r in ROLES for m in EXPECTED if not (r == "gitsync-client" and m == "full")],
+)
 def test_mode(role: str, mode: str, tmp_path: Path) -> None:
-    if role == "gitsync-client" and mode == "full":
-        pytest.skip("pysyncml's server fails this slow sync: see test_full_against_pysyncml_server")
     with pair(role, tmp_path) as p:
         _first_sync(p)
         edits = dict(CLIENT_EDITS)
