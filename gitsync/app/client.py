@@ -396,11 +396,7 @@ class _ClientRun(TreeEdits):
                     self.luid_path[change.key] = eff.deletes[0]  # a refused rename: still the old name there
                 continue
             if eff is not None:
-                self.synced_writes.update(eff.writes)
-                for path in eff.deletes:
-                    if path not in eff.writes:
-                        self.synced_deletes.add(path)
-                        self.synced_writes.pop(path, None)
+                self._agreed(eff.writes, eff.deletes)
                 if eff.kind is ChangeKind.DELETE:
                     self.luid_path.pop(change.key, None)
             bump(remote, change.kind)

@@ -7,7 +7,7 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -336,6 +336,14 @@ class TreeEdits:
 
     def _touch(self, path: str) -> None:
         """Hook: a path this session settled (the server remembers them)."""
+
+    def _agreed(self, writes: Mapping[str, str], deletes: Iterable[str]) -> None:
+        """The peer acknowledged a change: both sides now have ``writes`` and lack ``deletes``."""
+        self.synced_writes.update(writes)
+        for path in deletes:
+            if path not in writes:
+                self.synced_deletes.add(path)
+                self.synced_writes.pop(path, None)
 
     def _write(self, old: str | None, new: str, blob: str) -> None:
         if old is not None and old != new:

@@ -876,11 +876,7 @@ class _ServerRun(TreeEdits):
                 )
                 continue
             if eff is not None:
-                self.synced_writes.update(eff.writes)
-                for path in eff.deletes:
-                    if path not in eff.writes:
-                        self.synced_deletes.add(path)
-                        self.synced_writes.pop(path, None)
+                self._agreed(eff.writes, eff.deletes)
             if change.kind is ChangeKind.DELETE:
                 item = self.items.pop(change.key, None)
                 if item is not None:

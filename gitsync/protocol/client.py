@@ -175,16 +175,9 @@ class ClientSession(SessionBase):
     def provide_results(self, results: Sequence[ItemResult]) -> None:
         """Our verdict on each change of the last :class:`ChangesReceived`, in order."""
         self._require(Phase.NEED_RESULTS)
-        pending = self._pending
-        if len(results) != len(pending.changes):
-            raise LocalProtocolError(f"{len(results)} results for {len(pending.changes)} changes")
-        for change, draft, result in zip(pending.changes, pending.drafts, results, strict=True):
-            draft.code = result.code
-            self._statuses.append(draft)
+        for change, result in self._settle(results):
             if change.kind is ChangeKind.ADD and result.luid and change.guid and result.code < 300:
                 self._maps.append(MapItem(source=result.luid, target=change.guid))
-        pending.changes.clear()
-        pending.drafts.clear()
         self.phase = Phase.RECEIVING
 
     def next_message(self) -> Message | None:

@@ -332,14 +332,7 @@ class ServerSession(SessionBase):
     def provide_results(self, results: Sequence[ItemResult]) -> None:
         """Our verdict on each change of the last :class:`ChangesReceived`, in order."""
         self._require(Phase.NEED_RESULTS)
-        pending = self._pending
-        if len(results) != len(pending.changes):
-            raise LocalProtocolError(f"{len(results)} results for {len(pending.changes)} changes")
-        for draft, result in zip(pending.drafts, results, strict=True):
-            draft.code = result.code
-            self._statuses.append(draft)
-        pending.changes.clear()
-        pending.drafts.clear()
+        self._settle(results)
         self.phase = Phase.NEED_CHANGES if self._pkg3_final else Phase.RECEIVING
 
     def provide_changes(self, changes: Sequence[OutChange]) -> None:

@@ -10,6 +10,7 @@ Rules (after h11):
 
 from __future__ import annotations
 
+import collections.abc as cabc
 import dataclasses
 import enum
 import logging
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from gitsync.errors import LocalProtocolError, RemoteProtocolError
 from gitsync.model import ChangeKind
 from gitsync.protocol.constants import DEVINF_TYPE_WBXML, DEVINF_TYPE_XML, St, devinf_uri
-from gitsync.protocol.events import Event, InChange, OutChange
+from gitsync.protocol.events import Event, InChange, ItemResult, OutChange
 from gitsync.protocol.messages import (
     Add,
     Alert,
@@ -389,6 +390,19 @@ class SessionBase:
                 source_refs=(item.source,) if item.source else (),
             )
         )
+
+    def _settle(self, results: cabc.Sequence[ItemResult]) -> list[tuple[InChange, ItemResult]]:
+        """Give each pending received change its status (in our next message), in order."""
+        pending = self._pending
+        if len(results) != len(pending.changes):
+            raise LocalProtocolError(f"{len(results)} results for {len(pending.changes)} changes")
+        settled = list(zip(pending.changes, results, strict=True))
+        for draft, result in zip(pending.drafts, results, strict=True):
+            draft.code = result.code
+            self._statuses.append(draft)
+        pending.changes.clear()
+        pending.drafts.clear()
+        return settled
 
     def _acknowledge(self, status: Status) -> tuple[OutChange, int] | None:
         change = self._sent.pop((status.msg_ref, status.cmd_ref), None)
