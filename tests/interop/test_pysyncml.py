@@ -70,10 +70,12 @@ def test_gitsync_client_against_pysyncml_server(tmp_path: Path) -> None:
             {"from-server.txt": b"made on the server\n", "note-08.txt": b"Note 8 edited on the server\n"},
         )
         (server.dir / "note-12.txt").unlink()
+        (server.dir / "note-16.txt").rename(server.dir / "renamed-on-server.txt")  # a rename there
         res = peers.run_gitsync("sync", client)  # URL and device id remembered in git config
         expected = dict(notes)
         del expected["note-04.txt"], expected["note-12.txt"]
         expected["home/renamed-03.txt"] = expected.pop("home/note-03.txt")
+        expected["renamed-on-server.txt"] = expected.pop("note-16.txt")
         expected.update(
             {
                 "note-00.txt": b"Note 0 edited by gitsync\n",
@@ -125,6 +127,7 @@ def test_pysyncml_client_against_gitsync_server(tmp_path: Path) -> None:
                 "p03.txt": None,
             },
         )
+        (srv / "p04.txt").rename(srv / "p04-renamed-on-server.txt")  # a rename on our side too
         git(srv, "add", "-A")
         git(srv, "commit", "-qm", "edits on the server")
         peers.run_pysyncml_client(cli, check=True)
@@ -138,6 +141,7 @@ def test_pysyncml_client_against_gitsync_server(tmp_path: Path) -> None:
         )
         del union["p01.txt"], union["p03.txt"]
         union["p02-renamed.txt"] = union.pop("p02.txt")
+        union["p04-renamed-on-server.txt"] = union.pop("p04.txt")
         assert peers.read_notes(srv) == union
         assert peers.unflatten(peers.read_notes(cli)) == union
         # its client re-sends old Deletes every session: we answer 211 and carry on
