@@ -157,6 +157,23 @@ class _ClientRun(TreeEdits):
 
     # ------------------------------------------------------------------ main
     def run(self) -> SyncReport:
+        """One pass; if it fails before its commit point, the repository is left as it was found."""
+        store = self.store
+        before, index = store.head(), store.read_user_index()
+        self.committing = False
+        self.head = before
+        try:
+            return self._run()
+        except BaseException:
+            ours = self.head  # the "local changes" commit this pass made, if any
+            if not self.committing and before is not None and ours not in (None, before):
+                assert ours is not None
+                # take it back (only if the branch is still there): the user's edits stay in the
+                # work tree, uncommitted, as they were
+                store.undo_commit(ours, before, index)
+            raise
+
+    def _run(self) -> SyncReport:
         store, opts = self.store, self.opts
         self.head = store.commit_worktree(
             f"gitsync: local changes\n\nCommitted by gitsync-notes before syncing with {opts.name}.\n"
@@ -573,6 +590,7 @@ class _ClientRun(TreeEdits):
         if report.local.total() + report.remote.total() > 0 or new_tree != self.head_tree:
             parents = [self.head] if self.head else []
             new_commit = store.commit_tree(new_tree, parents, message)
+        self.committing = True  # past here, finish_sync (and recover()) own the branch
         store.finish_sync(
             opts.name,
             expected_state=self.snap.commit if self.snap else None,

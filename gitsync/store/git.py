@@ -770,6 +770,35 @@ class GitStore:
         sig = self._signature()
         return str(self._repo.create_commit(None, sig, sig, message, tree_oid, parent_oids))
 
+    def read_user_index(self) -> bytes | None:
+        """The user's index file as it is (to put back with :meth:`undo_commit`), or None."""
+        try:
+            return (self._gitdir / "index").read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def undo_commit(self, commit: str, parent: str, index: bytes | None) -> bool:
+        """Take back ``commit`` (made by us on the current branch): the branch goes back to
+        ``parent`` by compare-and-swap and the user's index file to ``index``.
+
+        Used when a sync fails after committing the user's edits, so that the failed sync leaves
+        the repository as it found it. Returns False, changing nothing, if the branch moved on.
+        """
+        with self.lock():
+            branch = self.branch()
+            if branch is None:
+                return False
+            try:
+                self._cas_ref(branch, Oid(hex=commit), Oid(hex=parent), "gitsync: sync failed, commit undone")
+            except StoreError:
+                return False
+            if index is not None:
+                tmp = self._gitdir / f"index.gitsync-undo.{os.getpid()}"
+                tmp.write_bytes(index)
+                os.replace(tmp, self._gitdir / "index")
+            logger.info("the sync failed: took back the local-changes commit %s", commit[:12])
+            return True
+
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         """Whether ``ancestor`` is ``descendant`` or one of its ancestors (like merge-base --is-ancestor)."""
         a, d = self._commit(ancestor).id, self._commit(descendant).id

@@ -239,18 +239,20 @@ def test_serve_takes_no_password_on_the_command_line(how: str, tmp_path: Path) -
 def test_dirty_repo_keeps_the_edits_when_the_server_is_unreachable(
     how: str, synced: tuple[Path, str]
 ) -> None:
-    """Uncommitted edits are committed before the server is contacted ("gitsync: local changes",
-    as every sync does); a failed contact leaves that commit, and the notes and the sync state
-    exactly as they were."""
+    """A sync commits the user's edits first ("gitsync: local changes"); when it then fails, it
+    takes that commit back: HEAD, the index, the notes and the sync state are exactly as before."""
     client, _ = synced
     write_notes(client, {"a.txt": b"a edited\n", "new.txt": b"new\n"})
+    git(client, "add", "new.txt")  # something staged, something not
     files = peers.read_notes(client)
     head = git(client, "rev-parse", "HEAD").strip()
+    status = git(client, "status", "--porcelain")
     refs = ("for-each-ref", "refs/gitsync/127.0.0.1*", "--format=%(refname) %(objectname)")
     state = git(client, *refs)
     res = cli(how, "sync", client, "-r", f"http://127.0.0.1:{_free_port()}/")
     _one_line(res, 1, "cannot reach")
     assert peers.read_notes(client) == files
     assert git(client, *refs) == state
-    assert git(client, "log", "-1", "--format=%s %P", "HEAD").strip() == f"gitsync: local changes {head}"
-    assert git(client, "status", "--porcelain") == ""
+    assert git(client, "rev-parse", "HEAD").strip() == head
+    assert git(client, "status", "--porcelain") == status
+    assert status.splitlines() == [" M a.txt", "A  new.txt"]

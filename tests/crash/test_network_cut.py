@@ -9,6 +9,7 @@ the message, or after (then the server has moved on and only the client does not
 from __future__ import annotations
 
 import random
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -157,6 +158,8 @@ def test_network_cut_mid_session(fault: str, n: int, tmp_path: Path) -> None:
         write_notes(client, client_changes)
         write_notes(server, server_changes)
         client_before, server_before = read_notes(client), read_notes(server)
+        head_before = subprocess.run(["git", "-C", str(client), "rev-parse", "HEAD"], capture_output=True,
+                                     text=True, check=True).stdout
         plan.fault, plan.at, plan.hit = fault, plan.posts + n, False
 
         with pytest.raises(GitsyncError) as failure:
@@ -167,7 +170,10 @@ def test_network_cut_mid_session(fault: str, n: int, tmp_path: Path) -> None:
         # the session or committed all of it (when only the answer to the last package was lost)
         assert read_notes(client) == client_before
         assert read_notes(server) in (server_before, expected)
-        assert check_repo(client, "client") == []
+        # a failed sync takes back its "local changes" commit: the client's edits wait, uncommitted
+        assert subprocess.run(["git", "-C", str(client), "rev-parse", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout == head_before
+        assert check_repo(client, "client", committed=False) == []
         assert check_repo(server, "server", committed=False) == []  # its edits wait for a session
 
         plan.fault = None
