@@ -386,7 +386,9 @@ def _payload(
 
 
 def _devinf(node: Node) -> DevInf:
-    """DevInf 1.1 or 1.2; CTCap (either level), DSMem, Ext and other extras are ignored."""
+    """DevInf 1.1 or 1.2; CTCap types are kept per DataStore (1.1 lists them once for the
+    device: every store gets them); DSMem, Ext, CTCap properties and other extras are ignored."""
+    device_caps = _ctcaps(node)
     return DevInf(
         ver_dtd=_text(node, "VerDTD") or "1.2",
         man=_text(node, "Man"),
@@ -400,11 +402,29 @@ def _devinf(node: Node) -> DevInf:
         utc=_flag(node, "UTC"),
         support_large_objs=_flag(node, "SupportLargeObjs"),
         support_number_of_changes=_flag(node, "SupportNumberOfChanges"),
-        datastores=tuple(_datastore(child) for child in node.findall("DataStore")),
+        datastores=tuple(_datastore(child, device_caps) for child in node.findall("DataStore")),
     )
 
 
-def _datastore(node: Node) -> DataStore:
+def _ctcaps(node: Node) -> tuple[CTInfo, ...]:
+    """CTType/VerCT pairs of the CTCap children of ``node`` (a CTCap may list several types)."""
+    found: list[CTInfo] = []
+    for cap in node.findall("CTCap"):
+        current: str | None = None
+        version: str | None = None
+        for child in cap.children:
+            if child.tag == "CTType":
+                if current:
+                    found.append(CTInfo(ct_type=current, ver_ct=version))
+                current, version = child.text_str().strip(), None
+            elif child.tag == "VerCT" and current:
+                version = child.text_str().strip() or None
+        if current:
+            found.append(CTInfo(ct_type=current, ver_ct=version))
+    return tuple(found)
+
+
+def _datastore(node: Node, device_caps: tuple[CTInfo, ...] = ()) -> DataStore:
     return DataStore(
         source_ref=_text(node, "SourceRef") or "",
         display_name=_text(node, "DisplayName"),
@@ -419,6 +439,7 @@ def _datastore(node: Node) -> DataStore:
             for sync_type in cap.findall("SyncType")
             if (value := _opt_int(sync_type.text_str().strip())) is not None
         ),
+        ctcaps=_ctcaps(node) + device_caps,
     )
 
 
@@ -652,7 +673,7 @@ def _item_node(item: Item, command_meta: Meta | None) -> Node:
 
 
 def _devinf_node(devinf: DevInf) -> Node:
-    """DevInf in DevInf 1.2 DTD order (also valid for 1.1 peers, since we never write CTCap)."""
+    """DevInf in DevInf 1.2 DTD order (also valid for 1.1 peers: our own DevInf has no CTCap)."""
     node = Node("DevInf", ns=DEVINF_NS)
     node.add("VerDTD", devinf.ver_dtd)
     optional = (
@@ -697,6 +718,11 @@ def _datastore_node(store: DataStore) -> Node:
             ct.add("CTType", info.ct_type)
             if info.ver_ct is not None:
                 ct.add("VerCT", info.ver_ct)
+    for info in store.ctcaps:  # only a decoded peer DevInf has these; ours never does
+        ct = node.add("CTCap")
+        ct.add("CTType", info.ct_type)
+        if info.ver_ct is not None:
+            ct.add("VerCT", info.ver_ct)
     if store.sync_types:
         cap = node.add("SyncCap")
         for sync_type in store.sync_types:

@@ -105,14 +105,15 @@ def format_for(content_type: str, version: str | None = None) -> NoteFormat:
 
 
 def negotiate(peer: PeerDataStore | None) -> NoteFormat:
-    """The format to send ``peer``: the first of its Rx-Pref then Rx entries that we speak.
+    """The format to send ``peer``: the first of its Rx-Pref, Rx, then CTCap entries that we speak.
 
     The peer's order wins (a tolerant type match on an earlier entry beats an exact one
     later). No DevInf, or nothing in common, gives SIF-N 1.1, the richest format we have.
     """
     if peer is None:
         return SIFN_11
-    offered = (*peer.rx_pref, *peer.rx)
+    # CTCap (when present) describes what the device handles; some phones list types only there
+    offered = (*peer.rx_pref, *peer.rx, *getattr(peer, "ctcaps", ()))
     for info in offered:
         fmt = _match(info.ct_type, info.ver_ct)
         if fmt is not None:

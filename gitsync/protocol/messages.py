@@ -105,6 +105,8 @@ class DataStore:
     tx_pref: tuple[CTInfo, ...] = ()
     tx: tuple[CTInfo, ...] = ()
     sync_types: tuple[int, ...] = ()
+    #: content types the peer describes in CTCap (DataStore level in 1.2, DevInf level in 1.1)
+    ctcaps: tuple[CTInfo, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

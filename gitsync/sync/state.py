@@ -69,7 +69,7 @@ def devinf_from_json(data: bytes | None) -> DevInf | None:
                 sync_types=tuple(ds.get("sync_types", ())),
                 **{
                     key: tuple(CTInfo(ct_type=c["ct_type"], ver_ct=c.get("ver_ct")) for c in ds.get(key, ()))
-                    for key in ("rx_pref", "rx", "tx_pref", "tx")
+                    for key in ("rx_pref", "rx", "tx_pref", "tx", "ctcaps")
                 },
             )
             for ds in raw.get("datastores", ())

@@ -532,6 +532,7 @@ def test_devinf_11_shape() -> None:
                 rx_pref=(CTInfo(ct_type="text/x-vnote", ver_ct="1.1"),),
                 tx_pref=(CTInfo(ct_type="text/x-vnote", ver_ct="1.1"),),
                 sync_types=(1, 7),
+                ctcaps=(CTInfo(ct_type="text/x-vnote"),),  # DevInf 1.1: device-level CTCap
             ),
         ),
     )
