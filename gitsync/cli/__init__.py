@@ -71,7 +71,23 @@ def open_store(directory: str, *, create: bool = True) -> GitStore:
 
 
 # ---------------------------------------------------------------------- group
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Main(click.Group):
+    """The command group; a usage error is one ``gitsync-notes: ...`` line and exit 2."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        kwargs["standalone_mode"] = False
+        try:
+            rv = super().main(*args, **kwargs)
+        except click.UsageError as exc:
+            fail(exc.format_message(), EXIT_USAGE)
+        except click.Abort:
+            fail("aborted", EXIT_ERROR)
+        except click.ClickException as exc:
+            fail(exc.format_message(), exc.exit_code)
+        sys.exit(rv if isinstance(rv, int) else EXIT_OK)
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "-V", "--version", prog_name="gitsync-notes")
 def main() -> None:
     """Sync a folder of notes, kept in Git, with SyncML peers (client and server)."""
