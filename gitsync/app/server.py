@@ -369,6 +369,12 @@ class _ServerRun(TreeEdits):
         ):
             refresh_required = known and ev.anchor.last is not None
             mode = SyncMode.SLOW
+        elif mode in (SyncMode.TWO_WAY, SyncMode.ONE_WAY_FROM_SERVER) and self._history_rewritten():
+            # amend/reset since the last sync with this device: compare every note, do not guess
+            logger.warning("history was rewritten since the last sync with %s: slow sync", self.device_id)
+            self.report.notes.append("slow sync: history rewritten since the last sync")
+            refresh_required = True
+            mode = SyncMode.SLOW
         self.mode = mode
         self.report.mode = mode.name.lower().replace("_", "-")
         self.server_anchor = Anchor(
@@ -427,6 +433,17 @@ class _ServerRun(TreeEdits):
             return False
         existing = self.store.read_blob(blob)
         return Wire.same_text(existing, self.wire.local_body(note.body, existing))
+
+    def _history_rewritten(self) -> bool:
+        """Whether the branch no longer contains the commit of the last sync with this device
+        (for peers that can take a slow sync over notes both sides have)."""
+        last = self.snap.head if self.snap is not None else None
+        if last is None or self.head is None or not self.session.profile.slow_sync_with_shared_notes:
+            return False
+        try:
+            return not self.store.is_ancestor(last, self.head)
+        except GitsyncError:
+            return True  # the old commit is gone (gc after a rewrite)
 
     # ------------------------------------------------------------------ incoming
     def _apply(self, ch: InChange) -> ItemResult:

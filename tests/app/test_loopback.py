@@ -119,3 +119,19 @@ def test_one_way_and_refresh_modes(tmp_path: Path) -> None:
     assert read_notes(lb.client_dir("a")) == read_notes(lb.server_dir)
     # ... and the refresh is a commit that can be undone
     assert "local-only.txt" in git(lb.client_dir("a"), "show", "--stat", "HEAD")
+
+
+def test_server_history_rewritten_falls_back_to_a_slow_sync(tmp_path: Path) -> None:
+    """A `git reset` on the server that drops a sync commit must not turn into Deletes."""
+    lb = Loopback(tmp_path)
+    write_notes(lb.client_dir("a"), {"keep.txt": b"keep\n"})
+    lb.sync("a")
+    write_notes(lb.client_dir("a"), {"later.txt": b"came later\n"})
+    lb.sync("a")
+    assert "later.txt" in read_notes(lb.server_dir)
+    git(lb.server_dir, "reset", "-q", "--hard", "HEAD~1")  # the user drops the last sync commit
+    assert "later.txt" not in read_notes(lb.server_dir)
+    report = lb.sync("a")
+    assert report.mode == "slow"
+    assert read_notes(lb.client_dir("a")) == {"keep.txt": b"keep\n", "later.txt": b"came later\n"}
+    assert read_notes(lb.server_dir) == read_notes(lb.client_dir("a"))
