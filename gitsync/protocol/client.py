@@ -32,7 +32,6 @@ from gitsync.protocol.events import (
     ItemResult,
     NonceReceived,
     OutChange,
-    PeerDevInf,
     SessionComplete,
     SyncModeDecided,
 )
@@ -42,14 +41,11 @@ from gitsync.protocol.messages import (
     Command,
     Cred,
     DevInf,
-    Get,
     Item,
     Map,
     MapItem,
     Message,
     Meta,
-    Put,
-    Results,
     Status,
     Sync,
     SyncHdr,
@@ -258,19 +254,8 @@ class ClientSession(SessionBase):
                     self._status(hdr.msg_id, cmd, St.OK)
                 else:
                     self._status(hdr.msg_id, cmd, St.NOT_SUPPORTED)
-            elif isinstance(cmd, Put):
-                devinf = self._devinf_in(cmd.items)
-                self._status(hdr.msg_id, cmd, St.OK)
-                if devinf is not None:
-                    self._got_devinf(devinf, events)
-            elif isinstance(cmd, Get):
-                self._status(hdr.msg_id, cmd, St.OK)
-                self._queue.append(self._results_devinf(hdr.msg_id, cmd, self.config.devinf))
-            elif isinstance(cmd, Results):
-                devinf = self._devinf_in(cmd.items)
-                self._status(hdr.msg_id, cmd, St.OK)
-                if devinf is not None:
-                    self._got_devinf(devinf, events)
+            elif self._devinf_command(hdr.msg_id, cmd, self.config.devinf, events):
+                pass
             elif isinstance(cmd, Sync):
                 allowed = self.mode is None or self.mode.server_sends or not cmd.commands
                 self._collect_sync(hdr.msg_id, cmd, server_side=False, allowed=allowed)
@@ -304,11 +289,6 @@ class ClientSession(SessionBase):
                 events.append(SessionComplete())
             return events
         raise self._fail(f"unexpected message in phase {self.phase.value}")
-
-    def _got_devinf(self, devinf: DevInf, events: list[Event]) -> None:
-        self.peer_devinf = devinf
-        self.profile = profile_for(devinf)
-        events.append(PeerDevInf(devinf=devinf))
 
     def _on_status(self, st: Status, events: list[Event], acks: list[tuple[OutChange, int]]) -> bool:
         """Handle one Status; return True when package 1 must be re-sent (auth retry)."""

@@ -24,7 +24,6 @@ from gitsync.protocol.events import (
     ItemResult,
     MapReceived,
     OutChange,
-    PeerDevInf,
     SessionComplete,
     SyncRequested,
 )
@@ -34,13 +33,10 @@ from gitsync.protocol.messages import (
     Chal,
     Command,
     DevInf,
-    Get,
     Item,
     Map,
     Message,
     Meta,
-    Put,
-    Results,
     Status,
     Sync,
     SyncHdr,
@@ -139,23 +135,8 @@ class ServerSession(SessionBase):
                     if ack is not None:
                         acks.append(ack)
                 continue
-            if isinstance(cmd, Put):
-                devinf = self._devinf_in(cmd.items)
-                self._status(hdr.msg_id, cmd, St.OK if devinf is not None else St.NOT_SUPPORTED)
-                if devinf is not None:
-                    self._got_devinf(devinf, events)
-            elif isinstance(cmd, Get):
-                uri = cmd.items[0].target if cmd.items else None
-                if uri and "devinf" in uri:
-                    self._status(hdr.msg_id, cmd, St.OK)
-                    self._queue.append(self._results_devinf(hdr.msg_id, cmd, self.config.devinf))
-                else:
-                    self._status(hdr.msg_id, cmd, St.NOT_FOUND)
-            elif isinstance(cmd, Results):
-                devinf = self._devinf_in(cmd.items)
-                self._status(hdr.msg_id, cmd, St.OK)
-                if devinf is not None:
-                    self._got_devinf(devinf, events)
+            if self._devinf_command(hdr.msg_id, cmd, self.config.devinf, events):
+                pass
             elif isinstance(cmd, Alert):
                 if cmd.code == 222:
                     wants_next = True
@@ -377,11 +358,6 @@ class ServerSession(SessionBase):
         elif self.phase is Phase.MAPPING and not self._reply_final:
             final = False
         return Message(header=header, commands=self._build(header, commands, final), final=final)
-
-    def _got_devinf(self, devinf: DevInf, events: list[Event]) -> None:
-        self.peer_devinf = devinf
-        self.profile = profile_for(devinf)
-        events.append(PeerDevInf(devinf=devinf))
 
     @property
     def wants_changes(self) -> bool:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from gitsync.errors import LocalProtocolError, RemoteProtocolError
 from gitsync.model import ChangeKind
 from gitsync.protocol.constants import DEVINF_TYPE_WBXML, DEVINF_TYPE_XML, St, devinf_uri
-from gitsync.protocol.events import Event, InChange, ItemResult, OutChange
+from gitsync.protocol.events import Event, InChange, ItemResult, OutChange, PeerDevInf
 from gitsync.protocol.messages import (
     Add,
     Alert,
@@ -43,7 +43,7 @@ from gitsync.protocol.messages import (
     SyncHdr,
     Unknown,
 )
-from gitsync.protocol.profiles import DEFAULT, PeerProfile
+from gitsync.protocol.profiles import DEFAULT, PeerProfile, profile_for
 
 __all__ = ["Phase", "SessionBase", "StatusDraft", "command_name", "data_cost", "estimate_size"]
 
@@ -257,6 +257,31 @@ class SessionBase:
         """Describe DevInf as +wbxml (the driver calls this when the session speaks WBXML)."""
         self.encoding_devinf_type = DEVINF_TYPE_WBXML if wbxml else DEVINF_TYPE_XML
         self._wbxml = wbxml
+
+    def _devinf_command(self, msg_id: int, cmd: Command, own: DevInf, events: list[Event]) -> bool:
+        """Answer a Put, Get or Results (only DevInf travels that way); False for other commands.
+
+        The same for both roles: a Put or Results carrying DevInf records the peer's, a Put
+        without one is 406, a Get of ``./devinf1x`` gets our DevInf as Results, any other Get 404.
+        """
+        if isinstance(cmd, Put | Results):
+            devinf = self._devinf_in(cmd.items)
+            ok = devinf is not None or isinstance(cmd, Results)
+            self._status(msg_id, cmd, St.OK if ok else St.NOT_SUPPORTED)
+            if devinf is not None:
+                self.peer_devinf = devinf
+                self.profile = profile_for(devinf)
+                events.append(PeerDevInf(devinf=devinf))
+            return True
+        if isinstance(cmd, Get):
+            uri = cmd.items[0].target if cmd.items else None
+            if uri and "devinf" in uri:
+                self._status(msg_id, cmd, St.OK)
+                self._queue.append(self._results_devinf(msg_id, cmd, own))
+            else:
+                self._status(msg_id, cmd, St.NOT_FOUND)
+            return True
+        return False
 
     @staticmethod
     def _devinf_in(items: Iterable[Item]) -> DevInf | None:

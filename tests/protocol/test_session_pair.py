@@ -177,3 +177,48 @@ def test_basic_auth_wrong_password_is_refused() -> None:
     with pytest.raises(AuthError):
         pair.run()
     assert not pair.complete["server"]
+
+
+def test_client_answers_non_devinf_put_and_get_like_the_server() -> None:
+    """Put/Get carry only DevInf: a Put without it is 406, a Get of another target 404 (both roles)."""
+    from gitsync.protocol.messages import Alert, Get, Item, Meta, Put, Status, SyncHdr
+
+    client = ClientSession(
+        ClientConfig(url="http://s/", device_id="c", devinf=DEVINF, mode=SyncMode.TWO_WAY, last_anchor="a0")
+    )
+    first = client.start()
+    alert_id = next(c.cmd_id for c in first.commands if isinstance(c, Alert))
+    hdr = SyncHdr(session_id="1", msg_id=1, target="c", source="http://s/")
+    reply = Message(
+        header=hdr,
+        commands=(
+            Status(cmd_id=1, msg_ref=1, cmd_ref=0, cmd="SyncHdr", code=200),
+            Status(cmd_id=2, msg_ref=1, cmd_ref=alert_id, cmd="Alert", code=200),
+            Put(cmd_id=3, items=(Item(source="./other", data=b"not devinf"),)),
+            Get(cmd_id=4, items=(Item(target="./other"),)),
+            Get(
+                cmd_id=5,
+                meta=Meta(type="application/vnd.syncml-devinf+xml"),
+                items=(Item(target="./devinf12"),),
+            ),
+            Alert(
+                cmd_id=6,
+                code=200,
+                items=(
+                    Item(
+                        target="notes",
+                        source="notes",
+                        meta=Meta(anchor=Anchor(next="s")),
+                    ),
+                ),
+            ),
+        ),
+        final=True,
+    )
+    events = client.receive(_wire(reply, XML_TYPE))
+    assert any(isinstance(e, SyncModeDecided) for e in events)
+    client.provide_changes([])
+    pkg3 = _wire(client.next_message(), XML_TYPE)
+    codes = {s.cmd_ref: s.code for s in pkg3.commands if isinstance(s, Status)}
+    assert codes[3] == 406 and codes[4] == 404 and codes[5] == 200
+    assert any(type(c).__name__ == "Results" for c in pkg3.commands)  # our DevInf for the real Get
