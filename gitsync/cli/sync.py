@@ -352,8 +352,22 @@ def _inspect(directory: str, **kw: Any) -> int:
         click.echo(_describe(store, remote, peer, kw))
         return EXIT_OK
     if not kw["quiet"]:
-        click.echo(_list_local(store, peer))
+        _print_local(store, peer, (kw["peer"] or "", kw["remote"] or ""))
     return EXIT_OK
+
+
+def _print_local(store: GitStore, peer: str | None, options: tuple[str, str]) -> None:
+    """Print the --local answer and leave a receipt, so that the next --local on an unchanged
+    folder is answered without the scan (``gitsync.__main__``); the key is taken before and
+    after, so a ref that moved meanwhile (a sync, a commit) leaves no receipt."""
+    from gitsync.store import quickscan
+
+    root = str(store.root)
+    key = quickscan.repo_key(root, options)
+    answer = _list_local(store, peer)
+    click.echo(answer)
+    if key is not None and quickscan.repo_key(root, options) == key:
+        quickscan.save(root, key, answer)
 
 
 _CHANGE_WORDS = {"add": "added", "modify": "modified", "delete": "deleted"}
