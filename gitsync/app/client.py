@@ -11,6 +11,7 @@ Order of work, chosen so a crash at any point loses nothing:
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -162,9 +163,12 @@ class _ClientRun(TreeEdits):
         before, index = store.head(), store.read_user_index()
         self.committing = False
         self.head = before
+        self.scanning: _Scan | None = None
         try:
             return self._run()
         except BaseException:
+            if self.scanning is not None:
+                self.scanning.join()  # never undo under a scan still committing
             ours = self.head  # the "local changes" commit this pass made, if any
             if not self.committing and before is not None and ours not in (None, before):
                 assert ours is not None
@@ -175,11 +179,6 @@ class _ClientRun(TreeEdits):
 
     def _run(self) -> SyncReport:
         store, opts = self.store, self.opts
-        self.head = store.commit_worktree(
-            f"gitsync: local changes\n\nCommitted by gitsync-notes before syncing with {opts.name}.\n"
-        )
-        self.head_tree = store.tree_of(self.head) if self.head else None
-        self.notes = PathMap(store.list_notes(self.head_tree))  # path → blob, as the session goes on
         snap = store.state_load(opts.name)
         self.snap = snap
         st = parse_kv(snap.files.get("state")) if snap else {}
@@ -191,6 +190,7 @@ class _ClientRun(TreeEdits):
         self.peer_devinf: DevInf | None = devinf_from_json(snap.files.get("devinf")) if snap else None
         self.synced_tree = snap.synced_tree if snap else None
 
+        # The head before committing local edits has the same ancestry as the commit made on it.
         choice = choose_mode(store, opts, snap, self.head)
         mode, last = choice.mode, choice.last_anchor
         if choice.reason and snap is not None:
@@ -205,9 +205,10 @@ class _ClientRun(TreeEdits):
         )
         if self.emulated_refresh:
             mode = SyncMode.ONE_WAY_FROM_SERVER
-        self._preflight(mode)
+        # Committing local edits and the outgoing delete guard run while the first message (alert
+        # and DevInf, which need no notes) travels; nothing else touches the store until then.
+        scanning = self.scanning = _Scan(lambda: self._scan(mode))
         self.in_deletes = 0
-        self.start_total = len(self.notes)
         self.report.mode = mode.name.lower().replace("_", "-")
         self.next_anchor = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self.now()))
         if self.next_anchor == last:
@@ -246,6 +247,7 @@ class _ClientRun(TreeEdits):
             crash_point("client-send")
             reply_body, media = self.transport.exchange(session.resp_uri or opts.url, body, opts.encoding)
             crash_point("client-recv")
+            scanning.wait()
             logger.debug("received:\n%r", reply_body[:4000])
             reply, _ = decode(reply_body, media)
             for event in session.receive(reply):
@@ -253,6 +255,16 @@ class _ClientRun(TreeEdits):
             msg = session.next_message()
         crash_point("client-finish")
         return self._finish(session_id)
+
+    def _scan(self, mode: SyncMode) -> None:
+        store, opts = self.store, self.opts
+        self.head = store.commit_worktree(
+            f"gitsync: local changes\n\nCommitted by gitsync-notes before syncing with {opts.name}.\n"
+        )
+        self.head_tree = store.tree_of(self.head) if self.head else None
+        self.notes = PathMap(store.list_notes(self.head_tree))  # path → blob, as the session goes on
+        self.start_total = len(self.notes)
+        self._preflight(mode)
 
     # ------------------------------------------------------------------ events
     def _on(self, ev: Event) -> None:
@@ -358,7 +370,7 @@ class _ClientRun(TreeEdits):
         check_deletes(self.opts, deletes, total, where)
 
     def _preflight(self, mode: SyncMode) -> None:
-        """The outgoing mass-delete guard before the peer is contacted at all."""
+        """The outgoing mass-delete guard, before any note or change is sent."""
         if not mode.client_sends:
             return
         synced = self.store.list_notes(self.synced_tree)
@@ -552,7 +564,9 @@ class _ClientRun(TreeEdits):
         new_tree = store.build_tree(self.head_tree, self.writes, self.deletes)
         incremental = not self.mode.sends_all
         base = self.synced_tree if incremental else None
-        synced = store.build_tree(base, self.synced_writes, self.synced_deletes - set(self.synced_writes))
+        synced = store.build_synced(
+            base, self.synced_writes, self.synced_deletes - set(self.synced_writes), like=new_tree
+        )
         live = store.list_notes(synced)
         rows = [
             (luid, self.luid_guid.get(luid, "-"), path)
@@ -602,6 +616,31 @@ class _ClientRun(TreeEdits):
         )
         report.commit = new_commit
         return report
+
+
+class _Scan:
+    """``fn`` run in a thread; ``wait()`` joins it and re-raises what it raised (once)."""
+
+    def __init__(self, fn: Callable[[], None]) -> None:
+        self._error: BaseException | None = None
+        self._fn = fn
+        self._thread = threading.Thread(target=self._main, name="gitsync-scan")
+        self._thread.start()
+
+    def _main(self) -> None:
+        try:
+            self._fn()
+        except BaseException as exc:  # handed to the session's thread by wait()
+            self._error = exc
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def wait(self) -> None:
+        self._thread.join()
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
 
 
 def _redacted(msg: Message, body: bytes) -> bytes:

@@ -911,7 +911,9 @@ class _ServerRun(TreeEdits):
             head_tree = store.tree_of(head) if head else None
             new_tree = store.build_tree(head_tree, writes, deletes)
             base = self.synced_tree if not self.mode.sends_all else None
-            synced = store.build_tree(base, self.synced_writes, self.synced_deletes - set(self.synced_writes))
+            synced = store.build_synced(
+                base, self.synced_writes, self.synced_deletes - set(self.synced_writes), like=new_tree
+            )
             live = store.list_notes(synced)
             rows = [
                 (item.guid, item.luid or "-", item.path)

@@ -284,6 +284,14 @@ def _is_regular(mode: int) -> bool:
     return int(mode) in _REGULAR
 
 
+def _remember(cache: dict[Any, Any], key: Any, value: Any, size: int = 3) -> Any:
+    """Put ``value`` in the small cache ``cache``, dropping its oldest entry; return ``value``."""
+    if key not in cache and len(cache) >= size:
+        cache.pop(next(iter(cache)))
+    cache[key] = value
+    return value
+
+
 def _is_note(path: str, mode: int) -> bool:
     return _is_regular(mode) and path not in _TOP_LEVEL_NON_NOTES
 
@@ -363,7 +371,11 @@ class GitStore:
         self._lock_fd: int | None = None
         self._lock_depth = 0
         self._staged_cache: tuple[tuple[Any, ...], Oid | None] | None = None
-        self._notes_cache: dict[Oid, dict[str, str]] = {}  # tree -> list_notes(tree); trees never change
+        # Trees never change, so what is computed from them is cached (a few of each; a session asks
+        # for the same ones several times, and each costs tens of ms at 20,000 notes).
+        self._notes_cache: dict[Oid, dict[str, str]] = {}  # tree -> list_notes(tree)
+        self._diff_cache: dict[tuple[Oid | None, Oid | None], list[TreeChange]] = {}
+        self._built_cache: dict[tuple[Any, ...], str] = {}  # build_tree arguments -> tree
 
     @property
     def git_dir(self) -> Path:
@@ -832,9 +844,7 @@ class GitStore:
                         stack.append((f"{prefix}{name}/", sub))
                 elif mode in _REGULAR and (prefix or name not in _TOP_LEVEL_NON_NOTES):
                     out[prefix + name] = str(obj.id)
-        if len(self._notes_cache) >= 3:
-            self._notes_cache.pop(next(iter(self._notes_cache)))
-        self._notes_cache[root.id] = out
+        _remember(self._notes_cache, root.id, out)
         return dict(out)
 
     def diff(self, old_tree: str | None, new_tree: str | None) -> list[TreeChange]:
@@ -849,6 +859,38 @@ class GitStore:
             return []
         if old is not None and new is not None and old.id == new.id:
             return []
+        key = (old.id if old is not None else None, new.id if new is not None else None)
+        cached = self._diff_cache.get(key)
+        if cached is None:
+            cached = _remember(self._diff_cache, key, self._diff(old, new))
+            self._derive_listing(key, cached)
+        return list(cached)
+
+    def _derive_listing(self, key: tuple[Oid | None, Oid | None], changes: list[TreeChange]) -> None:
+        """With the notes of one side of a diff known, the other side's follow from the changes."""
+        old, new = key
+        known_old = self._notes_cache.get(old) if old is not None else {}
+        known_new = self._notes_cache.get(new) if new is not None else {}
+        if known_old is not None and known_new is None and new is not None:
+            derived = dict(known_old)
+            for tc in changes:
+                if tc.old_path is not None:
+                    derived.pop(tc.old_path, None)
+            for tc in changes:
+                if tc.new_path is not None and tc.new_blob is not None:
+                    derived[tc.new_path] = tc.new_blob
+            _remember(self._notes_cache, new, derived)
+        elif known_new is not None and known_old is None and old is not None:
+            derived = dict(known_new)
+            for tc in changes:
+                if tc.new_path is not None:
+                    derived.pop(tc.new_path, None)
+            for tc in changes:
+                if tc.old_path is not None and tc.old_blob is not None:
+                    derived[tc.old_path] = tc.old_blob
+            _remember(self._notes_cache, old, derived)
+
+    def _diff(self, old: pygit2.Tree | None, new: pygit2.Tree | None) -> list[TreeChange]:
         if old is not None:
             raw = old.diff_to_tree(new, DiffOption.SKIP_BINARY_CHECK) if new is not None else \
                 old.diff_to_tree(flags=DiffOption.SKIP_BINARY_CHECK)
@@ -944,7 +986,42 @@ class GitStore:
         both = set(write_oids) & set(delete_list)
         if both:
             raise StoreError(f"paths both written and deleted: {sorted(both)}")
-        return str(self._edit_tree(base, write_oids, delete_list, force=False))
+        key = (base.id if base is not None else None, frozenset(writes.items()), frozenset(delete_list))
+        built = self._built_cache.get(key)
+        if built is None:
+            tree = self._edit_tree(base, write_oids, delete_list, force=False)
+            built = _remember(self._built_cache, key, str(tree))
+            listing = self._notes_cache.get(base.id) if base is not None else {}
+            if listing is not None and tree not in self._notes_cache:
+                # the new tree's notes follow from the old ones: no walk of 20,000 entries later
+                derived = dict(listing)
+                for path in delete_list:
+                    derived.pop(path, None)
+                derived.update((p, b) for p, b in writes.items() if _is_note(p, int(FileMode.BLOB)))
+                _remember(self._notes_cache, tree, derived)
+        return built
+
+    def build_synced(self, base_tree: str | None, writes: Mapping[str, str], deletes: Iterable[str],
+                     *, like: str | None) -> str:
+        """``build_tree(base_tree, writes, deletes)`` for a peer's synced tree, or ``like`` when that
+        tree holds exactly those notes.
+
+        A synced tree only ever serves for note listings and diffs, which ignore what is not a note
+        (``.gitattributes``, symlinks) and file modes; at the end of a sync it usually has the notes
+        of the new head, which is then reused instead of rebuilding every touched folder again.
+        """
+        delete_list = list(deletes)
+        base = self._tree(base_tree)
+        known = self._notes_cache.get(base.id) if base is not None else {}
+        candidate = self._tree(like)
+        if known is not None and candidate is not None and candidate.id in self._notes_cache:
+            expected = dict(known)
+            for path in delete_list:
+                expected.pop(path, None)
+            expected.update((p, b) for p, b in writes.items() if _is_note(p, int(FileMode.BLOB)))
+            if expected == self._notes_cache[candidate.id]:
+                return str(candidate.id)
+        return self.build_tree(base_tree, writes, delete_list)
 
     def _edit_tree(self, base: pygit2.Tree | None, writes: Mapping[str, tuple[Oid, int | None]],
                    deletes: Iterable[str], *, force: bool) -> Oid:
@@ -1233,6 +1310,7 @@ class GitStore:
         writes: dict[str, tuple[Oid, int | None]] = {}
         deletes: list[str] = []
         readd: list[str] = []
+        kept = False  # a symlink or gitlink of base that the scan (regular files only) lacks
         diff = base.diff_to_tree(scan, DiffOption.SKIP_BINARY_CHECK)
         with Worktree(self.root) as wt:
             for delta in diff.deltas:
@@ -1243,8 +1321,12 @@ class GitStore:
                             readd.append(o.path)
                         else:
                             deletes.append(o.path)
+                    else:
+                        kept = True
                 elif _is_regular(n.mode):
                     writes[n.path] = (n.id, int(n.mode))
+        if not kept and not readd:
+            return scan.id, scan.id  # every difference is the scan's: the result is the scan itself
         private_tree = scan.id
         if readd:
             _, index = self._private()
@@ -1712,14 +1794,24 @@ class GitStore:
         _, index = self._private()
         base = self._index_tree_cached(index)
         touched: set[str] = set()
+        complete = True
         for update, outcome in outcomes:
             if outcome in (_Outcome.WRITTEN, _Outcome.ALREADY):
-                self._index_add(index, update.path)
+                complete = self._index_add(index, update.path) and complete
                 touched.add(update.path)
-            elif outcome in (_Outcome.DELETED, _Outcome.ABSENT) and update.path in index:
-                index.remove(update.path)
+            elif outcome in (_Outcome.DELETED, _Outcome.ABSENT):
+                if update.path in index:
+                    index.remove(update.path)
                 touched.add(update.path)
-        self._index_tree_after(index, base, touched)  # leaves a valid cache tree for the next scan
+            else:
+                complete = False
+        if complete and base is not None and base == old_tree:
+            # The stat cache held exactly the old tree (so regular files only) and every update
+            # applied: it now holds the new tree.  Re-reading that tree keeps the fresh stat data
+            # of the files just written and makes the cache tree valid, without editing trees.
+            index.read_tree(new_tree)
+        else:
+            self._index_tree_after(index, base, touched)  # leaves a valid cache tree for the next scan
         self._persist_private()
 
     def _apply_delete(self, wt: Worktree, update: _PathUpdate) -> str:
