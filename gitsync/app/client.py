@@ -373,11 +373,12 @@ class _ClientRun(TreeEdits):
         """The outgoing mass-delete guard, before any note or change is sent."""
         if not mode.client_sends:
             return
+        # the diff first: the synced notes then follow from the head's, without a walk of the tree
+        changes = self.store.diff(self.synced_tree, self.head_tree)
         synced = self.store.list_notes(self.synced_tree)
         if mode is SyncMode.REFRESH_FROM_CLIENT:  # the server drops whatever we do not send
             self._guard(sum(1 for p in synced if p not in self.notes), len(synced), "on the server")
         elif not mode.sends_all:
-            changes = self.store.diff(self.synced_tree, self.head_tree)
             self._guard(sum(1 for c in changes if c.kind is ChangeKind.DELETE), len(synced), "on the server")
 
     def _guard_incoming(self, changes: tuple[InChange, ...]) -> None:
