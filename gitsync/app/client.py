@@ -36,7 +36,7 @@ from gitsync.app.paths import IdMap, PathMap
 from gitsync.app.pysyncml_import import restrict_devinf
 from gitsync.app.safety import check_deletes, choose_mode, delete_guard
 from gitsync.codec import XML_TYPE, decode, encode
-from gitsync.errors import SafetyStop, StoreError
+from gitsync.errors import GitsyncError, SafetyStop, StoreError
 from gitsync.formats.lineendings import canonical
 from gitsync.model import ChangeKind, SyncMode
 from gitsync.protocol.client import ClientConfig, ClientSession
@@ -54,6 +54,7 @@ from gitsync.protocol.events import (
 )
 from gitsync.protocol.messages import DevInf, Message
 from gitsync.protocol.profiles import profile_for
+from gitsync.protocol.session import Phase
 from gitsync.store.git import GitStore
 from gitsync.sync.conflict import has_conflict_markers
 from gitsync.sync.state import devinf_from_json, devinf_to_json, dump_kv, dump_rows, parse_kv, parse_rows
@@ -183,10 +184,6 @@ class _ClientRun(TreeEdits):
         self.snap = snap
         st = parse_kv(snap.files.get("state")) if snap else {}
         self.st = st
-        rows = parse_rows(snap.files.get("map"), 3) if snap else []
-        self.luid_path = IdMap((luid, path) for luid, _guid, path in rows)
-        self.guid_luid = {guid: luid for luid, guid, _path in rows if guid != "-"}
-        self.luid_guid = {luid: guid for luid, guid, _path in rows if guid != "-"}
         self.peer_devinf: DevInf | None = devinf_from_json(snap.files.get("devinf")) if snap else None
         self.synced_tree = snap.synced_tree if snap else None
 
@@ -208,6 +205,10 @@ class _ClientRun(TreeEdits):
         # Committing local edits and the outgoing delete guard run while the first message (alert
         # and DevInf, which need no notes) travels; nothing else touches the store until then.
         scanning = self.scanning = _Scan(lambda: self._scan(mode))
+        rows = parse_rows(snap.files.get("map"), 3) if snap else []
+        self.luid_path = IdMap((luid, path) for luid, _guid, path in rows)
+        self.guid_luid = {guid: luid for luid, guid, _path in rows if guid != "-"}
+        self.luid_guid = {luid: guid for luid, guid, _path in rows if guid != "-"}
         self.in_deletes = 0
         self.report.mode = mode.name.lower().replace("_", "-")
         self.next_anchor = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self.now()))
@@ -253,6 +254,10 @@ class _ClientRun(TreeEdits):
             for event in session.receive(reply):
                 self._on(event)
             msg = session.next_message()
+            if msg is not None and session.phase is Phase.MAPPING:
+                # the reply to this last message ends the session: build the trees _finish needs
+                # meanwhile (the store memoises them; nothing else touches it until the reply)
+                scanning = self.scanning = _Scan(self._prebuild)
         crash_point("client-finish")
         return self._finish(session_id)
 
@@ -373,13 +378,14 @@ class _ClientRun(TreeEdits):
         """The outgoing mass-delete guard, before any note or change is sent."""
         if not mode.client_sends:
             return
-        # the diff first: the synced notes then follow from the head's, without a walk of the tree
-        changes = self.store.diff(self.synced_tree, self.head_tree)
-        synced = self.store.list_notes(self.synced_tree)
         if mode is SyncMode.REFRESH_FROM_CLIENT:  # the server drops whatever we do not send
+            synced = self.store.list_notes(self.synced_tree)
             self._guard(sum(1 for p in synced if p not in self.notes), len(synced), "on the server")
         elif not mode.sends_all:
-            self._guard(sum(1 for c in changes if c.kind is ChangeKind.DELETE), len(synced), "on the server")
+            # the diff first: the synced notes then follow from the head's, without a tree walk
+            changes = self.store.diff(self.synced_tree, self.head_tree)
+            total = len(self.store.list_notes(self.synced_tree))
+            self._guard(sum(1 for c in changes if c.kind is ChangeKind.DELETE), total, "on the server")
 
     def _guard_incoming(self, changes: tuple[InChange, ...]) -> None:
         """Stop before answering when the peer deletes too much here (did it lose its notes?)."""
@@ -560,14 +566,25 @@ class _ClientRun(TreeEdits):
                 bump(self.report.local, kind)
 
     # ------------------------------------------------------------------ commit
-    def _finish(self, session_id: str) -> SyncReport:
-        store, opts, report = self.store, self.opts, self.report
+    def _trees(self) -> tuple[str, str]:
+        """The new head tree and the peer's new synced tree, as the session leaves them."""
+        store = self.store
         new_tree = store.build_tree(self.head_tree, self.writes, self.deletes)
-        incremental = not self.mode.sends_all
-        base = self.synced_tree if incremental else None
+        base = self.synced_tree if not self.mode.sends_all else None
         synced = store.build_synced(
             base, self.synced_writes, self.synced_deletes - set(self.synced_writes), like=new_tree
         )
+        return new_tree, synced
+
+    def _prebuild(self) -> None:
+        try:
+            self._trees()
+        except GitsyncError as exc:  # _finish builds them again and reports it
+            logger.debug("building the trees ahead failed: %s", exc)
+
+    def _finish(self, session_id: str) -> SyncReport:
+        store, opts, report = self.store, self.opts, self.report
+        new_tree, synced = self._trees()
         live = store.list_notes(synced)
         rows = [
             (luid, self.luid_guid.get(luid, "-"), path)
