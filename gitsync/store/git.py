@@ -294,6 +294,20 @@ def _remember(cache: dict[Any, Any], key: Any, value: Any, size: int = 3) -> Any
     return value
 
 
+def _across(notes: Mapping[str, str], changes: list[TreeChange], *, forward: bool) -> dict[str, str]:
+    """``notes`` (path -> blob) of one side of ``changes``, carried to the other side."""
+    sides = [(c.old_path, c.new_path, c.new_blob) if forward else (c.new_path, c.old_path, c.old_blob)
+             for c in changes]
+    out = dict(notes)
+    for gone, _, _ in sides:
+        if gone is not None:
+            out.pop(gone, None)
+    for _, path, blob in sides:
+        if path is not None and blob is not None:
+            out[path] = blob
+    return out
+
+
 def _is_note(path: str, mode: int) -> bool:
     return _is_regular(mode) and path not in _TOP_LEVEL_NON_NOTES
 
@@ -874,23 +888,9 @@ class GitStore:
         known_old = self._notes_cache.get(old) if old is not None else {}
         known_new = self._notes_cache.get(new) if new is not None else {}
         if known_old is not None and known_new is None and new is not None:
-            derived = dict(known_old)
-            for tc in changes:
-                if tc.old_path is not None:
-                    derived.pop(tc.old_path, None)
-            for tc in changes:
-                if tc.new_path is not None and tc.new_blob is not None:
-                    derived[tc.new_path] = tc.new_blob
-            _remember(self._notes_cache, new, derived)
+            _remember(self._notes_cache, new, _across(known_old, changes, forward=True))
         elif known_new is not None and known_old is None and old is not None:
-            derived = dict(known_new)
-            for tc in changes:
-                if tc.new_path is not None:
-                    derived.pop(tc.new_path, None)
-            for tc in changes:
-                if tc.old_path is not None and tc.old_blob is not None:
-                    derived[tc.old_path] = tc.old_blob
-            _remember(self._notes_cache, old, derived)
+            _remember(self._notes_cache, old, _across(known_new, changes, forward=False))
 
     def _diff(self, old: pygit2.Tree | None, new: pygit2.Tree | None) -> list[TreeChange]:
         if old is not None:

@@ -27,7 +27,7 @@ def _refs(root: Path) -> str:
     return "\n".join(r for r in refs if not r.startswith("refs/gitsync/worktree "))
 
 
-def test_outgoing_mass_delete_stops_before_contacting_the_server(tmp_path: Path) -> None:
+def test_outgoing_mass_delete_stops_before_sending_any_change(tmp_path: Path) -> None:
     lb = Loopback(tmp_path)
     client = lb.client_dir("a")
     write_notes(client, SIX)

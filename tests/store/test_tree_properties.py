@@ -60,3 +60,34 @@ def test_build_tree_matches_model(tree_store: GitStore, first: dict[str, bytes |
     assert rebuilt == new_model
     keys = [c.new_path or c.old_path for c in changes]
     assert keys == sorted(keys)  # type: ignore[type-var]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(first=edits, second=edits, forward=st.booleans())
+def test_listings_carried_across_diffs_and_builds_match_a_walk(
+    tree_store: GitStore, first: dict[str, bytes | None], second: dict[str, bytes | None], forward: bool
+) -> None:
+    """A store derives a tree's notes from another tree's and the diff or edit between them (no
+    walk); a fresh store, which has to walk, must list the same notes."""
+    store = tree_store
+    steps = []
+    for step in (first, second):
+        writes = {p: store.write_blob(c) for p, c in step.items() if c is not None}
+        steps.append((writes, [p for p, c in step.items() if c is None]))
+    old = store.build_tree(None, *steps[0])
+    new = store.build_tree(old, *steps[1])
+
+    def walked(tree: str) -> dict[str, str]:
+        return GitStore.open(store.root).list_notes(tree)
+
+    derived = GitStore.open(store.root)  # empty caches
+    known, other = (old, new) if forward else (new, old)
+    derived.list_notes(known)  # one side by walking it...
+    derived.diff(old, new)  # ...the other carried across the diff
+    assert derived.list_notes(other) == walked(other)
+    built = GitStore.open(store.root)
+    built.list_notes(old)
+    assert built.list_notes(built.build_tree(old, *steps[1])) == walked(new)  # carried across the edit
+    # a synced tree may be any tree with the same notes (here: the new tree itself)
+    synced = built.build_synced(old, *steps[1], like=new)
+    assert walked(synced) == walked(new)
