@@ -958,13 +958,16 @@ def targets(res: Results) -> list[str]:
         f"{_fmt(r, 'x')} → {verdict(None if r is None else r <= TARGETS['scan_vs_git'])}"
     )
     growth = []
-    for n in sizes:
-        a = _med(res.values(n, "scan unchanged", "gitsync-notes sync --local", "wall"))
-        b = _med(res.values(n, "scan 1% modified", "gitsync-notes sync --local", "wall"))
+    for n in sizes:  # the full scans: the first run after the sync, and after the edits
+        a = _med(res.values(n, "scan unchanged", FIRST_SCAN, "wall"))
+        b = _med(res.values(n, "scan 1% modified", FIRST_SCAN, "wall"))
         if a is not None and b is not None:
             growth.append(f"{n:,}: {_fmt(a, 's')} → {_fmt(b, 's')}")
     if growth:
-        out.append("scan cost, unchanged → 1 % modified (N: before → after): " + "; ".join(growth))
+        out.append(
+            "full scan (first --local after a sync, then after 1 % of the notes were edited; N: before → "
+            "after): " + "; ".join(growth)
+        )
     first = {n: _med(res.values(n, "first sync", gg, "client wall")) for n in sizes}
     f_big = first.get(big)
     out.append(
