@@ -2,7 +2,8 @@
 
 Order of work, chosen so a crash at any point loses nothing:
 1. commit the user's uncommitted edits ("local changes" commit) — nothing in the work
-   tree is ever overwritten;
+   tree is ever overwritten; this runs in a thread while the first message (alert and DevInf,
+   which need no notes) travels, and is joined before anything is sent or received about notes;
 2. run the SyncML session, keeping everything that came in as blobs only;
 3. at the very end, one ``finish_sync`` moves the peer's state ref (the commit point),
    then the branch, then the work tree.
@@ -164,7 +165,7 @@ class _ClientRun(TreeEdits):
         before, index = store.head(), store.read_user_index()
         self.committing = False
         self.head = before
-        self.scanning: _Scan | None = None
+        self.scanning: _Background | None = None
         try:
             return self._run()
         except BaseException:
@@ -204,7 +205,7 @@ class _ClientRun(TreeEdits):
             mode = SyncMode.ONE_WAY_FROM_SERVER
         # Committing local edits and the outgoing delete guard run while the first message (alert
         # and DevInf, which need no notes) travels; nothing else touches the store until then.
-        scanning = self.scanning = _Scan(lambda: self._scan(mode))
+        scanning = self.scanning = _Background(lambda: self._scan(mode))
         rows = parse_rows(snap.files.get("map"), 3) if snap else []
         self.luid_path = IdMap((luid, path) for luid, _guid, path in rows)
         self.guid_luid = {guid: luid for luid, guid, _path in rows if guid != "-"}
@@ -257,7 +258,7 @@ class _ClientRun(TreeEdits):
             if msg is not None and session.phase is Phase.MAPPING:
                 # the reply to this last message ends the session: build the trees _finish needs
                 # meanwhile (the store memoises them; nothing else touches it until the reply)
-                scanning = self.scanning = _Scan(self._prebuild)
+                scanning = self.scanning = _Background(self._prebuild)
         crash_point("client-finish")
         return self._finish(session_id)
 
@@ -636,8 +637,10 @@ class _ClientRun(TreeEdits):
         return report
 
 
-class _Scan:
-    """``fn`` run in a thread; ``wait()`` joins it and re-raises what it raised (once)."""
+class _Background:
+    """``fn`` run in a thread while the session thread waits on the network; ``wait()`` joins it
+    and re-raises what it raised (once).  The two never use the store at the same time: pygit2
+    calls through cffi release the GIL, and a GitStore is not meant for two threads at once."""
 
     def __init__(self, fn: Callable[[], None]) -> None:
         self._error: BaseException | None = None

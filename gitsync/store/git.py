@@ -308,6 +308,15 @@ def _across(notes: Mapping[str, str], changes: list[TreeChange], *, forward: boo
     return out
 
 
+def _edited(notes: Mapping[str, str], writes: Mapping[str, str], deletes: Iterable[str]) -> dict[str, str]:
+    """``notes`` (path -> blob) after a ``build_tree`` of ``writes`` and ``deletes``."""
+    out = dict(notes)
+    for path in deletes:
+        out.pop(path, None)
+    out.update((p, b) for p, b in writes.items() if _is_note(p, int(FileMode.BLOB)))
+    return out
+
+
 def _is_note(path: str, mode: int) -> bool:
     return _is_regular(mode) and path not in _TOP_LEVEL_NON_NOTES
 
@@ -999,11 +1008,7 @@ class GitStore:
             listing = self._notes_cache.get(base.id) if base is not None else {}
             if listing is not None and tree not in self._notes_cache:
                 # the new tree's notes follow from the old ones: no walk of 20,000 entries later
-                derived = dict(listing)
-                for path in delete_list:
-                    derived.pop(path, None)
-                derived.update((p, b) for p, b in writes.items() if _is_note(p, int(FileMode.BLOB)))
-                _remember(self._notes_cache, tree, derived)
+                _remember(self._notes_cache, tree, _edited(listing, writes, delete_list))
         return built
 
     def build_synced(self, base_tree: str | None, writes: Mapping[str, str], deletes: Iterable[str],
@@ -1019,13 +1024,13 @@ class GitStore:
         base = self._tree(base_tree)
         known = self._notes_cache.get(base.id) if base is not None else {}
         candidate = self._tree(like)
-        if known is not None and candidate is not None and candidate.id in self._notes_cache:
-            expected = dict(known)
-            for path in delete_list:
-                expected.pop(path, None)
-            expected.update((p, b) for p, b in writes.items() if _is_note(p, int(FileMode.BLOB)))
-            if expected == self._notes_cache[candidate.id]:
-                return str(candidate.id)
+        if (
+            known is not None
+            and candidate is not None
+            and candidate.id in self._notes_cache
+            and _edited(known, writes, delete_list) == self._notes_cache[candidate.id]
+        ):
+            return str(candidate.id)
         return self.build_tree(base_tree, writes, delete_list)
 
     def _edit_tree(self, base: pygit2.Tree | None, writes: Mapping[str, tuple[Oid, int | None]],
