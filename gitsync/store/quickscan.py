@@ -214,14 +214,6 @@ def save(root: str, key: bytes, output: str) -> bool:
     return True
 
 
-def forget(root: str) -> None:
-    """Drop the receipt (a full scan follows next time)."""
-    try:
-        os.unlink(os.path.join(root, ".git", "gitsync", RECEIPT))
-    except OSError:
-        pass
-
-
 # ---- using a receipt ----------------------------------------------------------------------------
 
 def _fields(data: bytes) -> list[bytes] | None:
