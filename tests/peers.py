@@ -604,13 +604,38 @@ class SyncEvolutionServer:
 _STATE_DIRS = frozenset({".git", ".sync"})
 
 
+def _journals(root: Path) -> bool:
+    folder = root / ".git" / "refs" / "gitsync" / "journal"
+    if folder.is_dir() and any(p.is_file() for p in folder.rglob("*")):
+        return True
+    try:
+        packed = (root / ".git" / "packed-refs").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return " refs/gitsync/journal/" in packed
+
+
+def wait_settled(root: Path, timeout: float = 10.0) -> None:
+    """Wait until the gitsync folder ``root`` has no sync in progress (no journal ref).
+
+    Our server answers a session's last message as soon as it is committed, and writes the notes
+    it brought into its folder right after: a test that reads or edits a server folder just after
+    a client finished must wait for that.  The journal exists from before the answer until the
+    folder is written, so this never returns early.
+    """
+    deadline = time.monotonic() + timeout
+    while _journals(Path(root)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def read_notes(dir: Path, *, skip_hidden: bool = True) -> dict[str, bytes]:
     """Every note file under ``dir``: relative POSIX path -> content.
 
     Never includes ``.git`` or ``.sync`` (pysyncml's state) folders or symlinks; with ``skip_hidden``
-    also no other file or folder whose name starts with a dot.
+    also no other file or folder whose name starts with a dot.  Waits for a sync in progress.
     """
     root = Path(dir)
+    wait_settled(root)
     notes: dict[str, bytes] = {}
 
     def walk(folder: Path) -> None:

@@ -24,7 +24,8 @@ ENV: Final = "GITSYNC_CRASH_AT"
 #: back (the server has processed it), before the client looks at it;  client-finish: the session is
 #: over, before the client's finish_sync;  server-recv: request n reached the server, not processed;
 #: server-reply: request n processed, the reply not yet sent;  server-finish: the client's last
-#: package is in, before the server's finish_sync.
+#: package is in, before the server's finish_sync;  server-answered: a reply was sent, before the
+#: work left for after it (building the tree to commit; writing the folder of a committed session).
 APP_POINTS: Final = (
     "client-send",
     "client-recv",
@@ -32,6 +33,7 @@ APP_POINTS: Final = (
     "server-recv",
     "server-reply",
     "server-finish",
+    "server-answered",
 )
 
 _passes: dict[str, int] = {}

@@ -91,8 +91,10 @@ def _serve(directory: str, **kw: Any) -> int:
             filename_sync=not kw["no_filename_sync"],
             on_report=on_report,
         )
-        apps.append(SyncServer(store, options).wsgi_app())
+        server = SyncServer(store, options)
+        apps.append(server.wsgi_app())
         _serve_until_stopped(httpd, f"http://{kw['host']}:{httpd.server_port}/")
+        server.close()  # a session answered a moment ago may still be writing its notes
     finally:
         httpd.server_close()
     return EXIT_OK

@@ -15,9 +15,12 @@ Crash-safety rules
     * Refs move only by compare-and-swap inside a libgit2 ref transaction (lock, compare, set).
     * The state ref is the commit point of a session.  The branch moves only after it, and the work
       tree and the user's index are updated only after the branch moved.  ``recover()`` (run by
-      ``open()``) looks at each journal: if the state commit's ``head`` blob names the journal's
-      commit, the session committed, and the branch move and work-tree update are finished (both are
-      idempotent); otherwise the journal is dropped and the old state is intact.
+      ``open()``, and whenever the lock is taken while a journal exists) looks at each journal: if
+      the state commit's ``head`` blob names the journal's commit, the session committed, and the
+      branch move and work-tree update are finished (both are idempotent); otherwise the journal is
+      dropped and the old state is intact.  A server may leave the work-tree update of a session
+      it committed for after its answer (``finish_sync(defer_worktree=True)``, then ``settle()``):
+      until then its journal stays, so no one scans the work tree before it is written.
     * Every ref update and every write of the private index happens under ``.git/gitsync.lock``
       (``flock``; the kernel releases it when the process dies, so it is never stale).  Holding it
       is what lets us call a ``refs/gitsync/**.lock`` file stale: no live gitsync process can own it.
@@ -107,6 +110,10 @@ CRASH_POINTS: Final = (
 
 #: tree builds with more paths than this are not memoised (their keys would hold every path)
 _MEMO_MAX_PATHS: Final = 5000
+#: State files this big are remembered with their blob id, so an unchanged one is not re-hashed.
+_STATE_BLOB_MEMO_MIN: Final = 64 * 1024
+#: How long ``settle()`` waits for another process holding the repository lock.
+_SETTLE_WAIT: Final = 60.0
 _TOP_LEVEL_NON_NOTES: Final = frozenset({".gitattributes", ".gitignore", ".gitmodules"})
 _REGULAR: Final = frozenset({int(FileMode.BLOB), int(FileMode.BLOB_EXECUTABLE)})
 _SCAN_FLAGS: Final = (
@@ -192,6 +199,17 @@ class _PathUpdate:
     old: Oid | None
     new: Oid | None
     new_mode: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Deferred:
+    """The rest of a committed session: the work-tree update ``finish_sync`` left for later."""
+
+    branch: str
+    first: Oid | None
+    target: Oid
+    plan: list[_PathUpdate]
+    reflog: str
 
 
 class _Outcome:
@@ -401,6 +419,8 @@ class GitStore:
         self._notes_cache: dict[Oid, dict[str, str]] = {}  # tree -> list_notes(tree)
         self._diff_cache: dict[tuple[Oid | None, Oid | None], list[TreeChange]] = {}
         self._built_cache: dict[tuple[Any, ...], str] = {}  # build_tree arguments -> tree
+        self._deferred: dict[str, _Deferred] = {}  # journal ref -> work-tree update still to do
+        self._state_blobs: dict[tuple[str, int], tuple[bytes, Oid]] = {}  # big state files seen
 
     @property
     def git_dir(self) -> Path:
@@ -649,6 +669,7 @@ class GitStore:
             return
         self._lock_fd, self._lock_depth = fd, 1
         try:
+            self._finish_journals()
             yield True
         finally:
             self._lock_fd, self._lock_depth = None, 0
@@ -671,6 +692,39 @@ class GitStore:
                 os.close(fd)
                 return None
             time.sleep(min(0.05, left))
+
+    def _finish_journals(self) -> None:
+        """Complete what committed sessions left to do before anyone works on the folder.
+
+        A journal outlives its ``finish_sync`` only after a crash, or when a server deferred the
+        work-tree update until after its answer (this process or another): a scan of the work tree
+        before that update would take the old notes for the user's edits and undo the session.
+        """
+        journals = [name for name in self._repo.references if name.startswith(JOURNAL_PREFIX)]
+        if not journals:
+            self._deferred.clear()
+            return
+        for journal_ref in journals:
+            job = self._deferred.pop(journal_ref, None)
+            try:
+                if job is not None and self._ref_target(journal_ref) == job.target:
+                    self._complete(journal_ref, job.branch, job.first, job.target, job.plan,
+                                   strict=False, reflog=job.reflog)
+                else:
+                    self._recover_journal(journal_ref)
+            except StoreError as exc:
+                logger.warning("could not finish an interrupted sync yet: %s", exc)
+
+    def settle(self) -> None:
+        """Write the notes of sessions committed with ``defer_worktree`` into the work tree."""
+        if self._deferred:
+            with self.lock(wait=_SETTLE_WAIT):
+                pass  # taking the lock finishes them
+
+    @property
+    def unsettled(self) -> bool:
+        """Whether a session this store committed still has to update the work tree."""
+        return bool(self._deferred)
 
     def _require_lock(self) -> None:
         if not self._lock_depth:  # pragma: no cover - programming error
@@ -1577,7 +1631,7 @@ class GitStore:
                 if name == "head":
                     head = bytes(obj.data).decode("ascii").strip() or None
                 elif name != "branch":
-                    files[name] = bytes(obj.data)
+                    files[name] = self._state_blob_seen(name, bytes(obj.data), obj.id)
         return SyncStateSnapshot(commit=str(commit.id), files=files, synced_tree=synced, head=head,
                                  message=commit.message)
 
@@ -1596,11 +1650,26 @@ class GitStore:
             yield self._snapshot(commit)
             target = commit.parent_ids[0] if commit.parent_ids else None
 
+    def _state_blob_seen(self, name: str, data: bytes, oid: Oid) -> bytes:
+        if len(data) >= _STATE_BLOB_MEMO_MIN:
+            _remember(self._state_blobs, (name, len(data)), (data, oid), size=8)
+        return data
+
+    def _state_file_blob(self, name: str, data: bytes) -> Oid:
+        """The blob of a state file; a big one (the LUID map: ~2 MB at 20,000 notes) that equals
+        what was loaded or saved before is not hashed again (~20 ms)."""
+        seen = self._state_blobs.get((name, len(data)))
+        if seen is not None and seen[0] == data:
+            return seen[1]
+        oid = self._repo.create_blob(data)
+        self._state_blob_seen(name, data, oid)
+        return oid
+
     def _state_tree(self, files: Mapping[str, bytes], synced: Oid | None, head: Oid | None,
                     branch: str | None) -> Oid:
         tb = self._repo.TreeBuilder()
         for name, data in files.items():
-            tb.insert(name, self._repo.create_blob(bytes(data)), FileMode.BLOB)
+            tb.insert(name, self._state_file_blob(name, bytes(data)), FileMode.BLOB)
         if synced is not None:
             tb.insert("synced", synced, FileMode.TREE)  # a tree entry keeps it reachable (gc-safe)
         if head is not None:
@@ -1637,7 +1706,7 @@ class GitStore:
 
     def finish_sync(self, peer: str, *, expected_state: str | None, files: Mapping[str, bytes],
                     synced_tree: str | None, new_commit: str | None, expected_head: str | None,
-                    message: str) -> str:
+                    message: str, defer_worktree: bool = False) -> str:
         """Commit a session: save the peer's state and install ``new_commit``; return the state commit.
 
         Steps: (1) journal ref -> ``new_commit``; (2) state commit (``files`` + ``synced`` tree +
@@ -1650,6 +1719,10 @@ class GitStore:
         or an id is unknown.  After the commit point it raises only if the branch cannot be moved:
         if its ref is locked, the journal stays and ``recover()`` finishes later; if it moved (a
         commit raced us), the state keeps ``head`` = ``new_commit`` and the caller must merge it.
+
+        With ``defer_worktree`` step (3) stops once the branch moved: the work tree, the user's
+        index and the journal wait for ``settle()`` (or whoever takes the lock next), so that a
+        server can answer first.
         """
         state_ref = self._state_ref(peer)
         journal_ref = self._journal_ref(peer)
@@ -1716,13 +1789,19 @@ class GitStore:
             # 3. and 4.
             if new is not None:
                 assert branch is not None
+                reflog = f"gitsync: {_subject(message)}"
+                if defer_worktree:
+                    self._deferred[journal_ref] = _Deferred(branch, exp_head, new.id, plan, reflog)
                 self._complete(journal_ref, branch, exp_head, new.id, plan, strict=True,
-                               reflog=f"gitsync: {_subject(message)}")
+                               reflog=reflog, worktree=not defer_worktree)
             return str(state)
 
     def _complete(self, journal_ref: str, branch: str, first: Oid | None, target: Oid,
-                  plan: list[_PathUpdate], *, strict: bool, reflog: str) -> None:
-        """Steps 3 and 4 of a session whose commit point passed; idempotent (used by recover)."""
+                  plan: list[_PathUpdate], *, strict: bool, reflog: str, worktree: bool = True) -> None:
+        """Steps 3 and 4 of a session whose commit point passed; idempotent (used by recover).
+
+        Without ``worktree`` it only moves the branch and leaves the journal for the rest.
+        """
         current = self._ref_target(branch)
         if current == first:
             try:
@@ -1739,6 +1818,8 @@ class GitStore:
                 current = self._ref_target(branch)
             _crash("branch-moved")
         moved_away = current != target
+        if not worktree and not moved_away:
+            return
         if not moved_away:
             if self.branch() == branch:
                 old_tree = self._commit(str(first)).tree_id if first is not None else None

@@ -53,7 +53,13 @@ class InProcessTransport:
             status.append(st)
             headers.extend(hdrs)
 
-        data = b"".join(self.app(environ, start_response))
+        answer = self.app(environ, start_response)
+        try:
+            data = b"".join(answer)
+        finally:
+            close = getattr(answer, "close", None)
+            if close is not None:
+                close()  # as a WSGI server does once the answer is sent
         self.round_trips += 1
         self.bytes_sent += len(body)
         self.bytes_received += len(data)

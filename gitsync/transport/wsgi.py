@@ -2,12 +2,16 @@
 
 Guarantees the server never crashes on a request: oversize bodies get 413, other
 methods 405, and an exception inside the handler a 500 with no traceback in the body.
+
+A response may carry work for after it was sent (``Response.after``): the WSGI server calls the
+body's ``close()`` once the last byte is written, so a client reads the answer while that work
+runs.  It must be work nobody waits for, or that whoever needs it next does anyway.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
@@ -50,6 +54,27 @@ class Response:
     body: bytes = b""
     content_type: str = "text/plain; charset=utf-8"
     headers: tuple[tuple[str, str], ...] = field(default=())
+    after: Callable[[], None] | None = field(default=None, compare=False)
+
+
+class _Body:
+    """A response body whose ``close()`` runs the response's ``after`` work (PEP 3333)."""
+
+    def __init__(self, body: bytes, after: Callable[[], None] | None) -> None:
+        self._body = body
+        self._after = after
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter((self._body,))
+
+    def close(self) -> None:
+        after, self._after = self._after, None
+        if after is None:
+            return
+        try:
+            after()
+        except Exception:  # the answer is out; a failure here must not take the server down
+            logger.exception("internal error after answering a request")
 
 
 Handler = Callable[[Request], Response]
@@ -68,7 +93,7 @@ def make_wsgi_app(handler: Handler, *, max_body: int = 16 * 1024 * 1024) -> Call
         headers = [("Content-Type", resp.content_type), ("Content-Length", str(len(resp.body)))]
         headers.extend(resp.headers)
         start_response(f"{resp.status} {_REASONS.get(resp.status, 'Error')}", headers)
-        return [resp.body]
+        return _Body(resp.body, resp.after)
 
     return app
 

@@ -12,13 +12,14 @@ from gitsync.app.server import ServerOptions, SyncServer
 from gitsync.model import SyncMode
 from gitsync.store.git import GitStore
 from gitsync.transport.inprocess import InProcessTransport
-from tests.peers import read_notes
+from tests.peers import read_notes, wait_settled
 
 __all__ = ["Loopback", "git", "read_notes", "write_notes"]
 
 
 def write_notes(root: Path, notes: Mapping[str, bytes | None]) -> None:
     """Create, overwrite (bytes) or delete (None) note files below ``root``."""
+    wait_settled(root)
     for rel, data in notes.items():
         path = root / rel
         if data is None:
@@ -30,6 +31,7 @@ def write_notes(root: Path, notes: Mapping[str, bytes | None]) -> None:
 
 def git(root: Path, *args: str) -> str:
     """Run the real git CLI in ``root`` and return its output."""
+    wait_settled(root)
     return subprocess.run(["git", *args], cwd=root, check=True, capture_output=True, text=True).stdout
 
 

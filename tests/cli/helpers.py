@@ -80,8 +80,8 @@ def gitsync_server(folder: Path, **options: object) -> Iterator[ServerHandle]:
         lg.addHandler(mute)
     reports: list[object] = []
     opts = ServerOptions(on_report=reports.append, **options)  # type: ignore[arg-type]
-    app = SyncServer(GitStore.open(folder), opts).wsgi_app()
-    httpd = make_http_server(app, peers.LOCALHOST, 0)
+    server = SyncServer(GitStore.open(folder), opts)
+    httpd = make_http_server(server.wsgi_app(), peers.LOCALHOST, 0)
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
@@ -90,6 +90,7 @@ def gitsync_server(folder: Path, **options: object) -> Iterator[ServerHandle]:
         httpd.shutdown()
         httpd.server_close()
         thread.join(timeout=5)
+        server.close()  # what the last session left for after its answer
         for lg, (propagate, level) in zip(quiet, saved, strict=True):
             lg.propagate, lg.level = propagate, level
             lg.removeHandler(mute)

@@ -39,6 +39,7 @@ from gitsync.app.server import SyncServer
 from gitsync.store.git import CRASH_POINTS, STALE_GITSYNC_LOCK_SECONDS, GitStore
 from gitsync.transport.http import HttpTransport
 from gitsync.transport.serve import make_http_server
+from tests.peers import wait_settled
 
 __all__ = [
     "CLIENT_POINTS",
@@ -64,6 +65,7 @@ CLIENT_POINTS: tuple[tuple[str, int], ...] = (
 SERVER_POINTS: tuple[tuple[str, int], ...] = (
     *((p, n) for p in ("server-recv", "server-reply") for n in range(1, MESSAGES + 1)),
     ("server-finish", 1),
+    *(("server-answered", n) for n in (1, 2)),  # after the changes we sent; after the commit
     *((p, 1) for p in CRASH_POINTS),
 )
 assert {p for p, _ in CLIENT_POINTS + SERVER_POINTS} <= set(APP_POINTS) | set(CRASH_POINTS)
@@ -128,6 +130,7 @@ def plan_trials(count: int, seed: int = 0, *, delays: bool = False) -> list[Tria
 
 def read_notes(root: Path) -> dict[str, bytes]:
     """Every file below ``root`` except ``.git`` and the top-level ``.gitattributes``."""
+    wait_settled(root)
     out: dict[str, bytes] = {}
     for dirpath, dirnames, filenames in os.walk(root):
         if ".git" in dirnames:
@@ -142,6 +145,7 @@ def read_notes(root: Path) -> dict[str, bytes]:
 
 def write_notes(root: Path, notes: Mapping[str, bytes | None]) -> None:
     """Write (bytes) or delete (None) notes below ``root``."""
+    wait_settled(root)
     for rel, data in notes.items():
         path = root / rel
         if data is None:
@@ -252,6 +256,7 @@ def thread_server(root: Path, port: int) -> Iterator[str]:
         httpd.shutdown()
         httpd.server_close()
         thread.join(5)
+        server.close()  # what the last session left for after its answer
 
 
 def client_sync(root: Path, url: str, *, timeout: float = 20.0) -> SyncReport:
@@ -365,6 +370,7 @@ _EXPECTED_CLIENT_ERRORS = _expected_client_errors()
 
 def check_repo(root: Path, label: str, *, committed: bool = True, allow: tuple[str, ...] = ()) -> list[str]:
     """fsck clean, nothing uncommitted (if ``committed``), no journal ref, no lock file left behind."""
+    wait_settled(root)
     problems: list[str] = []
     env = child_env()
     fsck = subprocess.run(

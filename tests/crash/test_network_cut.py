@@ -70,7 +70,11 @@ def _faulty(app: Callable[..., Iterable[bytes]], plan: _Plan) -> Callable[..., I
         def keep(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
             captured[:] = [status, headers]
 
-        body = b"".join(app(environ, keep))
+        answer = app(environ, keep)
+        try:
+            body = b"".join(answer)
+        finally:
+            getattr(answer, "close", lambda: None)()  # as a WSGI server does: the after-answer work
         status, headers = captured
         if fault == "close-after":
             start_response(status, headers)  # Content-Length promises the whole body

@@ -509,3 +509,63 @@ def test_first_sync_into_unborn_repository_without_index(tmp_path: Path) -> None
     assert (root / "a.txt").read_text() == "from peer\n"
     assert (root / "mine.txt").read_text() == "untracked user note\n"  # never clobbered
     assert status(root) == " M mine.txt\n"
+
+
+# ---- a server's deferred work-tree update ------------------------------------------------------------
+
+
+def _journal(root: Path) -> str:
+    return git(root, "for-each-ref", "--format=%(objectname)", "refs/gitsync/journal").strip()
+
+
+def test_deferred_worktree_waits_for_settle(session: Session) -> None:
+    """Committed (state and branch) at once; the files, the index and the journal wait for settle()."""
+    session.finish(defer_worktree=True)
+    store, root = session.store, session.root
+    snap = store.state_load(PEER)
+    assert snap is not None and snap.head == session.new_commit
+    assert store.head() == session.new_commit
+    assert worktree_files(root) == session.old_files
+    assert _journal(root) == session.new_commit and store.unsettled
+    store.settle()
+    assert not store.unsettled
+    session.assert_new()
+    assert store.commit_worktree("nothing") == session.new_commit
+    store.settle()  # nothing left: a no-op
+    session.assert_new()
+
+
+def test_deferred_worktree_is_written_before_anyone_scans(session: Session) -> None:
+    """Another store (another process: the hook, a manual sync) taking the lock before settle() first
+    writes the committed notes; its scan must not take the old files for edits and undo the session."""
+    other = GitStore.open(session.root)
+    session.finish(defer_worktree=True)
+    assert worktree_files(session.root) == session.old_files
+    assert other.commit_worktree("local edits") == session.new_commit  # nothing reverted
+    session.assert_new()
+    session.store.settle()  # the journal is gone: nothing to do, nothing undone
+    session.assert_new()
+
+
+def test_deferred_worktree_is_finished_after_a_crash(session: Session) -> None:
+    session.finish(defer_worktree=True)  # then the process dies before settle()
+    recovered = GitStore.open(session.root)
+    session.store = recovered
+    session.assert_new()
+
+
+def test_big_state_file_of_the_same_size_is_saved_as_given(session: Session) -> None:
+    """Unchanged big state files (the LUID map) are not hashed again; a changed one of the same size
+    must still be saved."""
+    store = session.store
+    one = b"".join(b"G%05d\tL%05d\tnote %05d.txt\n" % (i, i, i) for i in range(5000))
+    two = one.replace(b"L00042", b"L99999")
+    assert len(one) == len(two) >= 64 * 1024
+    state = store.state_load(PEER)
+    assert state is not None
+    last = state.commit
+    for data in (one, one, two, one):
+        last = store.finish_sync(PEER, expected_state=last, files={"map": data}, synced_tree=None,
+                                 new_commit=None, expected_head=None, message="map")
+        assert store.state_load(PEER).files["map"] == data  # type: ignore[union-attr]
+        assert GitStore.open(session.root).state_load(PEER).files["map"] == data  # type: ignore[union-attr]
