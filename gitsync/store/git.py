@@ -232,14 +232,34 @@ class _Node:
 
 
 class _UserIndex:
-    """The user's index, loaded from a copy while we hold ``.git/index.lock``."""
+    """The user's index, loaded from a copy (on first use) while we hold ``.git/index.lock``.
 
-    def __init__(self, index: pygit2.Index, existed: bool, version: tuple[Any, ...] | None) -> None:
-        self.index = index
+    Callers that only replace it (``replacement``) never parse its 2 MB at 20,000 notes.  ``holds``
+    names the tree the installed index will hold, when the caller knows it.
+    """
+
+    def __init__(self, source: Path, copy: Path, existed: bool, version: tuple[Any, ...] | None) -> None:
+        self._source = source
+        self._copy = copy
+        self._index: pygit2.Index | None = None
         self.existed = existed
         self.version = version
         self.dirty = False
         self.replacement: Path | None = None
+        self.holds: Oid | None = None
+
+    @property
+    def index(self) -> pygit2.Index:
+        if self._index is None:
+            if self.existed:
+                shutil.copyfile(self._source, self._copy)
+            else:
+                self._copy.unlink(missing_ok=True)
+            try:
+                self._index = pygit2.Index(str(self._copy))
+            except pygit2.GitError as exc:
+                raise RepositoryStateError(f"cannot read {self._source}: {exc}") from exc
+        return self._index
 
 
 class _IndexChanged(Exception):
@@ -1455,14 +1475,7 @@ class GitStore:
             tmp.with_name("index.user.lock").unlink(missing_ok=True)
             existed = index_path.is_file()
             version = _index_version(index_path)  # stable: we hold index.lock
-            if existed:
-                shutil.copyfile(index_path, tmp)
-            else:
-                tmp.unlink(missing_ok=True)
-            try:
-                handle = _UserIndex(pygit2.Index(str(tmp)), existed, version)
-            except pygit2.GitError as exc:
-                raise RepositoryStateError(f"cannot read {index_path}: {exc}") from exc
+            handle = _UserIndex(index_path, tmp, existed, version)
             yield handle
             if handle.replacement is not None or handle.dirty:
                 if handle.replacement is None:
@@ -1476,6 +1489,9 @@ class GitStore:
                     fh.write(data)
                 os.replace(lock_path, index_path)
                 installed = True
+                installed_version = _index_version(index_path)
+                if handle.holds is not None and installed_version is not None:
+                    self._staged_cache = (installed_version, handle.holds)  # no re-parse next time
         finally:
             if fd >= 0:
                 os.close(fd)
@@ -1537,6 +1553,7 @@ class GitStore:
                         assert tree is not None
                         user.index.read_tree(tree)  # keeps stat data of unchanged entries
                         user.dirty = True
+                    user.holds = new_tree
                 logger.info("committed local edits as %s on %s", str(commit)[:12], branch)
                 return str(commit)
             raise RepositoryStateError(f"the Git index of {self.root} keeps changing; try again")
@@ -1891,14 +1908,13 @@ class GitStore:
             if user is not None and not user.existed:
                 user.index.read_tree(new_tree)  # no index at all (e.g. unborn branch): start one
                 user.dirty = True
+                user.holds = new_tree.id
             elif user is not None:
-                try:
-                    exact = old_tree is not None and user.index.write_tree(self._repo) == old_tree
-                except pygit2.GitError:
-                    exact = False
+                exact = old_tree is not None and self._user_tree(user) == old_tree
                 if exact and private_new:
                     # both held the old tree; the stat cache now holds the new one, stat data and all
                     user.replacement = self._private_index_path
+                    user.holds = new_tree.id
                     return
                 for update in plan:
                     staged = user.index[update.path].id if update.path in user.index else None
@@ -1912,6 +1928,18 @@ class GitStore:
                     user.dirty = True
                 if exact and user.dirty:
                     user.index.read_tree(new_tree)
+                    user.holds = new_tree.id
+
+    def _user_tree(self, user: _UserIndex) -> Oid | None:
+        """The tree the user's index holds: known without parsing it when ``_read_staged`` (or our
+        own last install) saw this very version of the file."""
+        cached = self._staged_cache
+        if cached is not None and user.version is not None and cached[0] == user.version:
+            return cached[1]
+        try:
+            return user.index.write_tree(self._repo)
+        except pygit2.GitError:
+            return None
 
     def _apply_delete(self, wt: Worktree, update: _PathUpdate) -> str:
         kind, data, _ = wt.read(update.path)
