@@ -27,8 +27,10 @@ Crash-safety rules
       Such a lock file is removed once it is ``STALE_GITSYNC_LOCK_SECONDS`` old (the grace covers a
       ``git pack-refs`` that may hold it for milliseconds).  Lock files that Git itself creates
       (``refs/heads/*.lock``, ``packed-refs.lock``) are removed only after
-      ``STALE_FOREIGN_LOCK_SECONDS``; ``.git/index.lock`` is never removed (``git commit`` holds it
-      while the editor is open): ``check_safe_state`` reports it instead.
+      ``STALE_FOREIGN_LOCK_SECONDS``, unless ``.git/gitsync/ref-claim`` shows that a gitsync process,
+      now dead, was moving that ref when the lock appeared (it writes the claim before each branch
+      update); ``.git/index.lock`` is never removed (``git commit`` holds it while the editor is
+      open): ``check_safe_state`` reports it instead.
     * Work-tree files are replaced via a temporary file in the same folder and ``os.replace``, and
       only when their current content is the old blob (or they are missing): a note the user
       edited meanwhile is left alone.  Files are not fsync'ed (like Git's default): the guarantees
@@ -778,6 +780,52 @@ class GitStore:
         """Move ``name`` from ``expected`` to ``new`` (None: absent) or raise; nothing else changes."""
         self._require_lock()
         self._signature()
+        if name.startswith(STATE_PREFIX):
+            self._cas_ref_once(name, expected, new, message)
+            return
+        claim = self._claim_path
+        lock = self._gitdir / f"{name}.lock"
+        if lock.exists() and self._dead_claim(name, lock):
+            logger.warning("removing %s: a gitsync process was killed while it moved %s", lock, name)
+            with contextlib.suppress(FileNotFoundError):
+                lock.unlink()
+        try:
+            claim.write_text(f"{os.getpid()}\n{name}\n", encoding="utf-8")
+        except OSError:
+            pass  # the claim only speeds up recovery from a crash
+        try:
+            self._cas_ref_once(name, expected, new, message)
+        finally:
+            with contextlib.suppress(OSError):
+                claim.unlink()
+
+    @property
+    def _claim_path(self) -> Path:
+        return self._gitdir / "gitsync" / "ref-claim"
+
+    def _dead_claim(self, name: str, lock: Path) -> bool:
+        """Whether ``lock`` was left by a gitsync process that died while moving ``name``.
+
+        Only a lock made within seconds of the claim counts: a lock Git makes later is Git's.
+        """
+        try:
+            claim_mtime = self._claim_path.stat().st_mtime
+            pid_text, claimed = self._claim_path.read_text(encoding="utf-8").split("\n")[:2]
+            lock_mtime = lock.stat().st_mtime
+            pid = int(pid_text)
+        except (OSError, ValueError):
+            return False
+        if claimed != name or pid == os.getpid() or not -1.0 <= lock_mtime - claim_mtime <= 2.0:
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except OSError:
+            return False
+        return False
+
+    def _cas_ref_once(self, name: str, expected: Oid | None, new: Oid | None, message: str) -> None:
         for attempt in range(2):
             try:
                 with self._repo.transaction() as tx:
@@ -827,6 +875,8 @@ class GitStore:
             age = time.time() - lock.stat().st_mtime
         except FileNotFoundError:
             return None
+        if self._dead_claim(name, lock):
+            return None  # a crashed gitsync's: the update removes it
         return lock if age < STALE_FOREIGN_LOCK_SECONDS else None
 
     # ---- objects ------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from gitsync.errors import RepositoryBusy, StoreError
+from gitsync.errors import GitsyncError, RepositoryBusy, StoreError
 from gitsync.store import git as store_git
 from gitsync.store.git import CRASH_POINTS, GitStore
 from tests.store.helpers import REPO_ROOT, fsck_ok, git, lock_files, status, write
@@ -569,3 +569,53 @@ def test_big_state_file_of_the_same_size_is_saved_as_given(session: Session) -> 
                                  new_commit=None, expected_head=None, message="map")
         assert store.state_load(PEER).files["map"] == data  # type: ignore[union-attr]
         assert GitStore.open(session.root).state_load(PEER).files["map"] == data  # type: ignore[union-attr]
+
+
+# ---- a branch lock left by a killed gitsync ------------------------------------------------------------
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def _leave_branch_lock(root: Path, pid: int, *, lock_delay: float = 0.0) -> Path:
+    """What a gitsync process ``pid`` killed inside its update of main leaves: claim, then lock."""
+    claim = root / ".git" / "gitsync" / "ref-claim"
+    claim.parent.mkdir(exist_ok=True)
+    claim.write_text(f"{pid}\nrefs/heads/main\n")
+    lock = root / ".git" / "refs" / "heads" / "main.lock"
+    lock.write_text(git(root, "rev-parse", "HEAD"))
+    if lock_delay:
+        st = claim.stat()
+        os.utime(claim, (st.st_atime - lock_delay, st.st_mtime - lock_delay))
+    return lock
+
+
+def test_branch_lock_of_a_killed_gitsync_is_removed(store: GitStore, notes: Path) -> None:
+    lock = _leave_branch_lock(notes, _dead_pid())
+    head = store.head()
+    write(notes, "after-crash.txt", b"edited after the crash\n")
+    new = store.commit_worktree("local edits")
+    assert new is not None and new != head and store.head() == new
+    assert not lock.exists()
+    assert not (notes / ".git" / "gitsync" / "ref-claim").exists()
+
+
+@pytest.mark.parametrize("case", ["live owner", "lock made later"])
+def test_other_branch_locks_are_respected(store: GitStore, notes: Path, case: str) -> None:
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        if case == "live owner":
+            lock = _leave_branch_lock(notes, sleeper.pid)
+        else:  # a git command locked main long after a gitsync died having claimed it
+            lock = _leave_branch_lock(notes, _dead_pid(), lock_delay=30.0)
+        head = store.head()
+        write(notes, "edit.txt", b"an edit\n")
+        with pytest.raises(GitsyncError):
+            store.commit_worktree("local edits")
+        assert lock.exists() and store.head() == head
+    finally:
+        sleeper.kill()
+        sleeper.wait()
