@@ -48,7 +48,6 @@ import fcntl
 import logging
 import os
 import shutil
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -68,6 +67,7 @@ from pygit2.enums import (
     RepositoryState,
 )
 
+from gitsync.environ import ENV_LOCK
 from gitsync.errors import ConfigError, RepositoryBusy, RepositoryStateError, StoreError
 from gitsync.model import ChangeKind
 from gitsync.store import _names
@@ -289,7 +289,6 @@ def _index_version(path: Path) -> tuple[Any, ...] | None:
 
 # ---- module helpers ----------------------------------------------------------------------------
 
-_ENV_LOCK = threading.Lock()
 _FROM_ENV_VARS = (
     "GIT_DIR",
     "GIT_WORK_TREE",
@@ -310,7 +309,7 @@ def _open_with_index(root: str, index_path: str) -> tuple[pygit2.Repository, pyg
     lazily, so the index is touched while the variable is set.  The other variables ``FROM_ENV``
     honours (``GIT_DIR``, ... as exported to hooks) are hidden meanwhile so they cannot redirect us.
     """
-    with _ENV_LOCK:
+    with ENV_LOCK:
         saved = {k: os.environ.pop(k) for k in _FROM_ENV_VARS if k in os.environ}
         os.environ["GIT_INDEX_FILE"] = index_path
         try:

@@ -7,10 +7,12 @@ Knows nothing of SyncML beyond content types; turns every requests failure into 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import requests
 import urllib3
 
+from gitsync.environ import ENV_LOCK
 from gitsync.errors import TransportError
 
 __all__ = ["HttpTransport"]
@@ -26,6 +28,7 @@ class HttpTransport:
     def __init__(self, *, timeout: float = 60.0, max_reply: int = 64 * 1024 * 1024) -> None:
         self._http = requests.Session()
         self._http.headers["User-Agent"] = "gitsync-notes"
+        self._http.trust_env = False  # read under ENV_LOCK in _environment() instead
         self._timeout = timeout
         self._max_reply = max_reply
         self.round_trips = 0
@@ -35,12 +38,16 @@ class HttpTransport:
     def exchange(self, url: str, body: bytes, content_type: str) -> tuple[bytes, str]:
         """POST ``body`` to ``url``; return the reply body and its media type."""
         try:
+            env = self._environment(url)
             resp = self._http.post(
                 url,
                 data=body,
                 headers={"Content-Type": content_type, "Accept": ", ".join(_SYNCML_TYPES)},
                 timeout=self._timeout,
                 stream=True,
+                proxies=env["proxies"],
+                verify=env["verify"],
+                cert=env["cert"],
             )
             data = resp.raw.read(self._max_reply + 1, decode_content=True)
         except requests.exceptions.ConnectionError as exc:
@@ -68,6 +75,16 @@ class HttpTransport:
             what = media or "no content type"
             raise TransportError(f"{url} is not a SyncML server (it answered {what})")
         return data, media
+
+    def _environment(self, url: str) -> dict[str, Any]:
+        """Proxies and CA bundle from the environment (``HTTPS_PROXY``, ``NO_PROXY``,
+        ``REQUESTS_CA_BUNDLE``...), read while no other thread changes it."""
+        with ENV_LOCK:
+            self._http.trust_env = True
+            try:
+                return dict(self._http.merge_environment_settings(url, {}, None, None, None))
+            finally:
+                self._http.trust_env = False
 
     def close(self) -> None:
         """Release the connection pool."""
