@@ -114,8 +114,6 @@ CRASH_POINTS: Final = (
 _MEMO_MAX_PATHS: Final = 5000
 #: State files this big are remembered with their blob id, so an unchanged one is not re-hashed.
 _STATE_BLOB_MEMO_MIN: Final = 64 * 1024
-#: How long ``settle()`` waits for another process holding the repository lock.
-_SETTLE_WAIT: Final = 60.0
 _TOP_LEVEL_NON_NOTES: Final = frozenset({".gitattributes", ".gitignore", ".gitmodules"})
 _REGULAR: Final = frozenset({int(FileMode.BLOB), int(FileMode.BLOB_EXECUTABLE)})
 _SCAN_FLAGS: Final = (
@@ -737,10 +735,15 @@ class GitStore:
                 logger.warning("could not finish an interrupted sync yet: %s", exc)
 
     def settle(self) -> None:
-        """Write the notes of sessions committed with ``defer_worktree`` into the work tree."""
+        """Write the notes of sessions committed with ``defer_worktree`` into the work tree.
+
+        Never waits: another process holding the lock took it after our commit, so it finished
+        them on taking it.
+        """
         if self._deferred:
-            with self.lock(wait=_SETTLE_WAIT):
-                pass  # taking the lock finishes them
+            with self._try_lock() as held:
+                if not held:
+                    logger.debug("repository busy: its lock holder writes the committed notes")
 
     @property
     def unsettled(self) -> bool:
