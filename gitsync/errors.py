@@ -18,6 +18,9 @@ Every exception the package raises on purpose derives from :class:`GitsyncError`
     ├── SyncConflict (UserError)  a conflict the policy says to stop on (exit 3)
     └── SafetyStop (UserError)    a guard (mass delete, empty peer) stopped the sync
 
+    Interrupted (KeyboardInterrupt, outside the tree on purpose: ``except Exception`` must not
+    swallow it)  SIGINT, SIGTERM or SIGHUP arrived; ``signum`` gives the exit status 128+n
+
 Errors take keyword fields so callers can act on them without parsing text.
 """
 
@@ -29,6 +32,7 @@ __all__ = [
     "ConfigError",
     "FormatError",
     "GitsyncError",
+    "Interrupted",
     "LocalProtocolError",
     "ProtocolError",
     "RemoteProtocolError",
@@ -117,3 +121,24 @@ class SyncConflict(UserError):
 
 class SafetyStop(UserError):
     """A safety guard (mass delete, suddenly empty peer) stopped the sync before any change."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """A signal asked us to stop (Ctrl-C, SIGTERM, SIGHUP): unwind like Ctrl-C, so an unfinished
+    sync takes its "local changes" commit back, then exit with 128 + ``signum``."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def what(self) -> str:
+        """How the user would say it: "interrupted (SIGINT)", "terminated (SIGTERM)"..."""
+        import signal
+
+        word = {int(signal.SIGINT): "interrupted", signal.SIGTERM: "terminated", signal.SIGHUP: "hung up"}
+        try:
+            name = signal.Signals(self.signum).name
+        except ValueError:
+            name = f"signal {self.signum}"
+        return f"{word.get(self.signum, 'stopped')} ({name})"

@@ -7,6 +7,7 @@ Heavy modules (pygit2, lxml, requests) are imported inside the commands so that
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -46,14 +47,19 @@ def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
 
 def run(fn: Callable[[], int | None]) -> None:
     """Run a command body, turning our errors into one line and an exit code."""
-    from gitsync.errors import GitsyncError
+    from gitsync.errors import GitsyncError, Interrupted
 
     try:
         code = fn()
     except GitsyncError as exc:
         fail(str(exc) or type(exc).__name__, getattr(exc, "exit_code", EXIT_ERROR))
-    except KeyboardInterrupt:
-        fail("interrupted; nothing was changed by the unfinished sync", EXIT_ERROR)
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP: exit 128 + n, as shells expect
+        stopped = exc if isinstance(exc, Interrupted) else Interrupted(signal.SIGINT)
+        fail(f"{stopped.what}; an unfinished sync changed nothing", 128 + stopped.signum)
+    except BrokenPipeError:
+        from gitsync.__main__ import silence_broken_pipe
+
+        silence_broken_pipe()
     except OSError as exc:
         fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), EXIT_ERROR)
     sys.exit(code or EXIT_OK)

@@ -186,6 +186,7 @@ def sync_store(store: GitStore, *, origin: str = "cli", **kw: Any) -> int:
     if taken is not None and store.state_load(peer) is None and device_id == taken.device_id:
         click.echo(pysyncml_import.take_over(store, taken, peer, remote), err=True)
     from gitsync.app.hook import record_result
+    from gitsync.errors import Interrupted
 
     progress = Progress(sys.stderr, peer) if (not kw["quiet"] and sys.stderr.isatty()) else None
     transport = HttpTransport(timeout=kw["timeout"])
@@ -193,8 +194,9 @@ def sync_store(store: GitStore, *, origin: str = "cli", **kw: Any) -> int:
         with store.lock(wait=5.0):
             try:
                 report = sync_client(store, opts, transport, progress=progress)
-            except Exception as exc:
-                record_result(store, peer, ok=False, summary=str(exc) or type(exc).__name__, origin=origin)
+            except (Exception, KeyboardInterrupt) as exc:  # a signal too: status must not say "ok"
+                summary = exc.what if isinstance(exc, Interrupted) else str(exc) or type(exc).__name__
+                record_result(store, peer, ok=False, summary=summary, origin=origin)
                 _explain_slow_sync_failure(opts.mode, exc)
                 raise
             record_result(store, peer, ok=True, summary=report.subject(peer), origin=origin)
@@ -238,7 +240,7 @@ def sync_store(store: GitStore, *, origin: str = "cli", **kw: Any) -> int:
     return EXIT_OK
 
 
-def _explain_slow_sync_failure(mode: object, exc: Exception) -> None:
+def _explain_slow_sync_failure(mode: object, exc: BaseException) -> None:
     """A server that fails a slow sync (HTTP 200, status 500): say why and what to do instead."""
     from gitsync.errors import RemoteProtocolError
     from gitsync.model import SyncMode
