@@ -16,7 +16,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from gitsync.app.common import (
@@ -40,6 +40,7 @@ from gitsync.errors import CodecError, GitsyncError, ProtocolError, RepositoryBu
 from gitsync.formats import NoteData
 from gitsync.formats.lineendings import adapt, detect, to_lf
 from gitsync.model import ChangeKind, SyncMode
+from gitsync.protocol.auth import Users
 from gitsync.protocol.constants import AUTH_BASIC, St, ver_proto
 from gitsync.protocol.events import (
     Acknowledged,
@@ -80,7 +81,7 @@ STORE_ALIASES = frozenset({"notes", "note", "memo", "memos", "pnote", "snote", "
 class ServerOptions:
     """How the server behaves."""
 
-    users: Mapping[str, str] | None = None
+    users: Users | None = None
     auth_type: str = AUTH_BASIC
     policy: Policy = Policy.MERGE
     filename_sync: bool = True

@@ -22,28 +22,12 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from gitsync.app.users import read_users
 from gitsync.errors import ConfigError
 
 __all__ = ["application", "make_app", "read_users"]
 
 WsgiApp = Callable[..., Iterable[bytes]]
-
-
-def read_users(path: Path) -> dict[str, str]:
-    """A users file: one ``user:password`` per line; blank lines and ``#`` comments are skipped."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read users file {path}: {exc.strerror}") from exc
-    users: dict[str, str] = {}
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        user, sep, password = line.partition(":")
-        if not sep or not user.strip():
-            raise ConfigError(f"{path}:{n}: expected user:password")
-        users[user.strip()] = password
-    return users
 
 
 def make_app(directory: str | os.PathLike[str] | None = None, *, users_file: str | None = None) -> WsgiApp:

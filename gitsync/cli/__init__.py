@@ -101,7 +101,7 @@ def main() -> None:
 
 def _register() -> None:
     # the command modules attach themselves to ``main``
-    from gitsync.cli import hook, log, serve, sync  # noqa: F401
+    from gitsync.cli import hook, log, serve, sync, user  # noqa: F401
 
 
 _register()

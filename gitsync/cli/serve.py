@@ -35,7 +35,8 @@ logger = logging.getLogger("gitsync")
     "--users",
     "users_file",
     type=click.Path(dir_okay=False),
-    help="File of user:password lines (default: the file named by git config gitsync.usersfile).",
+    help="Users file: name:hash lines as 'gitsync-notes user add' or htpasswd -B write "
+    "(default: the file named by git config gitsync.usersfile).",
 )
 @click.option("-P", "--policy", type=click.Choice(POLICIES), help="Conflict policy (default merge).")
 @click.option(

@@ -2,7 +2,10 @@
 
 MD5 (SyncML 1.1+): ``b64(md5(b64(md5("user:pass")) + ":" + nonce))`` with the nonce as
 raw bytes (the decoded NextNonce; empty on first contact). Verified against a captured
-SyncEvolution message (protocol.md §8). Pure functions: no state, no clock.
+SyncEvolution message (protocol.md §8). Pure functions: no clock, no I/O.
+
+The users table maps a name to a :class:`~gitsync.protocol.passwords.PasswordEntry` (a hash, the
+MD5 secret, or a plain password) or, for callers that build it in code, to a plain password.
 """
 
 from __future__ import annotations
@@ -15,8 +18,15 @@ from collections.abc import Mapping
 
 from gitsync.protocol.constants import AUTH_BASIC, AUTH_MD5
 from gitsync.protocol.messages import Cred
+from gitsync.protocol.passwords import PasswordEntry
 
-__all__ = ["basic_cred", "check_cred", "md5_cred", "md5_digest"]
+__all__ = ["Users", "basic_cred", "check_cred", "md5_cred", "md5_digest"]
+
+#: who may log in: name → stored entry (or a plain password)
+Users = Mapping[str, PasswordEntry | str]
+
+#: checked when the name is unknown, so that an unknown name costs the time a known one does
+_DUMMY = PasswordEntry("bcrypt", "$2b$10$6Nva82y4bUo3GHVAyt5sj.p4vHj.t7iDrMjzatOIRy0ejADXiMw0y")
 
 
 def basic_cred(user: str, password: str) -> Cred:
@@ -28,7 +38,15 @@ def basic_cred(user: str, password: str) -> Cred:
 def md5_digest(user: str, password: str, nonce: bytes) -> str:
     """The base64 MD5 digest SyncML 1.1/1.2 expects for ``user``/``password``/``nonce``."""
     inner = base64.b64encode(hashlib.md5(f"{user}:{password}".encode()).digest())
+    return _md5_with_inner(inner, nonce)
+
+
+def _md5_with_inner(inner: bytes, nonce: bytes) -> str:
     return base64.b64encode(hashlib.md5(inner + b":" + nonce).digest()).decode("ascii")
+
+
+def _entry(value: PasswordEntry | str) -> PasswordEntry:
+    return value if isinstance(value, PasswordEntry) else PasswordEntry("plain", value)
 
 
 def md5_cred(user: str, password: str, nonce: bytes) -> Cred:
@@ -37,12 +55,14 @@ def md5_cred(user: str, password: str, nonce: bytes) -> Cred:
 
 
 def check_cred(
-    cred: Cred | None, users: Mapping[str, str], *, nonce: bytes, username_hint: str | None
+    cred: Cred | None, users: Users, *, nonce: bytes, username_hint: str | None
 ) -> str | None:
     """Return the authenticated user name, or ``None`` when ``cred`` does not prove one.
 
     Basic credentials carry the user name; MD5 ones do not, so the name comes from
     ``username_hint`` (SyncHdr Source/LocName) — or, failing that, every known user is tried.
+    Basic credentials are checked against the stored hash; MD5 ones need the user's MD5 secret
+    (or a plain password), so a user stored with a hash only cannot log in with MD5.
     """
     if cred is None:
         return None
@@ -54,14 +74,19 @@ def check_cred(
             return None
         user, sep, password = raw.partition(":")
         known = users.get(user)
-        if sep and known is not None and hmac.compare_digest(known.encode(), password.encode()):
-            return user
-        return None
+        if not sep:
+            return None
+        if known is None:
+            _DUMMY.check(user, password)  # as long as a wrong password for a known name
+            return None
+        return user if _entry(known).check(user, password) else None
     if ctype == AUTH_MD5:
         candidates = [username_hint] if username_hint and username_hint in users else list(users)
         for user in candidates:
-            want = md5_digest(user, users[user], nonce)
-            if hmac.compare_digest(want.encode(), cred.data.strip().encode()):
+            inner = _entry(users[user]).md5_inner(user)
+            if inner is None:
+                continue
+            if hmac.compare_digest(_md5_with_inner(inner, nonce).encode(), cred.data.strip().encode()):
                 return user
         return None
     return None

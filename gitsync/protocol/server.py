@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from gitsync.errors import LocalProtocolError
 from gitsync.model import ChangeKind, SyncMode
-from gitsync.protocol.auth import check_cred
+from gitsync.protocol.auth import Users, check_cred
 from gitsync.protocol.constants import AUTH_BASIC, AUTH_MD5, SYNC_ALERTS, St, ver_proto
 from gitsync.protocol.events import (
     Acknowledged,
@@ -58,7 +58,7 @@ class ServerConfig:
     devinf: DevInf
     resp_uri: str | None = None  # where the client must send its next messages
     store_uris: frozenset[str] = frozenset({"notes"})  # accepted datastore names (normalised)
-    users: Mapping[str, str] | None = None  # None: no authentication required
+    users: Users | None = None  # None: no authentication required
     auth_type: str = AUTH_BASIC  # challenge type when credentials are missing
     nonce: bytes = b""  # the nonce this device must use now (MD5)
     next_nonce: bytes = b"nonce"  # the one we hand out for next time
