@@ -120,18 +120,18 @@ class SyncServer:
     # ------------------------------------------------------------------ HTTP
     def handle(self, request: Request) -> Response:
         """Answer one HTTP request carrying one SyncML message."""
-        externals = {"server": self, "store": self.store, "options": self.options,
-                     "users": self.options.users}
-        with self._lock, self._table.transaction(externals):
-            return self._handle(request)
-
-    def _handle(self, request: Request) -> Response:
-        try:
+        try:  # bounded by the body limit, and outside the lock: a hostile body delays nobody else
             msg, encoding = decode(request.body, request.content_type, max_size=self.options.max_body)
         except CodecError as exc:
             logger.info("rejected a request: %s", exc)
             status = exc.status_hint if exc.status_hint in (400, 413, 415) else 400
             return Response(status=status, body=f"{exc}\n".encode())
+        externals = {"server": self, "store": self.store, "options": self.options,
+                     "users": self.options.users}
+        with self._lock, self._table.transaction(externals):
+            return self._handle(request, msg, encoding)
+
+    def _handle(self, request: Request, msg: Message, encoding: str) -> Response:
         crash_point("server-recv")
         for gone in self._table.expire(self.now() - self.options.session_timeout):
             logger.info("dropped abandoned session %s", gone[:8])
@@ -168,9 +168,10 @@ class SyncServer:
             self._table.pop(key)
         try:
             body = encode(reply, encoding)
-        except CodecError:
-            logger.exception("cannot encode our reply")
-            return Response(status=500, body=b"cannot encode reply\n")
+        except CodecError as exc:  # a field we echo holds what the encoding cannot carry: the peer's fault
+            logger.warning("cannot encode the reply to %s: %s", msg.header.source, exc)
+            self._table.pop(key)
+            return Response(status=400, body=b"message fields a reply cannot carry\n")
         # one plain cookie per session, as pysyncml's own server does: its client (requests 0.14)
         # fails on a second Set-Cookie of the same name
         headers = (("Set-Cookie", f"sessionid={key}"),) if new else ()

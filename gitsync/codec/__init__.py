@@ -8,8 +8,10 @@ do send ``text/xml`` or no type at all. The WBXML codec is imported lazily.
 
 from __future__ import annotations
 
+from gitsync.codec.limits import DecodeLimits
+from gitsync.codec.node import Node
 from gitsync.codec.syncml import message_to_node, node_to_message
-from gitsync.codec.xml import DEFAULT_MAX_SIZE, decode_xml, encode_xml
+from gitsync.codec.xml import DEFAULT_MAX_SIZE, decode_xml, encode_xml, is_xml_safe
 from gitsync.errors import CodecError
 from gitsync.protocol.messages import Message
 
@@ -48,9 +50,15 @@ def decode(
 ) -> tuple[Message, str]:
     """Decode a request or response body; returns the message and the encoding used.
 
+    What decoding may build is bounded by ``max_size`` (elements, decoded text, depth: see
+    :mod:`gitsync.codec.limits`), and every field but item data must be text a reply can carry.
+
     Raises:
-        CodecError: too big (413), not SyncML XML/WBXML (415), or malformed (400).
+        CodecError: too big or decodes to too much (413), not SyncML XML/WBXML (415), malformed,
+            or a field with characters XML cannot carry (400).
     """
+    if not body.strip():
+        raise CodecError("empty body")
     if len(body) > max_size:
         raise CodecError(f"body of {len(body)} bytes exceeds the {max_size}-byte limit", status_hint=413)
     declared = media_type(content_type)
@@ -60,13 +68,29 @@ def decode(
         if declared not in (XML_TYPE, WBXML_TYPE):
             raise
         encoding = declared  # let that decoder say precisely what is wrong
+    limits = DecodeLimits.for_body_limit(max_size)
     if encoding == WBXML_TYPE:
         from gitsync.codec import wbxml
 
-        root = wbxml.decode_wbxml(body)
+        root = wbxml.decode_wbxml(body, limits=limits)
     else:
-        root = decode_xml(body, max_size=max_size)
+        root = decode_xml(body, max_size=max_size, limits=limits)
+    _check_carryable(root)
     return node_to_message(root), encoding
+
+
+def _check_carryable(root: Node) -> None:
+    """Refuse a message with a field XML cannot carry (NUL, other C0 controls, U+FFFE...): replies
+    echo the header's and commands' fields, and one we cannot encode must not become a 500.
+    Item data is exempt: it is the note's bytes, which travel base64-encoded when they must."""
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node.tag == "Data":
+            continue
+        if node.text is not None and not is_xml_safe(node.text_str()):  # bytes: as fields read them
+            raise CodecError(f"{node.tag} holds characters a SyncML reply cannot carry")
+        stack.extend(node.children)
 
 
 def encode(msg: Message, content_type: str = XML_TYPE) -> bytes:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from gitsync.codec.limits import Budget, DecodeLimits
 from gitsync.codec.node import DEVINF_NS, METINF_NS, Node
 from gitsync.errors import CodecError
 
@@ -251,16 +252,20 @@ _ROOT_TOKENS: Mapping[int, _DocType] = {
 # --- Decoding ----------------------------------------------------------------------------
 
 
-def decode_wbxml(body: bytes, *, max_depth: int = 64) -> Node:
+def decode_wbxml(body: bytes, *, max_depth: int = 64, limits: DecodeLimits | None = None) -> Node:
     """Decode a WBXML 1.1–1.3 SyncML (or DevInf) document into a :class:`Node` tree.
 
     STR_I/STR_T/ENTITY text becomes ``str``, OPAQUE becomes ``bytes``; an OPAQUE DevInf
     document inside ``Data`` becomes a ``DevInf`` child of that ``Data``. Anything else
     than a well-formed document within ``max_depth`` nested elements raises
-    :class:`CodecError` with ``status_hint`` 400.
+    :class:`CodecError` with ``status_hint`` 400; more elements or decoded text than ``limits``
+    allow (default: proportional to this body) 413 -- as soon as the budget is spent.
     """
     data = body if isinstance(body, bytes) else bytes(body)
-    return _decode_document(data, _read_header(data), max_depth)
+    if limits is not None:
+        max_depth = limits.max_depth
+    budget = Budget(limits or DecodeLimits.for_body_limit(len(data)))
+    return _decode_document(data, _read_header(data), max_depth, budget)
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,7 +381,7 @@ def _join(pieces: list[str | bytes]) -> str | bytes:
     return b"".join(piece.encode("utf-8") if isinstance(piece, str) else piece for piece in pieces)
 
 
-def _decode_document(data: bytes, header: _Header, max_depth: int) -> Node:
+def _decode_document(data: bytes, header: _Header, max_depth: int, budget: Budget) -> Node:
     """Decode the body of one document (iteratively: depth cannot exhaust the C stack)."""
     doctype = header.doctype
     pages = doctype.pages
@@ -417,27 +422,33 @@ def _decode_document(data: bytes, header: _Header, max_depth: int) -> Node:
                 nul = data.find(b"\x00", pos)
                 if nul < 0:
                     raise _truncated("inline string", pos - 1)
+                budget.charge_text(nul - pos)
                 top.pieces.append(_decode_str(data[pos:nul], header.codec, pos))
                 pos = nul + 1
             elif token == STR_T:
                 offset, pos = _read_mb(data, pos)
-                top.pieces.append(_table_string(header.strtbl, offset, header.codec))
+                text = _table_string(header.strtbl, offset, header.codec)
+                budget.charge_text(len(text))  # each reference is a copy: charged each time
+                top.pieces.append(text)
             elif token == ENTITY:
                 start = pos - 1
                 code, pos = _read_mb(data, pos)
                 if code > 0x10FFFF or 0xD800 <= code <= 0xDFFF:
                     raise CodecError(f"WBXML ENTITY at offset {start} is not a character: {code:#x}")
+                budget.charge_text(1)
                 top.pieces.append(chr(code))
             else:
                 start = pos - 1
                 length, pos = _read_mb(data, pos)
                 if length > end - pos:
                     raise _truncated(f"OPAQUE of {length} bytes", start)
+                budget.charge_text(length)
                 payload = data[pos : pos + length]
                 pos += length
                 nested = _devinf_header(payload) if top.node.tag == "Data" and doctype is _SYNCML else None
                 if nested is not None:
-                    top.node.children.append(_decode_document(payload, nested, max_depth - len(stack)))
+                    depth = max_depth - len(stack)
+                    top.node.children.append(_decode_document(payload, nested, depth, budget))
                 else:
                     top.pieces.append(payload)
 
@@ -453,6 +464,7 @@ def _decode_document(data: bytes, header: _Header, max_depth: int) -> Node:
                 raise CodecError(f"unknown WBXML tag 0x{token & TAG_MASK:02X} at offset {pos - 1}")
             if len(stack) >= max_depth:
                 raise CodecError(f"WBXML nesting deeper than {max_depth} elements at offset {pos - 1}")
+            budget.element()
             node = Node(tag, ns=ns)
             if stack:
                 stack[-1].node.children.append(node)

@@ -18,6 +18,7 @@ import re
 
 from lxml import etree
 
+from gitsync.codec.limits import Budget, DecodeLimits
 from gitsync.codec.node import DEVINF_NS, METINF_NS, Node
 from gitsync.errors import CodecError
 
@@ -46,44 +47,68 @@ def _syncml_namespace(ver_dtd: str | None) -> str:
 # --------------------------------------------------------------------------- decoding
 
 
-def decode_xml(body: bytes, *, max_size: int = DEFAULT_MAX_SIZE) -> Node:
+def decode_xml(body: bytes, *, max_size: int = DEFAULT_MAX_SIZE, limits: DecodeLimits | None = None) -> Node:
     """Parse an XML SyncML document into a namespace-free :class:`Node` tree.
 
     Raises:
-        CodecError: too big (413), not well-formed, has a DOCTYPE, or nests too deeply (400).
+        CodecError: too big, or more elements than ``limits`` allow (413); not well-formed, has a
+            DOCTYPE, or nests too deeply (400).
     """
     if len(body) > max_size:
         raise CodecError(f"XML body of {len(body)} bytes exceeds the {max_size}-byte limit", status_hint=413)
     # Checked before parsing (ASCII-compatible bodies) and again after (UTF-16 bodies).
     if _PROLOG_DOCTYPE.match(body, 0, 65536):
         raise CodecError("XML with a DOCTYPE/ENTITY declaration is refused")
-    parser = etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=False,
-        collect_ids=False,
-        strip_cdata=True,
-    )
+    if limits is None:
+        limits = DecodeLimits.for_body_limit(max(len(body), 1 << 16))
     repaired: bytes | None = None
     try:
-        root = etree.fromstring(body, parser)
+        root = _parse(body, limits)
     except (etree.LxmlError, ValueError) as exc:
         repaired = _mark_raw_bytes(body)
         if repaired is None:
             raise CodecError(f"malformed XML: {exc}") from exc
         try:
-            root = etree.fromstring(repaired, parser)
+            root = _parse(repaired, limits)
         except (etree.LxmlError, ValueError):
             raise CodecError(f"malformed XML: {exc}") from exc
     docinfo = root.getroottree().docinfo
     if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
         raise CodecError("XML with a DOCTYPE/ENTITY declaration is refused")
-    node = _to_node(root, 1, None, "")
+    node = _to_node(root, 1, None, "", min(MAX_DEPTH, limits.max_depth))
     if repaired is not None:
         _restore_raw_bytes(node)
     return node
+
+
+_FEED = 1 << 16  # bytes parsed between two looks at the element count
+
+
+def _parse(body: bytes, limits: DecodeLimits) -> etree._Element:
+    """Parse incrementally, counting elements as libxml2 builds them, so that a body of millions
+    of empty elements stops at the cap instead of after building them all."""
+    parser = etree.XMLPullParser(
+        events=("start",),
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,  # libxml2's own caps: depth 256, text nodes 10 MB, no entity expansion
+        collect_ids=False,
+        strip_cdata=True,
+        remove_comments=True,
+        remove_pis=True,
+    )
+    budget = Budget(limits)
+    view = memoryview(body)
+    for at in range(0, len(body), _FEED):
+        parser.feed(bytes(view[at : at + _FEED]))
+        for _ in parser.read_events():
+            budget.element()
+    root: etree._Element = parser.close()
+    for _ in parser.read_events():
+        budget.element()
+    return root
 
 
 # Synthesis cuts large objects into chunks at byte offsets, inside UTF-8 sequences, and sends
@@ -117,17 +142,19 @@ def _restore_raw_bytes(node: Node) -> None:
         _restore_raw_bytes(child)
 
 
-def _to_node(element: etree._Element, depth: int, parent_ns: str | None, parent_tag: str) -> Node:
+def _to_node(
+    element: etree._Element, depth: int, parent_ns: str | None, parent_tag: str, max_depth: int = MAX_DEPTH
+) -> Node:
     """Convert one lxml element (recursively); ``parent_ns``/``parent_tag`` drive the ns heuristics."""
-    if depth > MAX_DEPTH:
-        raise CodecError(f"XML nesting deeper than {MAX_DEPTH} elements")
+    if depth > max_depth:
+        raise CodecError(f"XML nesting deeper than {max_depth} elements")
     qname = etree.QName(element)
     tag = qname.localname
     node = Node(tag, ns=_namespace_hint(qname.namespace, tag, parent_ns, parent_tag))
     chunks: list[str] = [element.text or ""]
     for child in element:
         if isinstance(child.tag, str):
-            node.children.append(_to_node(child, depth + 1, node.ns, tag))
+            node.children.append(_to_node(child, depth + 1, node.ns, tag, max_depth))
         # Comments and PIs vanish, but the text after them belongs to this element.
         chunks.append(child.tail or "")
     text = "".join(chunks)

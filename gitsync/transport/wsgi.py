@@ -104,16 +104,25 @@ def _dispatch(environ: dict[str, Any], handler: Handler, max_body: int) -> Respo
         return Response(body=b"gitsync-notes SyncML server: POST SyncML messages here.\n")
     if method != "POST":
         return Response(status=405, body=b"only POST is supported\n", headers=(("Allow", "POST, GET"),))
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return Response(status=400, body=b"bad Content-Length\n")
-    if length < 0:
-        return Response(status=400, body=b"bad Content-Length\n")
-    if length > max_body:
-        return Response(status=413, body=b"message too large\n")
     stream = environ["wsgi.input"]
-    body = stream.read(length) if length else stream.read(max_body + 1)
+    declared = str(environ.get("CONTENT_LENGTH") or "").strip()
+    if declared:
+        if not declared.isdigit():
+            return Response(status=400, body=b"bad Content-Length\n")
+        length = int(declared)
+        if length > max_body:
+            return Response(status=413, body=b"message too large\n")
+        if length == 0:
+            return Response(status=400, body=b"empty body\n")  # answered at once: nothing to wait for
+        body = stream.read(length)
+        if len(body) < length:
+            return Response(status=400, body=b"truncated body\n")
+    elif environ.get("wsgi.input_terminated"):  # chunked, de-chunked by the server (gunicorn)
+        body = stream.read(max_body + 1)
+        if not body:
+            return Response(status=400, body=b"empty body\n")
+    else:  # reading to the end would wait for a client that may never close
+        return Response(status=411, body=b"Content-Length required\n")
     if len(body) > max_body:
         return Response(status=413, body=b"message too large\n")
     cookies: dict[str, str] = {}

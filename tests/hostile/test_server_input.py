@@ -231,9 +231,9 @@ def test_oversize_body_is_413_before_reading(env: Env, length: str) -> None:
     env.good_sync()
 
 
-def test_oversize_body_without_length_is_413(env: Env) -> None:
+def test_body_without_length_is_411_without_reading(env: Env) -> None:
     reply = post(env.app, PKG1 + b" " * MAX_BODY, content_length="")
-    assert reply.status == 413
+    assert reply.status == 411  # reading to the end would wait for a client that may never close
     env.good_sync()
 
 
