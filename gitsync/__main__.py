@@ -9,15 +9,12 @@ doubt, goes to the full command line in ``gitsync.cli``.
 from __future__ import annotations
 
 import os
-import signal
 import sys
 from collections.abc import Sequence
-from types import FrameType
 
-__all__ = ["catch_signals", "main", "silence_broken_pipe"]
+from gitsync.process import STOP_SIGNALS, catch_signals, silence_broken_pipe
 
-#: The signals that stop a command the way Ctrl-C does (exit status 128 + n).
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+__all__ = ["STOP_SIGNALS", "catch_signals", "main", "silence_broken_pipe"]
 
 _VALUE_OPTIONS = {"--peer": 0, "-r": 1, "--remote": 1}
 
@@ -61,34 +58,6 @@ def _answer_from_receipt(argv: Sequence[str]) -> str | None:
     root = os.path.realpath(directory)
     key = quickscan.repo_key(root, options)
     return None if key is None else quickscan.load(root, key)
-
-
-def catch_signals() -> None:
-    """SIGINT, SIGTERM and SIGHUP raise :class:`gitsync.errors.Interrupted` in the main thread, so
-    a sync unwinds as on Ctrl-C (its "local changes" commit is taken back) and the CLI exits
-    128 + n.  Once one arrived, the others are ignored: the process is already on its way out,
-    and a second Ctrl-C must not cut that unwinding short (kill -9 still works, and is safe)."""
-    from gitsync.errors import Interrupted
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        for sig in STOP_SIGNALS:
-            signal.signal(sig, signal.SIG_IGN)
-        raise Interrupted(signum)
-
-    for sig in STOP_SIGNALS:
-        if signal.getsignal(sig) is not signal.SIG_IGN:  # nohup'ed: stay immune
-            signal.signal(sig, stop)
-
-
-def silence_broken_pipe() -> None:
-    """The reader of our output went away (``status | head -1``): say nothing, exit as a process
-    killed by SIGPIPE would be seen by the shell (141), and let no later flush complain."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass
-    os._exit(128 + signal.SIGPIPE)
 
 
 def main() -> None:

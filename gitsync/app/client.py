@@ -18,7 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gitsync.app.common import (
-    DEFAULT_MAX_MSG_SIZE,
     SyncReport,
     Transport,
     TreeEdits,
@@ -32,6 +31,7 @@ from gitsync.app.common import (
 )
 from gitsync.app.faults import crash_point
 from gitsync.app.hook import run_again_generation
+from gitsync.app.options import ClientOptions
 from gitsync.app.outgoing import LazyOutChange
 from gitsync.app.paths import IdMap, PathMap
 from gitsync.app.pysyncml_import import restrict_devinf
@@ -67,29 +67,6 @@ logger = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]
 MAX_PASSES = 3
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ClientOptions:
-    """One client sync, as the CLI (or a test) asks for it."""
-
-    url: str
-    device_id: str
-    name: str
-    mode: SyncMode = SyncMode.TWO_WAY
-    remote_uri: str | None = None
-    local_uri: str = "notes"
-    username: str | None = None
-    password: str | None = None
-    auth_type: str = "basic"
-    filename_sync: bool = True
-    encoding: str = XML_TYPE
-    ver_dtd: str = "1.2"
-    max_msg_size: int = DEFAULT_MAX_MSG_SIZE
-    delete_guard: float | None = 0.5  # stop when a sync would delete more than this share
-    force_delete: bool = False
-    honour_run_again: bool = True  # sync again when a commit came in meanwhile (see app/hook.py)
-    display_name: str | None = None  # --name: our DevInf DisplayName and SyncHdr LocName
 
 
 @dataclass(slots=True)

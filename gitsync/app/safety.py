@@ -25,7 +25,7 @@ from gitsync.protocol.profiles import profile_for
 from gitsync.sync.state import devinf_from_json, parse_kv
 
 if TYPE_CHECKING:
-    from gitsync.app.client import ClientOptions
+    from gitsync.app.options import ClientOptions
     from gitsync.store.git import GitStore, SyncStateSnapshot, TreeChange
 
 __all__ = ["DryRun", "ModeChoice", "choose_mode", "delete_guard", "dry_run", "history_rewritten"]

@@ -1,7 +1,7 @@
 """``python -m gitsync.cli`` runs the same command line as ``gitsync-notes``."""
 
-from gitsync.__main__ import catch_signals
 from gitsync.cli import main
+from gitsync.process import catch_signals
 
 catch_signals()
 main(prog_name="gitsync-notes")

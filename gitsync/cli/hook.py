@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from gitsync.cli import EXIT_OK, main, open_store, run
+from gitsync.cli.base import EXIT_OK, main, open_store, run
 
 if TYPE_CHECKING:
     from gitsync.store.git import GitStore
@@ -88,26 +88,10 @@ def _say(text: str) -> None:
     click.echo(f"{time.strftime('%Y-%m-%d %H:%M:%S')} hook: {text}", err=True)
 
 
-def client_peers(store: GitStore) -> list[tuple[str, str]]:
-    """(peer, URL) of every server this folder syncs with as a client; the default peer first."""
-    from gitsync.cli.sync import _resolve_peer
-
-    out: list[tuple[str, str]] = []
-    _remote, default_peer = _resolve_peer(store, None, None)
-    candidates = [default_peer, *store.peers()]
-    for name in candidates:
-        if not name or any(name == p for p, _ in out):
-            continue
-        remote, _ = _resolve_peer(store, None, name)
-        if remote:
-            out.append((name, remote))
-    return out
-
-
 def _run(directory: str) -> int:
     from gitsync.app.hook import RunOutcome, Wait, record_result, run_coalesced, trim_log, wait_until_safe
-    from gitsync.cli.sync import sync as sync_command
-    from gitsync.cli.sync import sync_store
+    from gitsync.app.options import SyncRequest, client_peers
+    from gitsync.app.sync_peer import sync_peer
     from gitsync.errors import GitsyncError
 
     os.environ["GITSYNC_ACTIVE"] = "1"  # anything we start must not fire the hook again
@@ -117,21 +101,13 @@ def _run(directory: str) -> int:
     if not peers:
         _say(f"{store.root}: no server configured (run `gitsync-notes sync DIR --remote URL` once)")
         return EXIT_OK
+    password = os.environ.get("GITSYNC_PASSWORD")  # as `sync` takes it (the hook asks nobody)
 
     def one_round() -> None:
         _say(f"commit {(store.head() or '-')[:12]}: syncing with {', '.join(p for p, _ in peers)}")
         for peer, remote in peers:
-            ctx = sync_command.make_context(
-                "sync", [str(store.root), "--peer", peer, "--remote", remote, "--quiet"]
-            )
-            kw = {k: v for k, v in ctx.params.items() if k != "directory"}
             try:
-                sync_store(store, origin="hook", **kw)
-            except SystemExit as exc:  # a usage problem reported by `fail` (already printed)
-                if exc.code:
-                    record_result(store, peer, ok=False, summary=f"exit status {exc.code}", origin="hook")
-                    _say(f"{peer}: failed (exit status {exc.code})")
-                continue
+                sync_peer(store, SyncRequest(peer=peer, remote=remote, password=password), origin="hook")
             except GitsyncError as exc:
                 record_result(store, peer, ok=False, summary=str(exc), origin="hook")
                 _say(f"{peer}: failed: {exc}")

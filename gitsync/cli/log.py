@@ -12,14 +12,13 @@ import calendar
 import re
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
-from gitsync.cli import EXIT_OK, fail, main, open_store, run
+from gitsync.cli.base import EXIT_OK, fail, main, open_store, run
 
 if TYPE_CHECKING:
-    from gitsync.app.safety import DryRun
     from gitsync.store.git import GitStore
 
 _SUBJECT = re.compile(r"sync with (?P<peer>.+?): \+(\d+) ~(\d+) -(\d+) in, \+(\d+) ~(\d+) -(\d+) out")
@@ -136,7 +135,7 @@ def status_cmd(directory: str) -> None:
 
 def _status(directory: str) -> int:
     from gitsync.app.hook import hook_state, load_results, log_path, run_again_generation, sync_running
-    from gitsync.cli.hook import client_peers
+    from gitsync.app.options import client_peers
 
     store = open_store(directory, create=False)
     branch = (store.branch() or "(detached HEAD)").removeprefix("refs/heads/")
@@ -171,28 +170,3 @@ def _status(directory: str) -> int:
     if log.exists():
         click.echo(f"Hook log: {log}")
     return EXIT_OK
-
-
-# ---------------------------------------------------------------------- --dry-run
-_MARK = {"add": "add", "modify": "modify", "delete": "delete"}
-
-
-def render_dry_run(dr: DryRun) -> str:
-    """What ``sync --dry-run`` prints."""
-    mode = dr.mode.name.lower().replace("_", "-")
-    lines = [f"Dry run: nothing was written and {dr.url} was not contacted."]
-    lines.append(f"A sync with {dr.peer} would be {mode}" + (f" ({dr.reason})." if dr.reason else "."))
-    if dr.uncommitted:
-        lines.append(f"It would first commit {len(dr.uncommitted)} uncommitted edit(s).")
-    lines.append(f"It would send {len(dr.outgoing)} change{'s' if len(dr.outgoing) != 1 else ''}:")
-    lines.extend(_change_line(tc) for tc in dr.outgoing)
-    lines.extend(dr.notes)
-    if dr.guard:
-        lines.append(f"It would STOP: {dr.guard}")
-    return "\n".join(lines)
-
-
-def _change_line(tc: Any) -> str:
-    if tc.old_path and tc.new_path and tc.old_path != tc.new_path:
-        return f"  rename  {tc.old_path} -> {tc.new_path}"
-    return f"  {_MARK[tc.kind.value]:<7} {tc.new_path or tc.old_path}"

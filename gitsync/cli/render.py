@@ -1,4 +1,4 @@
-"""Text rendering for the CLI: the sync-notes summary table."""
+"""Text rendering for the CLI: the sync-notes summary table, the dry-run answer."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from gitsync.app.common import SyncReport
+    from gitsync.app.safety import DryRun
+    from gitsync.store.git import TreeChange
 
-__all__ = ["render_table"]
+__all__ = ["render_dry_run", "render_table"]
 
 
 def render_table(report: SyncReport) -> str:
@@ -53,3 +55,28 @@ def render_table(report: SyncReport) -> str:
             "+" + "-" * width + "+",
         ]
     )
+
+
+# ---------------------------------------------------------------------- --dry-run
+_MARK = {"add": "add", "modify": "modify", "delete": "delete"}
+
+
+def render_dry_run(dr: DryRun) -> str:
+    """What ``sync --dry-run`` prints."""
+    mode = dr.mode.name.lower().replace("_", "-")
+    lines = [f"Dry run: nothing was written and {dr.url} was not contacted."]
+    lines.append(f"A sync with {dr.peer} would be {mode}" + (f" ({dr.reason})." if dr.reason else "."))
+    if dr.uncommitted:
+        lines.append(f"It would first commit {len(dr.uncommitted)} uncommitted edit(s).")
+    lines.append(f"It would send {len(dr.outgoing)} change{'s' if len(dr.outgoing) != 1 else ''}:")
+    lines.extend(_change_line(tc) for tc in dr.outgoing)
+    lines.extend(dr.notes)
+    if dr.guard:
+        lines.append(f"It would STOP: {dr.guard}")
+    return "\n".join(lines)
+
+
+def _change_line(tc: TreeChange) -> str:
+    if tc.old_path and tc.new_path and tc.old_path != tc.new_path:
+        return f"  rename  {tc.old_path} -> {tc.new_path}"
+    return f"  {_MARK[tc.kind.value]:<7} {tc.new_path or tc.old_path}"

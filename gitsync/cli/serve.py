@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from gitsync.cli import (
+from gitsync.cli.base import (
     EXIT_OK,
     POLICIES,
     main,

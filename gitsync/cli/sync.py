@@ -6,17 +6,14 @@ import logging
 import re
 import sys
 import time
-import uuid
 from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
-from gitsync.cli import (
+from gitsync.cli.base import (
     EXIT_CONFLICT,
     EXIT_OK,
-    EXIT_USAGE,
     POLICIES,
-    fail,
     main,
     open_store,
     run,
@@ -126,109 +123,53 @@ def _sync(directory: str, **kw: Any) -> int:
     return sync_store(open_store(directory), **kw)
 
 
-def sync_store(store: GitStore, *, origin: str = "cli", **kw: Any) -> int:
-    """One sync of an opened store (also run by the post-commit hook for each peer)."""
-    from gitsync.app import pysyncml_import
+def _ask_password(username: str) -> str | None:
+    """Ask on the terminal; None when stdin is no terminal (then -p or $GITSYNC_PASSWORD is needed)."""
+    if not sys.stdin.isatty():
+        return None
+    answer: str = click.prompt(f"Password for {username}", hide_input=True, default="", show_default=False)
+    return answer
 
-    cfg = store.config_get
-    taken = pysyncml_import.find(store.root)
-    remote, peer = _resolve_peer(store, kw["remote"], kw["peer"])
-    if not remote and taken is not None and taken.url and not kw["peer"]:
-        remote = taken.url  # a sync-notes folder taken over: its server
-    if not remote:
-        fail("no server given: use --remote URL (it is remembered for later syncs)", EXIT_USAGE)
-    if not remote.startswith(("http://", "https://")):
-        fail(f"--remote must be an http:// or https:// URL, not {remote!r}", EXIT_USAGE)
-    device_id = (
-        kw["device_id"]
-        or cfg("gitsync.deviceid")
-        or (taken.device_id if taken is not None else None)
-        or f"gitsync-notes:{uuid.uuid4().hex[:16]}"
-    )
-    username = kw["username"] or cfg("gitsync.username")
-    password = kw["password"]
-    if username and password is None and not kw.get("dry_run"):
-        if not sys.stdin.isatty():
-            fail(f"a password is needed for user {username!r} (use --password or GITSYNC_PASSWORD)")
-        password = click.prompt(f"Password for {username}", hide_input=True, default="", show_default=False)
-    peer = peer or _peer_name(remote)
-    from gitsync.app.client import ClientOptions, sync_client
-    from gitsync.app.common import DEFAULT_MAX_MSG_SIZE
-    from gitsync.codec import WBXML_TYPE, XML_TYPE
-    from gitsync.transport.http import HttpTransport
 
-    opts = ClientOptions(
-        url=remote,
-        device_id=device_id,
-        name=peer,
-        display_name=kw["name"] or cfg("gitsync.name"),
-        mode=MODE_NAMES[kw["mode"]],
-        remote_uri=kw["remote_uri"] or cfg("gitsync.remoteuri"),
-        username=username,
-        password=password,
-        auth_type=kw["auth"] or cfg("gitsync.auth") or "basic",
-        filename_sync=not (kw["no_filename_sync"] or cfg("gitsync.nofilenamesync") == "true"),
-        encoding=WBXML_TYPE if kw["encoding"] == "wbxml" else XML_TYPE,
-        ver_dtd=kw["syncml_version"],
-        max_msg_size=kw["max_msg_size"] or DEFAULT_MAX_MSG_SIZE,
-        force_delete=kw["force_delete"],
-        honour_run_again=origin != "hook",  # the hook's runner loops over every peer itself
-    )
-    if kw.get("dry_run"):
-        from gitsync.app.safety import dry_run
-        from gitsync.cli.log import render_dry_run
+def sync_store(store: GitStore, **kw: Any) -> int:
+    """One sync of an opened store with the options of the command line; print what it did."""
+    from gitsync.app.options import SyncRequest
+    from gitsync.app.sync_peer import sync_peer
+    from gitsync.cli.render import render_dry_run
 
-        click.echo(render_dry_run(dry_run(store, opts)))
-        if taken is not None and store.state_load(peer) is None and device_id == taken.device_id:
+    quiet = kw.pop("quiet", False)
+    kw.pop("verbose", None)
+    kw.pop("describe", None)
+    kw.pop("local", None)
+    req = SyncRequest(**kw)
+    shown: list[Progress] = []
+
+    def progress_for(peer: str) -> Progress | None:
+        if quiet or not sys.stderr.isatty():
+            return None
+        shown.append(Progress(sys.stderr, peer))
+        return shown[-1]
+
+    try:
+        outcome = sync_peer(
+            store,
+            req,
+            ask_password=_ask_password,
+            progress_for=progress_for,
+            say=lambda text: click.echo(text, err=True),
+        )
+    finally:
+        for progress in shown:
+            progress.close()
+    if outcome.dry_run is not None:
+        click.echo(render_dry_run(outcome.dry_run))
+        if outcome.would_take_over:
             click.echo("The sync-notes state in .sync would be taken over first: the sync would then be")
             click.echo("two-way and send only what changed since sync-notes last synced.")
         return EXIT_OK
-    if taken is not None and store.state_load(peer) is None and device_id == taken.device_id:
-        click.echo(pysyncml_import.take_over(store, taken, peer, remote), err=True)
-    from gitsync.app.hook import record_result
-    from gitsync.errors import Interrupted
-
-    progress = Progress(sys.stderr, peer) if (not kw["quiet"] and sys.stderr.isatty()) else None
-    transport = HttpTransport(timeout=kw["timeout"])
-    try:
-        with store.lock(wait=5.0):
-            try:
-                report = sync_client(store, opts, transport, progress=progress)
-            except (Exception, KeyboardInterrupt) as exc:  # a signal too: status must not say "ok"
-                summary = exc.what if isinstance(exc, Interrupted) else str(exc) or type(exc).__name__
-                record_result(store, peer, ok=False, summary=summary, origin=origin)
-                _explain_slow_sync_failure(opts.mode, exc)
-                raise
-            record_result(store, peer, ok=True, summary=report.subject(peer), origin=origin)
-    finally:
-        transport.close()
-        if progress is not None:
-            progress.close()
-    # remember what worked, so `gitsync-notes sync DIR` repeats it (never the password)
-    remember = {
-        "gitsync.remote": remote,
-        f"gitsync.{peer}.remote": remote,  # each peer's own server (several peers per repository)
-        "gitsync.deviceid": device_id,
-        "gitsync.username": kw["username"],
-        "gitsync.remoteuri": kw["remote_uri"],
-        "gitsync.peer": peer,
-        "gitsync.auth": kw["auth"],
-        "gitsync.name": kw["name"],
-        "gitsync.policy": kw["policy"],
-        "gitsync.nofilenamesync": "true" if kw["no_filename_sync"] else None,
-    }
-    if origin == "hook":  # background syncs of every peer must not change which one is the default
-        remember = {f"gitsync.{peer}.remote": remote}
-    from gitsync.errors import ConfigError
-
-    for key, value in remember.items():
-        if value is not None and value != cfg(key):
-            try:
-                store.config_set(key, value)
-            except ConfigError as exc:  # the sync itself is done: say so, do not fail it
-                logger.warning("the sync is complete, but its settings were not remembered: %s", exc)
-                break
-    if not kw["quiet"]:
+    report = outcome.report
+    assert report is not None
+    if not quiet:
         click.echo(render_table(report))
     if report.unresolved:
         click.echo(
@@ -238,59 +179,6 @@ def sync_store(store: GitStore, *, origin: str = "cli", **kw: Any) -> int:
         )
         return EXIT_CONFLICT
     return EXIT_OK
-
-
-def _explain_slow_sync_failure(mode: object, exc: BaseException) -> None:
-    """A server that fails a slow sync (HTTP 200, status 500): say why and what to do instead."""
-    from gitsync.errors import RemoteProtocolError
-    from gitsync.model import SyncMode
-
-    if mode is SyncMode.SLOW and isinstance(exc, RemoteProtocolError) and exc.status_hint == 500:
-        raise RemoteProtocolError(
-            f"{exc} during the slow sync (pysyncml servers fail one when a note name is on both "
-            "sides): use --mode sync, pull-over or push-over instead",
-            status_hint=500,
-        ) from exc
-
-
-def _peer_name(url: str) -> str:
-    from gitsync.app.common import peer_ref_name
-
-    return peer_ref_name(url)
-
-
-def peer_remote(store: GitStore, peer: str) -> str | None:
-    """The server a peer was last synced with: its own config key, else its saved state."""
-    from gitsync.sync.state import parse_kv
-
-    remote = store.config_get(f"gitsync.{peer}.remote")
-    if remote:
-        return remote
-    snap = store.state_load(peer)
-    return (parse_kv(snap.files.get("state")).get("url") or None) if snap else None
-
-
-def _resolve_peer(store: GitStore, remote: str | None, peer: str | None) -> tuple[str | None, str | None]:
-    """(URL, peer name) from --remote/--peer and what was remembered, for several peers per folder.
-
-    No option: the default peer (the last one synced).  --peer alone: that peer's own server.
-    --remote alone: the peer already synced with that URL, else a name made from the URL.
-    """
-    cfg = store.config_get
-    default_peer, default_remote = cfg("gitsync.peer"), cfg("gitsync.remote")
-    if default_peer is None and default_remote:
-        default_peer = _peer_name(default_remote)
-    if remote is None and peer is None:
-        peer = default_peer
-        remote = (peer_remote(store, peer) if peer else None) or default_remote
-    elif peer is None:
-        assert remote is not None
-        peer = next((p for p in store.peers() if peer_remote(store, p) == remote), None)
-        if peer is None and default_peer and default_remote == remote:
-            peer = default_peer
-    elif remote is None:
-        remote = peer_remote(store, peer) or (default_remote if peer == default_peer else None)
-    return remote, peer or (_peer_name(remote) if remote else None)
 
 
 class Progress:
@@ -348,8 +236,10 @@ def _inspect(directory: str, **kw: Any) -> int:
             click.echo(f"{Path(directory).resolve()} has never been synced (it is no Git repository yet):")
             click.echo("every note in it would be sent on the first sync.")
         return EXIT_OK
+    from gitsync.app.options import peer_name
+
     remote = kw["remote"] or store.config_get("gitsync.remote")
-    peer = kw["peer"] or store.config_get("gitsync.peer") or (_peer_name(remote) if remote else None)
+    peer = kw["peer"] or store.config_get("gitsync.peer") or (peer_name(remote) if remote else None)
     if kw["describe"]:
         click.echo(_describe(store, remote, peer, kw))
         return EXIT_OK

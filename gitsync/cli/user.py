@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from gitsync.cli import EXIT_OK, main, run
+from gitsync.cli.base import EXIT_OK, main, run
 
 
 @main.group()

@@ -1,0 +1,110 @@
+"""What every command shares: the ``main`` group, exit codes, logging set-up, error reporting.
+
+The command modules attach themselves to ``main``; ``gitsync.cli`` imports them all.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+
+from gitsync import __version__
+
+if TYPE_CHECKING:
+    from gitsync.store.git import GitStore
+
+__all__ = [
+    "EXIT_CONFLICT",
+    "EXIT_ERROR",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "POLICIES",
+    "fail",
+    "main",
+    "open_store",
+    "run",
+    "setup_logging",
+    "verbosity",
+]
+
+logger = logging.getLogger("gitsync")
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_CONFLICT = 0, 1, 2, 3
+POLICIES = ("merge", "client-wins", "server-wins", "keep-both", "error")
+
+
+# ---------------------------------------------------------------------- plumbing
+def setup_logging(verbose: int, quiet: bool) -> None:
+    level = logging.WARNING
+    if quiet:
+        level = logging.ERROR
+    elif verbose == 1:
+        level = logging.INFO
+    elif verbose >= 2:
+        level = logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s: %(message)s", stream=sys.stderr, force=True)
+
+
+def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
+    click.echo(f"gitsync-notes: {message}", err=True)
+    sys.exit(code)
+
+
+def run(fn: Callable[[], int | None]) -> None:
+    """Run a command body, turning our errors into one line and an exit code."""
+    from gitsync.errors import GitsyncError, Interrupted
+
+    try:
+        code = fn()
+    except GitsyncError as exc:
+        fail(str(exc) or type(exc).__name__, getattr(exc, "exit_code", EXIT_ERROR))
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP: exit 128 + n, as shells expect
+        stopped = exc if isinstance(exc, Interrupted) else Interrupted(signal.SIGINT)
+        fail(f"{stopped.what}; an unfinished sync changed nothing", 128 + stopped.signum)
+    except BrokenPipeError:
+        from gitsync.process import silence_broken_pipe
+
+        silence_broken_pipe()
+    except OSError as exc:
+        fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), EXIT_ERROR)
+    sys.exit(code or EXIT_OK)
+
+
+def verbosity(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option("-v", "--verbose", count=True, help="More output (repeat for debug output).")(f)
+    return click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")(f)
+
+
+def open_store(directory: str, *, create: bool = True) -> GitStore:
+    from gitsync.store.git import GitStore
+
+    return GitStore.open(Path(directory), create=create)
+
+
+# ---------------------------------------------------------------------- group
+class _Main(click.Group):
+    """The command group; a usage error is one ``gitsync-notes: ...`` line and exit 2."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        kwargs["standalone_mode"] = False
+        try:
+            rv = super().main(*args, **kwargs)
+        except click.UsageError as exc:
+            fail(exc.format_message(), EXIT_USAGE)
+        except click.Abort:
+            fail("aborted", EXIT_ERROR)
+        except click.ClickException as exc:
+            fail(exc.format_message(), exc.exit_code)
+        sys.exit(rv if isinstance(rv, int) else EXIT_OK)
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="gitsync-notes")
+def main() -> None:
+    """Sync a folder of notes, kept in Git, with SyncML peers (client and server)."""
