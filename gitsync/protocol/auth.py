@@ -25,9 +25,6 @@ __all__ = ["Users", "basic_cred", "check_cred", "md5_cred", "md5_digest"]
 #: who may log in: name → stored entry (or a plain password)
 Users = Mapping[str, PasswordEntry | str]
 
-#: checked when the name is unknown, so that an unknown name costs the time a known one does
-_DUMMY = PasswordEntry("bcrypt", "$2b$10$6Nva82y4bUo3GHVAyt5sj.p4vHj.t7iDrMjzatOIRy0ejADXiMw0y")
-
 
 def basic_cred(user: str, password: str) -> Cred:
     """Basic credentials: base64 of ``user:password``."""
@@ -77,7 +74,10 @@ def check_cred(
         if not sep:
             return None
         if known is None:
-            _DUMMY.check(user, password)  # as long as a wrong password for a known name
+            # an unknown name costs what a wrong password does: no list of names by timing
+            some = next((e for e in users.values() if isinstance(e, PasswordEntry) and not e.plain), None)
+            if some is not None:
+                some.check(user, password)
             return None
         return user if _entry(known).check(user, password) else None
     if ctype == AUTH_MD5:
