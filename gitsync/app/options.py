@@ -83,6 +83,7 @@ class SyncRequest:
     force_delete: bool = False
     dry_run: bool = False
     timeout: float = 60.0
+    ca_file: str | None = None  # PEM file of a private CA for an https:// server
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +210,7 @@ def resolve_client(
         "gitsync.name": req.name,
         "gitsync.policy": req.policy,
         "gitsync.nofilenamesync": "true" if req.no_filename_sync else None,
+        f"gitsync.{peer}.cafile": req.ca_file,
     }
     if origin == "hook":  # background syncs of every peer must not change which one is the default
         remember = {f"gitsync.{peer}.remote": remote}

@@ -67,7 +67,8 @@ def sync_peer(
     from gitsync.app.hook import record_result
     from gitsync.transport.http import HttpTransport
 
-    transport = HttpTransport(timeout=req.timeout)
+    ca_file = req.ca_file or store.config_get(f"gitsync.{opts.name}.cafile")
+    transport = HttpTransport(timeout=req.timeout, ca_file=ca_file)
     try:
         with store.lock(wait=5.0):
             try:

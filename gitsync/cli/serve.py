@@ -43,6 +43,12 @@ logger = logging.getLogger("gitsync")
     "--auth", type=click.Choice(["basic", "md5"]), help="Challenge type when credentials are missing."
 )
 @click.option("-F", "--no-filename-sync", is_flag=True, help="Do not take file names from clients.")
+@click.option(
+    "--certificate",
+    type=click.Path(dir_okay=False),
+    help="Serve HTTPS with this PEM certificate (chain after it; TLS 1.2 or newer).",
+)
+@click.option("--key", type=click.Path(dir_okay=False), help="The certificate's PEM private key.")
 @verbosity
 def serve(directory: str, **kw: Any) -> None:
     """Serve the notes in DIRECTORY to SyncML clients over HTTP."""
@@ -58,18 +64,22 @@ def _serve(directory: str, **kw: Any) -> int:
     from gitsync.protocol.constants import AUTH_BASIC, AUTH_MD5
     from gitsync.sync.conflict import Policy
     from gitsync.transport.serve import make_http_server
+    from gitsync.transport.tls import server_context
 
     folder = Path(directory)
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"notes folder {folder} is not a folder")
     users = read_users(Path(kw["users_file"])) if kw["users_file"] else None
+    if kw["key"] and not kw["certificate"]:
+        raise ConfigError("--key needs --certificate")
+    tls = server_context(kw["certificate"], kw["key"]) if kw["certificate"] else None
     apps: list[Callable[..., Iterable[bytes]]] = []
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         return apps[0](environ, start_response)
 
     try:
-        httpd = make_http_server(app, kw["host"], kw["port"])
+        httpd = make_http_server(app, kw["host"], kw["port"], ssl_context=tls)
     except OSError as exc:
         raise ConfigError(f"cannot listen on {kw['host']}:{kw['port']}: {exc.strerror or exc}") from exc
     try:
@@ -94,7 +104,8 @@ def _serve(directory: str, **kw: Any) -> int:
         )
         server = SyncServer(store, options)
         apps.append(server.wsgi_app())
-        _serve_until_stopped(httpd, f"http://{kw['host']}:{httpd.server_port}/")
+        scheme = "https" if tls is not None else "http"
+        _serve_until_stopped(httpd, f"{scheme}://{kw['host']}:{httpd.server_port}/")
         server.close()  # a session answered a moment ago may still be writing its notes
     finally:
         httpd.server_close()

@@ -93,6 +93,11 @@ MODE_HELP = {
     "--dry-run", is_flag=True, help="Show what would be sent; write nothing and contact no one."
 )
 @click.option("--timeout", type=float, default=60.0, show_default=True, help="HTTP timeout in seconds.")
+@click.option(
+    "--ca-file",
+    type=click.Path(exists=True, dir_okay=False, resolve_path=True),
+    help="Trust the CA certificate(s) in this PEM file for an https:// server (remembered per server).",
+)
 @verbosity
 def sync(directory: str, **kw: Any) -> None:
     """Sync the notes in DIRECTORY with a SyncML server."""

@@ -2,11 +2,18 @@
 
 Knows nothing of SyncML beyond content types; turns every requests failure into a
 :class:`~gitsync.errors.TransportError` with a message a user can act on.
+
+TLS: certificates are always verified (against the system's CAs, ``REQUESTS_CA_BUNDLE``, or the
+``ca_file`` of a private CA); a verification failure is one line naming the reason. Nothing is
+downgraded: redirects are not followed, and once a sync talked HTTPS, a RespURI that points to
+plain HTTP is refused rather than sent our credentials and notes in clear.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import re
 from typing import Any
 
 import requests
@@ -25,8 +32,14 @@ _SYNCML_TYPES = ("application/vnd.syncml+xml", "application/vnd.syncml+wbxml")
 class HttpTransport:
     """One requests.Session per sync: keep-alive and cookies across the session's messages."""
 
-    def __init__(self, *, timeout: float = 60.0, max_reply: int = 64 * 1024 * 1024) -> None:
+    def __init__(
+        self, *, timeout: float = 60.0, max_reply: int = 64 * 1024 * 1024, ca_file: str | None = None
+    ) -> None:
         self._http = requests.Session()
+        if ca_file is not None and not os.access(ca_file, os.R_OK):
+            raise TransportError(f"cannot read the CA file {ca_file}")
+        self._ca_file = ca_file
+        self._https = False  # set by the first HTTPS exchange: no plain HTTP after it
         self._http.headers["User-Agent"] = "gitsync-notes"
         self._http.trust_env = False  # read under ENV_LOCK in _environment() instead
         self._timeout = timeout
@@ -37,8 +50,14 @@ class HttpTransport:
 
     def exchange(self, url: str, body: bytes, content_type: str) -> tuple[bytes, str]:
         """POST ``body`` to ``url``; return the reply body and its media type."""
+        https = url.lower().startswith("https://")
+        if self._https and not https:
+            raise TransportError(f"the server sent us from HTTPS to {_origin(url)}: refused (no plain HTTP)")
+        self._https = self._https or https
         try:
             env = self._environment(url)
+            if self._ca_file is not None:
+                env["verify"] = self._ca_file
             resp = self._http.post(
                 url,
                 data=body,
@@ -48,8 +67,11 @@ class HttpTransport:
                 proxies=env["proxies"],
                 verify=env["verify"],
                 cert=env["cert"],
+                allow_redirects=False,
             )
             data = resp.raw.read(self._max_reply + 1, decode_content=True)
+        except requests.exceptions.SSLError as exc:
+            raise TransportError(f"TLS with {_origin(url)} failed: {_tls_reason(exc)}") from exc
         except requests.exceptions.ConnectionError as exc:
             raise TransportError(f"cannot reach {url}: {_reason(exc)}") from exc
         except requests.exceptions.Timeout as exc:
@@ -69,6 +91,9 @@ class HttpTransport:
         media = ctype.split(";")[0].strip().lower()
         if resp.status_code in (401, 407):
             raise TransportError(f"{url} refused access (HTTP {resp.status_code}): check user name/password")
+        if resp.is_redirect:
+            where = resp.headers.get("Location", "")
+            raise TransportError(f"{url} redirects to {where[:200]}: not followed (correct --remote)")
         if resp.status_code != 200:
             raise TransportError(f"{url} answered HTTP {resp.status_code} {resp.reason or ''}".rstrip())
         if media not in _SYNCML_TYPES:
@@ -89,6 +114,31 @@ class HttpTransport:
     def close(self) -> None:
         """Release the connection pool."""
         self._http.close()
+
+
+def _origin(url: str) -> str:
+    """scheme://host:port of ``url`` (never a path, query or user info)."""
+    m = re.match(r"([a-zA-Z][a-zA-Z0-9+.-]*://)(?:[^@/?#]*@)?([^/?#]*)", url)
+    return (m.group(1) + m.group(2)) if m else url[:100]
+
+
+def _tls_reason(exc: Exception) -> str:
+    """The reason of a TLS failure in words, with what to do about it."""
+    text = str(exc)
+    if m := re.search(r"(?:Hostname|IP address) mismatch, certificate is not valid for ('[^']*')", text):
+        return f"certificate not valid for this host name (it is not valid for {m.group(1)})"
+    if m := re.search(r"certificate verify failed: ([^(]+?)\s*\(", text):
+        why = m.group(1).strip()
+        if "self-signed" in why or "local issuer" in why:
+            return f"certificate not trusted ({why}); for a private CA use --ca-file"
+        return f"certificate not valid ({why})"
+    if "WRONG_VERSION_NUMBER" in text or "wrong version number" in text:
+        return "the server does not speak TLS on this port (an http:// server?)"
+    if m := re.search(r"\[SSL: ([A-Z_]+)\]", text):
+        return m.group(1).lower().replace("_", " ")
+    if m := re.search(r"Could not find a suitable TLS CA certificate bundle, invalid path: (\S+)", text):
+        return f"cannot read the CA file {m.group(1)}"
+    return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
 def _reason(exc: Exception) -> str:
