@@ -126,6 +126,10 @@ class SyncServer:
             logger.info("rejected a request: %s", exc)
             status = exc.status_hint if exc.status_hint in (400, 413, 415) else 400
             return Response(status=status, body=f"{exc}\n".encode())
+        return self.handle_message(request, msg, encoding)
+
+    def handle_message(self, request: Request, msg: Message, encoding: str) -> Response:
+        """Answer a request whose body was decoded already (``msg`` in ``encoding``)."""
         externals = {"server": self, "store": self.store, "options": self.options,
                      "users": self.options.users}
         with self._lock, self._table.transaction(externals):

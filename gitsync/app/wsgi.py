@@ -30,12 +30,25 @@ __all__ = ["application", "make_app", "read_users"]
 WsgiApp = Callable[..., Iterable[bytes]]
 
 
-def make_app(directory: str | os.PathLike[str] | None = None, *, users_file: str | None = None) -> WsgiApp:
-    """A WSGI app serving the notes folder ``directory``, safe to run in several processes."""
+def make_app(
+    directory: str | os.PathLike[str] | None = None,
+    *,
+    users_file: str | None = None,
+    per_user: bool | None = None,
+) -> WsgiApp:
+    """A WSGI app serving the notes folder ``directory``, safe to run in several processes.
+
+    With ``per_user`` (or ``GITSYNC_PER_USER=1``) ``directory`` is a root holding one repository
+    per user of the users file, as ``serve ROOT --per-user`` (see :mod:`gitsync.app.multiuser`).
+    """
     folder = directory if directory is not None else os.environ.get("GITSYNC_NOTES_DIR")
     if not folder:
         raise ConfigError("no notes folder: pass make_app(DIR) or set GITSYNC_NOTES_DIR")
     users_path = users_file or os.environ.get("GITSYNC_USERS_FILE")
+    if per_user is None:
+        per_user = os.environ.get("GITSYNC_PER_USER", "") in ("1", "true", "yes")
+    if per_user and not users_path:
+        raise ConfigError("one repository per user needs a users file (users_file= or GITSYNC_USERS_FILE)")
     state: dict[str, Any] = {}
     lock = threading.Lock()
 
@@ -46,6 +59,15 @@ def make_app(directory: str | os.PathLike[str] | None = None, *, users_file: str
         from gitsync.store.git import GitStore
         from gitsync.sync.conflict import Policy
 
+        if per_user:
+            from gitsync.app.multiuser import PerUserServer
+
+            assert users_path is not None
+            root = Path(folder)
+            root.mkdir(parents=True, exist_ok=True, mode=0o700)
+            users = read_users(Path(users_path), per_user=True)
+            auth = AUTH_MD5 if os.environ.get("GITSYNC_AUTH") == "md5" else AUTH_BASIC
+            return PerUserServer(root, users, ServerOptions(auth_type=auth), shared_sessions=True).wsgi_app()
         store = GitStore.open(Path(folder))
         path = users_path or store.config_get("gitsync.usersfile")
         options = ServerOptions(

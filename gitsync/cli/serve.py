@@ -49,6 +49,11 @@ logger = logging.getLogger("gitsync")
     help="Serve HTTPS with this PEM certificate (chain after it; TLS 1.2 or newer).",
 )
 @click.option("--key", type=click.Path(dir_okay=False), help="The certificate's PEM private key.")
+@click.option(
+    "--per-user",
+    is_flag=True,
+    help="DIRECTORY is a root: each user of --users gets the repository DIRECTORY/<user>.",
+)
 @verbosity
 def serve(directory: str, **kw: Any) -> None:
     """Serve the notes in DIRECTORY to SyncML clients over HTTP."""
@@ -69,7 +74,9 @@ def _serve(directory: str, **kw: Any) -> int:
     folder = Path(directory)
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"notes folder {folder} is not a folder")
-    users = read_users(Path(kw["users_file"])) if kw["users_file"] else None
+    if kw["per_user"] and not kw["users_file"]:
+        raise ConfigError("--per-user needs --users FILE")
+    users = read_users(Path(kw["users_file"]), per_user=kw["per_user"]) if kw["users_file"] else None
     if kw["key"] and not kw["certificate"]:
         raise ConfigError("--key needs --certificate")
     tls = server_context(kw["certificate"], kw["key"]) if kw["certificate"] else None
@@ -84,8 +91,10 @@ def _serve(directory: str, **kw: Any) -> int:
         raise ConfigError(f"cannot listen on {kw['host']}:{kw['port']}: {exc.strerror or exc}") from exc
     try:
         if not folder.exists():  # a server's notes folder may start empty: create it
-            folder.mkdir(parents=True)
+            folder.mkdir(parents=True, mode=0o700 if kw["per_user"] else 0o777)
             logger.info("created %s", folder)
+        if kw["per_user"]:
+            return _serve_per_user(folder, users, httpd, apps, tls is not None, **kw)
         store = open_store(directory)
         if users is None and (named := store.config_get("gitsync.usersfile")):
             users = read_users(Path(named))  # users from the repository's git config
@@ -109,6 +118,32 @@ def _serve(directory: str, **kw: Any) -> int:
         server.close()  # a session answered a moment ago may still be writing its notes
     finally:
         httpd.server_close()
+    return EXIT_OK
+
+
+def _serve_per_user(
+    folder: Path, users: Any, httpd: Any, apps: list[Callable[..., Iterable[bytes]]], https: bool, **kw: Any
+) -> int:
+    """``serve ROOT --per-user``: the repository ROOT/<user> for each user (app/multiuser.py)."""
+    from gitsync.app.multiuser import PerUserServer
+    from gitsync.app.server import ServerOptions
+    from gitsync.protocol.constants import AUTH_BASIC, AUTH_MD5
+    from gitsync.sync.conflict import Policy
+
+    def on_report(report: SyncReport) -> None:
+        if not kw["quiet"]:
+            click.echo(f"session with {report.peer}:\n{render_table(report)}", err=True)
+
+    options = ServerOptions(
+        auth_type=AUTH_MD5 if kw["auth"] == "md5" else AUTH_BASIC,
+        policy=Policy(kw["policy"] or "merge"),
+        filename_sync=not kw["no_filename_sync"],
+        on_report=on_report,
+    )
+    server = PerUserServer(folder, users, options)
+    apps.append(server.wsgi_app())
+    _serve_until_stopped(httpd, f"{'https' if https else 'http'}://{kw['host']}:{httpd.server_port}/")
+    server.close()
     return EXIT_OK
 
 

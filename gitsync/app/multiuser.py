@@ -1,0 +1,157 @@
+"""A repository per user: ``serve ROOT --users FILE --per-user``.
+
+Each user of the users file gets the notes repository ``ROOT/<user>`` (created, as ``serve``
+creates a folder, the first time a request names that user), served by a :class:`SyncServer` of
+its own whose users table holds *that user only*, with its own sessions, device states, nonces and
+lock. A request reaches a user's server by
+
+1. the path: the RespURI we hand out is ``<base>/~<user>/<path>?sessionid=...``, so every later
+   message of a session names its user; or
+2. the credentials of a first message: the user name of basic credentials, or the LocName of
+   MD5 ones (SyncML MD5 carries no name: per-user mode needs the client to send its LocName,
+   as SyncEvolution, Funambol and our client do).
+
+Routing is not authentication: the user's server still checks every credential, against that one
+user. So a name in the path or the credentials of someone else leads only to that user's server,
+which refuses the stranger; session keys, device ids and SessionIDs are looked up in one user's
+tables only, and an id of another user's device or session finds nothing there. A request that
+names no known user is answered with a challenge by a server that knows no one (no repository
+is created for it).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import logging
+import re
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from gitsync.app.common import our_devinf
+from gitsync.app.server import ServerOptions, SyncServer
+from gitsync.app.sessions import DirTable
+from gitsync.codec import decode, encode
+from gitsync.errors import CodecError, GitsyncError, ProtocolError
+from gitsync.protocol.auth import Users
+from gitsync.protocol.constants import AUTH_BASIC, AUTH_MD5
+from gitsync.protocol.messages import Message, SyncHdr
+from gitsync.protocol.passwords import PasswordEntry
+from gitsync.protocol.server import ServerConfig, ServerSession
+from gitsync.store.git import GitStore
+from gitsync.transport.wsgi import Request, Response, make_wsgi_app
+
+__all__ = ["PerUserServer", "claimed_user", "path_user"]
+
+logger = logging.getLogger(__name__)
+
+_PATH_USER = re.compile(r"/~([^/;?]+)(?=/|;|$)")
+
+
+def path_user(path: str) -> str | None:
+    """The user a request path names (``/~alice/...``), or ``None``."""
+    m = _PATH_USER.match(path)
+    return m.group(1) if m else None
+
+
+def claimed_user(hdr: SyncHdr) -> str | None:
+    """The user the credentials of ``hdr`` claim to be (not checked): basic's name, MD5's LocName."""
+    cred = hdr.cred
+    if cred is None:
+        return None
+    ctype = (cred.type or AUTH_BASIC).strip().lower()
+    if ctype == AUTH_BASIC:
+        try:
+            raw = base64.b64decode(cred.data.strip(), validate=False).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            return None
+        name, sep, _ = raw.partition(":")
+        return name if sep else None
+    if ctype == AUTH_MD5:
+        return hdr.source_name or None
+    return None
+
+
+class PerUserServer:
+    """Routes each request to its user's :class:`SyncServer` (see the module docstring)."""
+
+    def __init__(
+        self,
+        root: Path,
+        users: Users,
+        options: ServerOptions | None = None,
+        *,
+        shared_sessions: bool = False,
+    ) -> None:
+        self.root = root
+        self.users = dict(users)
+        self.options = options or ServerOptions()
+        self.shared_sessions = shared_sessions  # sessions in files, for several worker processes
+        self._servers: dict[str, SyncServer] = {}
+        self._lock = threading.Lock()
+
+    def wsgi_app(self) -> Callable[..., Iterable[bytes]]:
+        return make_wsgi_app(self.handle, max_body=self.options.max_body)
+
+    def handle(self, request: Request) -> Response:
+        try:
+            msg, encoding = decode(request.body, request.content_type, max_size=self.options.max_body)
+        except CodecError as exc:
+            logger.info("rejected a request: %s", exc)
+            status = exc.status_hint if exc.status_hint in (400, 413, 415) else 400
+            return Response(status=status, body=f"{exc}\n".encode())
+        named = path_user(request.path)
+        if named is not None:
+            if named not in self.users:
+                return Response(status=404, body=b"no such user\n")
+            user = named
+        else:
+            claim = claimed_user(msg.header)
+            if claim is None or claim not in self.users:
+                return self._challenge(msg, encoding)
+            user = claim
+            request = dataclasses.replace(request, path=f"/~{user}{request.path}")
+        return self._server(user).handle_message(request, msg, encoding)
+
+    def _server(self, user: str) -> SyncServer:
+        with self._lock:
+            server = self._servers.get(user)
+            if server is None:
+                folder = self.root / user
+                if not folder.exists():
+                    folder.mkdir(mode=0o700)
+                    logger.info("created %s for user %s", folder, user)
+                store = GitStore.open(folder, create=True)
+                entry: PasswordEntry | str = self.users[user]
+                options = dataclasses.replace(self.options, users={user: entry})
+                sessions = DirTable(store.git_dir / "gitsync" / "sessions") if self.shared_sessions else None
+                server = SyncServer(store, options, sessions=sessions)
+                self._servers[user] = server
+            return server
+
+    def _challenge(self, msg: Message, encoding: str) -> Response:
+        """401/407 and a challenge, from a session that knows no user; nothing is kept."""
+        session = ServerSession(
+            ServerConfig(
+                devinf=our_devinf(self.options.server_id, server=True),
+                users={},
+                auth_type=self.options.auth_type,
+                store_uris=self.options.store_uris,
+            )
+        )
+        try:
+            session.receive(msg)
+            reply = session.next_message()
+            body = encode(reply, encoding)
+        except (ProtocolError, GitsyncError):
+            return Response(status=403, body=b"unknown user\n")
+        logger.warning("refused device %r: no known user named", msg.header.source)
+        return Response(body=body, content_type=encoding)
+
+    def close(self) -> None:
+        with self._lock:
+            servers = list(self._servers.values())
+        for server in servers:
+            server.close()
