@@ -28,6 +28,7 @@ from gitsync.app.common import (
     make_id,
     our_devinf,
     parse_or_none,
+    too_large_line,
 )
 from gitsync.app.faults import crash_point
 from gitsync.app.hook import run_again_generation
@@ -47,6 +48,7 @@ from gitsync.protocol.events import (
     ChangesReceived,
     Event,
     InChange,
+    ItemRefused,
     ItemResult,
     NonceReceived,
     OutChange,
@@ -216,6 +218,7 @@ class _ClientRun(TreeEdits):
             nonce=st.get("nonce"),
             peer_devinf=self.peer_devinf,
             max_msg_size=opts.max_msg_size,
+            max_obj_size=opts.max_obj_size,
             name=opts.display_name,
         )
         session = ClientSession(config)
@@ -265,6 +268,12 @@ class _ClientRun(TreeEdits):
             self._send_changes(ev.mode)
         elif isinstance(ev, Acknowledged):
             self._acknowledged(ev.results)
+        elif isinstance(ev, ItemRefused):
+            self.report.local.err += 1
+            self.report.skipped.append(
+                too_large_line(f"not received from {self.opts.name}: {ev.source or ev.target}", ev.size,
+                               ev.limit, "our")
+            )
         elif isinstance(ev, ChangesReceived):
             self._guard_incoming(ev.changes)
             self.session.provide_results([self._apply(ch) for ch in ev.changes])
@@ -405,6 +414,12 @@ class _ClientRun(TreeEdits):
                 # the server's policy is "error": it changed nothing and neither do we
                 gone = eff.deletes[0] if eff and eff.deletes else change.key
                 self.report.unresolved.append(self.luid_path.get(change.key) or gone)
+            if code == St.TOO_LARGE:
+                path = self.luid_path.get(change.key) or change.key
+                self.report.skipped.append(
+                    too_large_line(f"not sent: {path}", self.session.oversized.get(change.key),
+                                   self.session.peer_max_obj_size, f"{self.opts.name}'s")
+                )
             if not ok:
                 if code == St.CONFLICT_SERVER_WON:
                     # not an error: the server keeps its version and sends it to us

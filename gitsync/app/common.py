@@ -297,11 +297,19 @@ class SyncReport:
     commit: str | None = None
     dry_run: bool = False
     notes: list[str] = field(default_factory=list)  # human remarks
+    skipped: list[str] = field(default_factory=list)  # one line per note not sent or not taken, and why
 
     def subject(self, name: str) -> str:
         """The sync commit's subject line."""
         i, o = self.local, self.remote
         return f"sync with {name}: +{i.add} ~{i.mod} -{i.dele} in, +{o.add} ~{o.mod} -{o.dele} out"
+
+
+def too_large_line(what: str, size: int | None, limit: int | None, whose: str) -> str:
+    """The line a user reads for a note refused as over a MaxObjSize (413)."""
+    got = f"{size:,} bytes" if size is not None else "too large"
+    cap = f"{limit:,} bytes per note" if limit is not None else "its limit"
+    return f"{what}: {got}, over {whose} MaxObjSize ({cap})"
 
 
 def parse_or_none(wire: Wire, data: bytes, content_type: str | None) -> NoteData | None:

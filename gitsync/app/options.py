@@ -17,6 +17,7 @@ from gitsync.app.common import DEFAULT_MAX_MSG_SIZE, peer_ref_name
 from gitsync.codec import WBXML_TYPE, XML_TYPE
 from gitsync.errors import ConfigError, UserError
 from gitsync.model import MODE_NAMES, SyncMode
+from gitsync.protocol.session import DEFAULT_MAX_OBJ_SIZE
 from gitsync.sync.state import parse_kv
 
 if TYPE_CHECKING:
@@ -56,6 +57,7 @@ class ClientOptions:
     encoding: str = XML_TYPE
     ver_dtd: str = "1.2"
     max_msg_size: int = DEFAULT_MAX_MSG_SIZE
+    max_obj_size: int | None = DEFAULT_MAX_OBJ_SIZE  # the largest note we take (MaxObjSize)
     delete_guard: float | None = 0.5  # stop when a sync would delete more than this share
     force_delete: bool = False
     honour_run_again: bool = True  # sync again when a commit came in meanwhile (see app/hook.py)
@@ -80,6 +82,7 @@ class SyncRequest:
     encoding: str = "xml"  # "xml" or "wbxml"
     syncml_version: str = "1.2"
     max_msg_size: int | None = None
+    max_obj_size: int | None = None
     force_delete: bool = False
     dry_run: bool = False
     timeout: float = 60.0
@@ -194,6 +197,7 @@ def resolve_client(
         encoding=WBXML_TYPE if req.encoding == "wbxml" else XML_TYPE,
         ver_dtd=req.syncml_version,
         max_msg_size=req.max_msg_size or DEFAULT_MAX_MSG_SIZE,
+        max_obj_size=req.max_obj_size or DEFAULT_MAX_OBJ_SIZE,
         force_delete=req.force_delete,
         honour_run_again=origin != "hook",  # the hook's runner loops over every peer itself
     )

@@ -5,8 +5,9 @@ over many messages of at most the peer's MaxMsgSize.  With the payload in each
 :class:`~gitsync.protocol.events.OutChange`, 20,000 notes held ~60 MB of rendered payloads for the
 whole session; a :class:`LazyOutChange` holds the blob id and what :meth:`Wire.plan` decided (the
 name the peer sees, the kept fields) and renders from the store each time the session reads
-``data`` (it does so when it builds the message that carries the change).  To the session it is an
-``OutChange`` like any other.
+``data`` (it does so when it builds the message that carries the change; a large object, sent in
+chunks over many messages, is read once and kept by the session until its last chunk is out).  To
+the session it is an ``OutChange`` like any other.
 """
 
 from __future__ import annotations
@@ -56,6 +57,14 @@ class LazyOutChange(OutChange):
             ("_blob", blob),
         ):
             object.__setattr__(self, name, value)
+
+    @property
+    def size_hint(self) -> int | None:
+        """A lower bound of the payload's length, from the blob's header (a payload is the note
+        with at most its last line break dropped): lets the session leave out a note over the
+        peer's MaxObjSize without rendering it."""
+        size = self._store.blob_size(self._blob)
+        return None if size is None else max(size - 2, 0)
 
     @property
     def data(self) -> bytes | None:

@@ -30,6 +30,7 @@ from gitsync.app.common import (
     make_id,
     our_devinf,
     peer_ref_name,
+    too_large_line,
 )
 from gitsync.app.faults import crash_point
 from gitsync.app.outgoing import LazyOutChange
@@ -47,6 +48,7 @@ from gitsync.protocol.events import (
     ChangesReceived,
     Event,
     InChange,
+    ItemRefused,
     ItemResult,
     MapReceived,
     OutChange,
@@ -56,6 +58,7 @@ from gitsync.protocol.events import (
 )
 from gitsync.protocol.messages import Anchor, DevInf, Message, Status, SyncHdr
 from gitsync.protocol.server import ServerConfig, ServerSession
+from gitsync.protocol.session import DEFAULT_MAX_OBJ_SIZE
 from gitsync.store.git import GitStore, TreeChange
 from gitsync.sync.conflict import Outcome, Policy, resolve_delete_vs_modify, resolve_modify
 from gitsync.sync.state import devinf_from_json, devinf_to_json, dump_kv, dump_rows, parse_kv, parse_rows
@@ -87,6 +90,7 @@ class ServerOptions:
     filename_sync: bool = True
     session_timeout: float = 900.0
     max_msg_size: int = DEFAULT_MAX_MSG_SIZE
+    max_obj_size: int | None = DEFAULT_MAX_OBJ_SIZE  # the largest note we take (MaxObjSize)
     max_body: int = 16 * 1024 * 1024
     store_uris: frozenset[str] = STORE_ALIASES
     server_id: str = "gitsync-notes"
@@ -305,6 +309,7 @@ class _ServerRun(TreeEdits):
                 next_nonce=base64.b64encode(server.rng(12)),
                 peer_devinf=self.peer_devinf,
                 max_msg_size=self.opts.max_msg_size,
+                max_obj_size=self.opts.max_obj_size,
             )
         )
         self.mode = SyncMode.TWO_WAY
@@ -360,6 +365,12 @@ class _ServerRun(TreeEdits):
                 self.outgoing_sent = True
         elif isinstance(ev, Acknowledged):
             self._acknowledged(ev.results)
+        elif isinstance(ev, ItemRefused):
+            self.report.local.err += 1
+            self.report.skipped.append(
+                too_large_line(f"not received from {self.device_id}: {ev.source or ev.target}", ev.size,
+                               ev.limit, "our")
+            )
         elif isinstance(ev, MapReceived):
             for luid, guid in ev.pairs:
                 item = self.items.get(guid)
@@ -908,6 +919,13 @@ class _ServerRun(TreeEdits):
     def _acknowledged(self, results: tuple[tuple[OutChange, int], ...]) -> None:
         for change, code in results:
             eff = self.effects.pop(change.key, None)
+            if code == St.TOO_LARGE:
+                item = self.items.get(change.key)
+                self.report.skipped.append(
+                    too_large_line(f"not sent: {item.path if item else change.key}",
+                                   self.session.oversized.get(change.key), self.session.peer_max_obj_size,
+                                   f"{self.device_id}'s")
+                )
             if code >= 300 and code != St.ALREADY_EXISTS:
                 self.report.remote.err += 1
                 logger.warning(

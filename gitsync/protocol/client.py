@@ -51,7 +51,7 @@ from gitsync.protocol.messages import (
     SyncHdr,
 )
 from gitsync.protocol.profiles import profile_for
-from gitsync.protocol.session import Phase, SessionBase, alert_next_message
+from gitsync.protocol.session import DEFAULT_MAX_OBJ_SIZE, Phase, SessionBase, alert_next_message
 
 __all__ = ["ClientConfig", "ClientSession"]
 
@@ -79,7 +79,7 @@ class ClientConfig:
     peer_devinf: DevInf | None = None  # cached from an earlier session
     send_devinf: bool = True
     max_msg_size: int = 2_000_000
-    max_obj_size: int = 4_000_000
+    max_obj_size: int | None = DEFAULT_MAX_OBJ_SIZE  # None: no limit
     name: str | None = None  # our display name: SyncHdr Source/LocName when no user name is sent
 
 
@@ -89,6 +89,7 @@ class ClientSession(SessionBase):
     def __init__(self, config: ClientConfig) -> None:
         super().__init__(ver_dtd=config.ver_dtd, session_id=config.session_id, local_uri=config.local_uri)
         self.config = config
+        self.max_obj_size = config.max_obj_size
         self.remote_uri = config.remote_uri
         self.target_url = config.url
         self.resp_uri: str | None = None
@@ -165,6 +166,7 @@ class ClientSession(SessionBase):
         self._require(Phase.NEED_CHANGES)
         assert self.mode is not None
         self._out_changes = list(changes) if self.mode.client_sends else []
+        self._out_changes = self._drop_oversized(self._out_changes)
         self._out_total = len(self._out_changes)
         self.phase = Phase.SENDING
 
@@ -228,6 +230,8 @@ class ClientSession(SessionBase):
             self.resp_uri = hdr.resp_uri
         if hdr.meta and hdr.meta.max_msg_size:
             self.peer_max_msg_size = hdr.meta.max_msg_size
+        if hdr.meta and hdr.meta.max_obj_size:
+            self.peer_max_obj_size = hdr.meta.max_obj_size
         acks: list[tuple[OutChange, int]] = []
         server_alert: Alert | None = None
         retry = False
@@ -263,6 +267,8 @@ class ClientSession(SessionBase):
                 self._status(hdr.msg_id, cmd, St.NOT_SUPPORTED)
         # the header status goes first in our reply
         self._header_status(hdr, St.OK)
+        acks.extend(self._take_skipped())
+        events.extend(self._take_notices())
         if acks:
             events.append(Acknowledged(results=tuple(acks)))
 

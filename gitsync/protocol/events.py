@@ -17,6 +17,7 @@ __all__ = [
     "ChangesReceived",
     "Event",
     "InChange",
+    "ItemRefused",
     "ItemResult",
     "MapReceived",
     "NonceReceived",
@@ -137,3 +138,16 @@ class MapReceived(Event):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SessionComplete(Event):
     """The session finished successfully: the application may commit its state now."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ItemRefused(Event):
+    """An item the peer sent was answered ``code`` (413: over our MaxObjSize) before the
+    application saw it; the session goes on without it."""
+
+    code: int
+    cmd: str
+    source: str | None
+    target: str | None
+    size: int
+    limit: int | None

@@ -42,7 +42,7 @@ from gitsync.protocol.messages import (
     SyncHdr,
 )
 from gitsync.protocol.profiles import profile_for
-from gitsync.protocol.session import Phase, SessionBase, alert_next_message
+from gitsync.protocol.session import DEFAULT_MAX_OBJ_SIZE, Phase, SessionBase, alert_next_message
 
 __all__ = ["ServerConfig", "ServerSession"]
 
@@ -64,7 +64,7 @@ class ServerConfig:
     next_nonce: bytes = b"nonce"  # the one we hand out for next time
     peer_devinf: DevInf | None = None  # cached from an earlier session
     max_msg_size: int = 2_000_000
-    max_obj_size: int = 4_000_000
+    max_obj_size: int | None = DEFAULT_MAX_OBJ_SIZE  # None: no limit
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -84,6 +84,7 @@ class ServerSession(SessionBase):
     def __init__(self, config: ServerConfig) -> None:
         super().__init__(ver_dtd="1.2", session_id="", local_uri="notes")
         self.config = config
+        self.max_obj_size = config.max_obj_size
         self.device_id = ""
         self.user: str | None = None
         self.mode: SyncMode | None = None
@@ -119,6 +120,8 @@ class ServerSession(SessionBase):
             raise self._fail("message of another SessionID in this session", St.FORBIDDEN)
         if hdr.meta and hdr.meta.max_msg_size:
             self.peer_max_msg_size = hdr.meta.max_msg_size
+        if hdr.meta and hdr.meta.max_obj_size:
+            self.peer_max_obj_size = hdr.meta.max_obj_size
         self._reply_hdr = hdr
         self._statuses = []
         events: list[Event] = []
@@ -156,6 +159,8 @@ class ServerSession(SessionBase):
                 maps.extend((m.source, m.target) for m in cmd.items)
             else:
                 self._status(hdr.msg_id, cmd, St.NOT_SUPPORTED)
+        acks.extend(self._take_skipped())
+        events.extend(self._take_notices())
         if acks:
             events.append(Acknowledged(results=tuple(acks)))
         if maps:
@@ -321,6 +326,7 @@ class ServerSession(SessionBase):
         self._require(Phase.NEED_CHANGES)
         assert self.mode is not None
         self._out_changes = list(changes) if self.mode.server_sends else []
+        self._out_changes = self._drop_oversized(self._out_changes)
         self._out_total = len(self._out_changes)
         self.phase = Phase.SENDING
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from gitsync.errors import LocalProtocolError, RemoteProtocolError
 from gitsync.model import ChangeKind
 from gitsync.protocol.constants import DEVINF_TYPE_WBXML, DEVINF_TYPE_XML, St, devinf_uri
-from gitsync.protocol.events import Event, InChange, ItemResult, OutChange, PeerDevInf
+from gitsync.protocol.events import Event, InChange, ItemRefused, ItemResult, OutChange, PeerDevInf
 from gitsync.protocol.messages import (
     Add,
     Alert,
@@ -45,7 +45,15 @@ from gitsync.protocol.messages import (
 )
 from gitsync.protocol.profiles import DEFAULT, PeerProfile, profile_for
 
-__all__ = ["Phase", "SessionBase", "StatusDraft", "command_name", "data_cost", "estimate_size"]
+__all__ = [
+    "DEFAULT_MAX_OBJ_SIZE",
+    "Phase",
+    "SessionBase",
+    "StatusDraft",
+    "command_name",
+    "data_cost",
+    "estimate_size",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +63,13 @@ _CMD_OVERHEAD = {False: 170, True: 60}
 _MSG_OVERHEAD = {False: 1100, True: 550}
 #: share of the peer's MaxMsgSize we plan to fill (estimates are estimates)
 _FILL = 0.85
+#: The largest object (one note's payload) we take unless configured otherwise: MaxObjSize in our
+#: SyncHdr.  A large object is kept whole in memory once (then parsed and stored), so this bounds
+#: what one item can cost us.
+DEFAULT_MAX_OBJ_SIZE = 64 * 1024 * 1024
+#: Payloads at least this big are kept between the messages that carry their chunks, so a large
+#: object is rendered once per session, not once per chunk.
+_KEEP_RENDERED = 64 * 1024
 
 
 class Phase(enum.Enum):
@@ -188,6 +203,13 @@ class SessionBase:
         self._wbxml = False
         self._partial: _Partial | None = None  # a large object arriving in chunks (MoreData)
         self._obj_sent = 0  # bytes of _out_changes[0] already sent as chunks
+        self._rendered: tuple[OutChange, bytes] | None = None  # the big payload being sent
+        self._skipped: list[tuple[OutChange, int]] = []  # not sent (over the peer's MaxObjSize)
+        self.oversized: dict[str, int] = {}  # key → payload size of each change not sent for that
+        self._refused: tuple[str, str | None, str | None] | None = None  # large object refused (413)
+        self._notices: list[Event] = []  # ItemRefused events for the role to return
+        self.max_obj_size: int | None = DEFAULT_MAX_OBJ_SIZE  # ours: bigger incoming items get 413
+        self.peer_max_obj_size: int | None = None  # the peer's (its SyncHdr Meta)
         self.peer_devinf: DevInf | None = None
 
     # ---------------------------------------------------------------- statuses
@@ -352,18 +374,33 @@ class SessionBase:
         """Collect the chunks of a large object; the whole object (and its type) once complete.
 
         Every chunk with MoreData is answered 213 at once; the last one goes to the application
-        like any item, unless the object's length differs from its declared Size (424).
+        like any item, unless the object's length differs from its declared Size (424).  An object
+        over our MaxObjSize (declared, or as its chunks add up) is answered 413 — that chunk and
+        every later one of the same object — and never buffered further: one item refused, the
+        session goes on.
         """
         meta: Meta | None = getattr(sub, "meta", None)
-        partial = self._partial
         name = command_name(sub)
-        if partial is not None and (partial.cmd, partial.source, partial.target) != (
-            name,
-            item.source,
-            item.target,
-        ):
+        ident = (name, item.source, item.target)
+        if self._refused is not None:
+            if self._refused == ident:
+                if not item.more_data:
+                    self._refused = None
+                self._item_status(msg_id, sub, item, St.TOO_LARGE)
+                return None
+            self._refused = None
+        partial = self._partial
+        if partial is not None and (partial.cmd, partial.source, partial.target) != ident:
             logger.warning("large object %s ended without its last chunk", partial.source or partial.target)
             self._partial = partial = None
+        limit = self.max_obj_size
+        declared = partial.size if partial is not None else _meta_size(item.meta, meta)
+        held = len(partial.data) if partial is not None else 0
+        if limit is not None and max(declared or 0, held + len(data)) > limit:
+            self._partial = None
+            self._refused = ident if item.more_data else None
+            self._refuse_item(msg_id, sub, item, max(declared or 0, held + len(data)))
+            return None
         if item.more_data:
             if partial is None:
                 partial = _Partial(
@@ -371,7 +408,7 @@ class SessionBase:
                     source=item.source,
                     target=item.target,
                     content_type=_meta_type(item.meta, meta),
-                    size=_meta_size(item.meta, meta),
+                    size=declared,
                     data=bytearray(),
                 )
                 self._partial = partial
@@ -384,15 +421,18 @@ class SessionBase:
             return data, None
         self._partial = None
         partial.cuts.append(len(partial.data))
-        whole = bytes(partial.data) + data
+        partial.data += data
+        whole = bytes(partial.data)
+        del partial.data[:]  # one copy of the object at a time
         if partial.size is not None and not _size_matches(whole, partial.size) and not self._wbxml:
             # a chunk that ended between CR and LF had its CR turned into LF by the XML parser
             fixed = bytearray(whole)
             for cut in partial.cuts:
                 if fixed[cut - 1 : cut + 1] == b"\n\n":
                     fixed[cut - 1] = 0x0D
-            if _size_matches(bytes(fixed), partial.size):
+            if _size_matches(fixed, partial.size):
                 whole = bytes(fixed)
+            del fixed
         if partial.size is not None and not _size_matches(whole, partial.size):
             logger.warning(
                 "large object %s: %d bytes received, %d announced",
@@ -403,6 +443,32 @@ class SessionBase:
             self._item_status(msg_id, sub, item, St.SIZE_MISMATCH)
             return None
         return whole, partial.content_type
+
+    def _refuse_item(self, msg_id: int, sub: Command, item: Item, size: int) -> None:
+        """413 for an item over our MaxObjSize; the application hears of it (ItemRefused)."""
+        logger.warning(
+            "%s %s refused: %d bytes, over our MaxObjSize of %d",
+            command_name(sub),
+            item.source or item.target,
+            size,
+            self.max_obj_size or 0,
+        )
+        self._item_status(msg_id, sub, item, St.TOO_LARGE)
+        self._notices.append(
+            ItemRefused(
+                code=St.TOO_LARGE,
+                cmd=command_name(sub),
+                source=item.source,
+                target=item.target,
+                size=size,
+                limit=self.max_obj_size,
+            )
+        )
+
+    def _take_notices(self) -> list[Event]:
+        """Events the item handling raised on the way (refused items): the roles pass them on."""
+        notices, self._notices = self._notices, []
+        return notices
 
     def _item_status(self, msg_id: int, sub: Command, item: Item, code: int) -> None:
         self._statuses.append(
@@ -435,19 +501,70 @@ class SessionBase:
             return None
         if self._obj_sent and self._out_changes and self._out_changes[0] is change:
             # the peer refused a chunk: the rest of that object would be refused too
-            self._out_changes.pop(0)
+            self._done_with(self._out_changes.pop(0))
             self._obj_sent = 0
         return change, status.code
 
     # ---------------------------------------------------------------- outgoing package
-    def _out_command(self, change: OutChange) -> Command:
+    def _payload(self, change: OutChange) -> bytes | None:
+        """``change.data``, read once for a big payload: a large object goes out over many
+        messages, and a lazily rendered change would otherwise be rendered for every chunk."""
+        kept = self._rendered
+        if kept is not None and kept[0] is change:
+            return kept[1]
+        data = change.data
+        if data is not None and len(data) >= _KEEP_RENDERED:
+            self._rendered = (change, data)
+        return data
+
+    def _done_with(self, change: OutChange) -> None:
+        if self._rendered is not None and self._rendered[0] is change:
+            self._rendered = None
+
+    def _too_big_for_peer(self, change: OutChange, size: int) -> bool:
+        """Whether a payload of ``size`` bytes is over the peer's MaxObjSize: then it is not sent
+        but acknowledged as 413 locally (the application reports it as skipped), and the session
+        goes on."""
+        limit = self.peer_max_obj_size
+        if limit is None or size <= limit:
+            return False
+        logger.warning(
+            "%s not sent: %d bytes, over the peer's MaxObjSize of %d", change.key, size, limit
+        )
+        self._skipped.append((change, St.TOO_LARGE))
+        self.oversized[change.key] = size
+        return True
+
+    def _drop_oversized(self, changes: list[OutChange]) -> list[OutChange]:
+        """The changes to send, without those whose size (known without rendering them:
+        ``size_hint``) is already over the peer's MaxObjSize (so NumberOfChanges counts only
+        what is sent)."""
+        if self.peer_max_obj_size is None:
+            return changes
+        kept = []
+        for change in changes:
+            size = getattr(change, "size_hint", None)
+            if size is None and type(change) is OutChange and change.data is not None:
+                size = len(change.data)
+            if size is None or not self._too_big_for_peer(change, size):
+                kept.append(change)
+        return kept
+
+    def _take_skipped(self) -> list[tuple[OutChange, int]]:
+        """Changes not sent because of the peer's MaxObjSize, as (change, 413) acknowledgements."""
+        skipped, self._skipped = self._skipped, []
+        return skipped
+
+    def _out_command(self, change: OutChange, data: bytes | None = None) -> Command:
+        if data is None:
+            data = change.data
         meta = Meta(type=change.content_type) if change.content_type else None
         if self._is_server:
             source = change.key if change.kind is ChangeKind.ADD else None
             target = change.peer_key if change.kind is not ChangeKind.ADD else None
         else:
             source, target = change.key, None
-        item = Item(source=source, target=target, data=change.data)
+        item = Item(source=source, target=target, data=data)
         if change.kind is ChangeKind.ADD:
             return Add(cmd_id=0, meta=meta, items=(item,))
         if change.kind is ChangeKind.MODIFY:
@@ -471,19 +588,26 @@ class SessionBase:
         used = 0
         while self._out_changes:
             change = self._out_changes[0]
-            cmd = self._out_command(change)
-            size = estimate_size(cmd, wbxml=wbxml)
-            if budget is not None and (self._obj_sent or (size > budget and self._can_chunk(change))):
+            data = self._payload(change) if change.kind is not ChangeKind.DELETE else None
+            if data is not None and not self._obj_sent and self._too_big_for_peer(change, len(data)):
+                self._done_with(self._out_changes.pop(0))
+                continue
+            cmd = self._out_command(change, data)
+            # the rest of a large object is chunked below, never measured whole again
+            size = 0 if budget is not None and self._obj_sent else estimate_size(cmd, wbxml=wbxml)
+            if budget is not None and (self._obj_sent or (size > budget and self._can_chunk(change, data))):
                 if taken:
                     break  # a large object starts a message of its own
-                cmd, last = self._object_chunk(change, cmd, budget)
+                assert data is not None
+                cmd, last = self._object_chunk(data, cmd, budget)
                 taken.append((change, cmd))
                 if last:
-                    self._out_changes.pop(0)
+                    self._done_with(self._out_changes.pop(0))
                 break
             if budget is not None and taken and used + size > budget:
                 break
-            taken.append((self._out_changes.pop(0), cmd))
+            self._done_with(self._out_changes.pop(0))
+            taken.append((change, cmd))
             used += size
         number = None
         if self.profile.number_of_changes and not self._out_started:
@@ -501,11 +625,11 @@ class SessionBase:
 
     _chunk_changes: list[OutChange]
 
-    def _can_chunk(self, change: OutChange) -> bool:
+    def _can_chunk(self, change: OutChange, data: bytes | None) -> bool:
         """Large objects only toward peers whose profile and DevInf both say they take them."""
         devinf = self.peer_devinf
         return (
-            change.data is not None
+            data is not None
             and change.kind is not ChangeKind.DELETE
             and self.profile.multi_message
             and self.profile.large_objects
@@ -513,10 +637,10 @@ class SessionBase:
             and devinf.support_large_objs
         )
 
-    def _object_chunk(self, change: OutChange, cmd: Command, budget: int) -> tuple[Command, bool]:
+    def _object_chunk(self, data: bytes, cmd: Command, budget: int) -> tuple[Command, bool]:
         """The next chunk of a large object and whether it is the last one."""
-        assert change.data is not None and isinstance(cmd, Add | Replace)
-        data, start = change.data, self._obj_sent
+        assert isinstance(cmd, Add | Replace)
+        start = self._obj_sent
         item = cmd.items[0]
         bare = dataclasses.replace(cmd, items=(dataclasses.replace(item, data=b""),))
         room = max(budget - estimate_size(bare, wbxml=self._wbxml), 256)
@@ -609,7 +733,7 @@ def _meta_size(item_meta: Meta | None, cmd_meta: Meta | None) -> int | None:
     return cmd_meta.size if cmd_meta is not None else None
 
 
-def _size_matches(data: bytes, size: int) -> bool:
+def _size_matches(data: bytes | bytearray, size: int) -> bool:
     """Whether ``data`` is ``size`` bytes long, also when an XML parser turned its CRLFs into LF."""
     return size in (len(data), len(data) + data.count(b"\n") - data.count(b"\r\n"))
 

@@ -916,11 +916,24 @@ class GitStore:
         return str(self._commit(commit).tree_id)
 
     def read_blob(self, blob: str) -> bytes:
-        """The content of blob ``blob``."""
-        obj = self._repo.get(self._oid(blob, "blob"))
+        """The content of blob ``blob`` (one object lookup: a big note is inflated once)."""
+        try:
+            obj = self._repo.get(Oid(hex=blob))
+        except (ValueError, TypeError) as exc:
+            raise StoreError(f"invalid blob id {blob!r}") from exc
+        if obj is None:
+            raise StoreError(f"blob {blob} does not exist in {self.root}")
         if not isinstance(obj, pygit2.Blob):
             raise StoreError(f"{blob} is not a blob")
-        return bytes(obj.data)
+        return obj.data
+
+    def blob_size(self, blob: str) -> int | None:
+        """The length of blob ``blob`` from its header (no content read), ``None`` if unknown."""
+        try:
+            _kind, size = self._repo.odb.read_header(Oid(hex=blob))
+        except (ValueError, TypeError, KeyError, pygit2.GitError):
+            return None
+        return int(size)
 
     def write_blob(self, data: bytes) -> str:
         """Store ``data`` as a blob and return its id."""
