@@ -226,6 +226,7 @@ class _ClientRun(TreeEdits):
         session.use_wbxml_devinf(opts.encoding != XML_TYPE)
         msg: Message | None = session.start()
         while msg is not None:
+            self._tick_object()
             body = encode(msg, opts.encoding)
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug("sending message %d:\n%r", msg.header.msg_id, _redacted(msg, body)[:4000])
@@ -281,6 +282,12 @@ class _ClientRun(TreeEdits):
                 self._refresh_deletes()
             elif ev.final and self.emulated_refresh:
                 self._reset_to_synced()
+
+    def _tick_object(self) -> None:
+        """Progress in bytes while a large object travels (its note count moves only at its end)."""
+        moving = self.session.object_progress()
+        if moving is not None:
+            self._tick(f"{moving[0]} bytes", moving[1], moving[2])
 
     def _tick(self, what: str, done: int, total: int) -> None:
         if self.progress is not None:

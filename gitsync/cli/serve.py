@@ -42,6 +42,11 @@ logger = logging.getLogger("gitsync")
 @click.option(
     "--auth", type=click.Choice(["basic", "md5"]), help="Challenge type when credentials are missing."
 )
+@click.option(
+    "--max-obj-size",
+    type=click.IntRange(min=1024),
+    help="Largest note we accept (bytes, default 64 MiB); bigger ones are refused (413) and reported.",
+)
 @click.option("-F", "--no-filename-sync", is_flag=True, help="Do not take file names from clients.")
 @click.option(
     "--certificate",
@@ -67,6 +72,7 @@ def _serve(directory: str, **kw: Any) -> int:
     from gitsync.app.wsgi import read_users
     from gitsync.errors import ConfigError
     from gitsync.protocol.constants import AUTH_BASIC, AUTH_MD5
+    from gitsync.protocol.session import DEFAULT_MAX_OBJ_SIZE
     from gitsync.sync.conflict import Policy
     from gitsync.transport.serve import make_http_server
     from gitsync.transport.tls import server_context
@@ -103,6 +109,8 @@ def _serve(directory: str, **kw: Any) -> int:
         def on_report(report: SyncReport) -> None:
             if not kw["quiet"]:
                 click.echo(f"session with {report.peer}:\n{render_table(report)}", err=True)
+            for line in report.skipped:
+                click.echo(f"gitsync-notes: session with {report.peer}: {line}", err=True)
 
         options = ServerOptions(
             users=users,
@@ -110,6 +118,7 @@ def _serve(directory: str, **kw: Any) -> int:
             policy=policy,
             filename_sync=not kw["no_filename_sync"],
             on_report=on_report,
+            max_obj_size=kw["max_obj_size"] or DEFAULT_MAX_OBJ_SIZE,
         )
         server = SyncServer(store, options)
         apps.append(server.wsgi_app())

@@ -88,6 +88,11 @@ MODE_HELP = {
     "--syncml", "syncml_version", type=click.Choice(["1.1", "1.2"]), default="1.2", show_default=True
 )
 @click.option("--max-msg-size", type=click.IntRange(min=1024), help="Largest message we accept (bytes).")
+@click.option(
+    "--max-obj-size",
+    type=click.IntRange(min=1024),
+    help="Largest note we accept (bytes, default 64 MiB); bigger ones are refused and reported.",
+)
 @click.option("--force-delete", is_flag=True, help="Allow a sync that deletes more than half the notes.")
 @click.option(
     "--dry-run", is_flag=True, help="Show what would be sent; write nothing and contact no one."
@@ -176,6 +181,8 @@ def sync_store(store: GitStore, **kw: Any) -> int:
     assert report is not None
     if not quiet:
         click.echo(render_table(report))
+    for line in report.skipped:  # even with -q: something did not happen
+        click.echo(f"gitsync-notes: {line}", err=True)
     if report.unresolved:
         click.echo(
             f"gitsync-notes: unresolved conflicts (markers left, or refused by the server) in: "
@@ -194,12 +201,17 @@ class Progress:
         self.peer = peer
         self.interval = interval
         self.counts: dict[str, tuple[int, int]] = {}
+        self.moving = ""  # bytes of a large object so far
         self.last = 0.0
         self.shown = False
 
     def __call__(self, what: str, done: int, total: int) -> None:
         key = "received" if what.startswith("receiv") else "sent"
-        self.counts[key] = (done, total)
+        if what.endswith(" bytes"):  # a large object on its way: shown next to the note counts
+            self.moving = f"{key} {done / 1e6:.1f}" + (f" of {total / 1e6:.1f} MB" if total else " MB")
+        else:
+            self.moving = ""
+            self.counts[key] = (done, total)
         now = time.monotonic()
         if now - self.last >= self.interval or (total and done == total):
             self.last = now
@@ -211,7 +223,10 @@ class Progress:
             if key in self.counts:
                 done, total = self.counts[key]
                 parts.append(f"{key} {done}/{total}" if total else f"{key} {done}")
-        self.stream.write(f"\r\x1b[Ksyncing with {self.peer}: {', '.join(parts)} notes")
+        line = f"syncing with {self.peer}: {', '.join(parts)} notes"
+        if self.moving:
+            line += f" ({self.moving})"
+        self.stream.write(f"\r\x1b[K{line}")
         self.stream.flush()
         self.shown = True
 

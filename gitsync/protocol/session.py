@@ -550,6 +550,15 @@ class SessionBase:
                 kept.append(change)
         return kept
 
+    def object_progress(self) -> tuple[str, int, int] | None:
+        """``("sent"|"received", bytes so far, object size)`` while a large object is on its way
+        (the size is 0 when the peer did not announce it), else ``None``."""
+        if self._obj_sent and self._rendered is not None:
+            return "sent", self._obj_sent, len(self._rendered[1])
+        if self._partial is not None:
+            return "received", len(self._partial.data), self._partial.size or 0
+        return None
+
     def _take_skipped(self) -> list[tuple[OutChange, int]]:
         """Changes not sent because of the peer's MaxObjSize, as (change, 413) acknowledgements."""
         skipped, self._skipped = self._skipped, []
