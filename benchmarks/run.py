@@ -24,6 +24,10 @@ client crashes on non-ASCII and whose server keeps no sub-folders):
   counting relay (``wireproxy.py``) that counts HTTP round trips, bytes and the largest message;
   after each sync the two folders are compared note by note.
 
+* large notes (issue 14): one note of each ``--large-mib`` size (text with non-ASCII and markup
+  characters) synced client → empty server, then server → a new, empty client, each against a fresh
+  server process; wall time, peak RSS of both processes, bytes compared on every side.
+
 Timing: wall clock around the client process, start-up included.  Client CPU and peak RSS come from
 ``/usr/bin/time`` (its floor is ~2 MiB; without it, from ``wait4``, whose floor is this script's own
 RSS); the server's CPU and peak RSS (``VmHWM``) are read from ``/proc`` just before it is stopped.
@@ -68,7 +72,12 @@ TARGETS = {
     "follow_up_s": 1.0,  # follow-up 1 % sync at 20,000 notes, client wall
     "rss_mib": 100.0,  # peak RSS of client and server at 20,000 notes
     "help_s": 0.15,  # gitsync-notes --help
+    "large_10_s": 2.0,  # a 10 MB note each way (issue 14)
+    "large_40_s": 8.0,  # a 40 MB note each way
+    "large_ratio": 10.0,  # time of an 8 MiB note ÷ time of a 1 MiB note
 }
+DEFAULT_LARGE_MIB = (1, 8, 10, 40)
+GROUP_LARGE = "large note"
 GITSYNC, PYSYNCML = "gitsync", "pysyncml"
 #: the first ``--local`` after a change: the full scan, which leaves the receipt later runs use
 FIRST_SCAN = "gitsync-notes sync --local, first run"
@@ -463,6 +472,9 @@ class Bench:
             for n in self.a.sizes:
                 self.one_size(n)
                 self.save()
+            for mib in self.a.large_mib:
+                self.large_note(mib)
+                self.save()
         self.results.meta["load_end"] = os.getloadavg()
         self.results.meta["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
         self.save()
@@ -517,6 +529,7 @@ class Bench:
             "pysyncml_server_max": self.a.pysyncml_server_max,
             "pysyncml_client_max": self.a.pysyncml_client_max,
             "time_bin": TIME_BIN,
+            "large_mib": self.a.large_mib,
         }
 
     def one_size(self, n: int) -> None:
@@ -568,6 +581,41 @@ class Bench:
                 self.results.add(0, "startup", name, "peak RSS", r.rss_mib, "MiB", rep)
         helps = self.results.values(0, "startup", "gitsync-notes --help", "wall")
         log(f"  gitsync-notes --help: median {statistics.median(helps):.3f} s")
+
+    # ---------------------------------------------------------------- large notes
+    def large_note(self, mib: int) -> None:
+        """One note of ``mib`` MiB: client → empty server, then server → new client (``--reps`` times)."""
+        assert self.proxy is not None
+        subject = f"{mib} MiB"
+        line = "Größe <&> 0123456789 abcdefghijklmnopqrstuvwxyz the quick brown fox\n".encode()
+        body = (line * ((mib << 20) // len(line) + 1))[: mib << 20]
+        for rep in range(self.a.reps):
+            d = self.work / "large" / f"{mib}" / f"r{rep}"
+            client, server, client2 = d / "client", d / "server", d / "client2"
+            client.mkdir(parents=True)
+            client2.mkdir()
+            (client / "big.txt").write_bytes(body)
+            for direction, folder in (("up", client), ("down", client2)):
+                tag = f"large{mib}.{direction}.r{rep}"
+                srv = Server(GITSYNC, server, self.proxy, self, tag)
+                devid = f"bench-large-{direction}-{rep}"
+                argv, env, _ = self.client_argv(GITSYNC, folder, self.proxy.url, devid)
+                r = run_cmd(argv, env=env, logfile=self.logdir / f"{tag}.client.log", timeout=self.a.timeout)
+                st = srv.stop()
+                ok = compare(folder, server) if r.rc == 0 else f"client exit {r.rc}"
+                if ok == "ok" and (server / "big.txt").read_bytes() != body:
+                    ok = "DIFFERENT content: big.txt"
+                add = functools.partial(self.results.add, 0, GROUP_LARGE, subject, rep=rep, ok=ok)
+                add(f"{direction} wall", r.wall, "s")
+                add(f"{direction} client peak RSS", r.rss_mib, "MiB")
+                add(f"{direction} server peak RSS", st.rss_mib, "MiB")
+                add(f"{direction} round trips", st.wire.requests, "")
+                log(
+                    f"  large note {subject:8} {direction:4} rep {rep}: {r.wall:6.2f} s, RSS client "
+                    f"{_f(r.rss_mib, 0)} / server {_f(st.rss_mib, 0)} MiB, {st.wire.requests} msgs: {ok}"
+                )
+            if not self.a.keep:
+                shutil.rmtree(d, ignore_errors=True)
 
     # ---------------------------------------------------------------- syncs
     def client_argv(
@@ -889,12 +937,90 @@ def report(res: Results) -> str:
             f"its client stop at N = {caps[1]:,} (it sends everything in one message, which our server "
             "refuses above 16 MiB). Its `-l` folder at larger N is built in batches (untimed)."
         )
+    large = large_sizes(res)
+    if large:
+        out.append("")
+        out.append(
+            "Large notes: one note client → empty server (up), then server → new empty client (down), "
+            "gitsync ↔ gitsync; peak RSS target 3 × note size + 100 MiB"
+        )
+        out.append("")
+        out.append(
+            "| note | up wall | down wall | up RSS client / server | down RSS client / server | round trips |"
+        )
+        out.append("|---|---|---|---|---|---|")
+        for mib in large:
+            subject = f"{mib} MiB"
+            c = functools.partial(cell, res, 0, GROUP_LARGE, subject)
+            flag = _flags_subject(res, GROUP_LARGE, subject)
+            out.append(
+                f"| {subject}{flag} | {c('up wall', 's')} | {c('down wall', 's')} | "
+                f"{c('up client peak RSS', 'MiB', False)} / {c('up server peak RSS', 'MiB', False)} | "
+                f"{c('down client peak RSS', 'MiB', False)} / {c('down server peak RSS', 'MiB', False)} | "
+                f"{c('up round trips', '', False)} / {c('down round trips', '', False)} |"
+            )
     out.append("")
     out.append("Targets of issue 8")
     out.append("")
     for line in targets(res):
         out.append(f"- {line}")
+    if large:
+        out.append("")
+        out.append("Targets of issue 14 (large notes)")
+        out.append("")
+        for line in large_targets(res):
+            out.append(f"- {line}")
     return "\n".join(out)
+
+
+def large_sizes(res: Results) -> list[int]:
+    return sorted({int(s.subject.split()[0]) for s in res.samples if s.group == GROUP_LARGE})
+
+
+def _flags_subject(res: Results, group: str, subject: str) -> str:
+    bad = {
+        s.ok for s in res.samples if s.group == group and s.subject == subject and not s.ok.startswith("ok")
+    }
+    return f" ⚠ {'; '.join(sorted(bad))}" if bad else ""
+
+
+def large_targets(res: Results) -> list[str]:
+    """Verdicts of issue 14 §5: 10 MB each way < 2 s, 40 MB < 8 s, RSS < 3 × size + 100 MiB, 8:1 ratio."""
+    out = []
+
+    def verdict(ok: bool | None) -> str:
+        return "not measured" if ok is None else ("**met**" if ok else "**not met**")
+
+    def wall(mib: int) -> float | None:
+        walls = [_med(res.values(0, GROUP_LARGE, f"{mib} MiB", f"{d} wall")) for d in ("up", "down")]
+        return None if None in walls else max(w for w in walls if w is not None)
+
+    for mib, key in ((10, "large_10_s"), (40, "large_40_s")):
+        w = wall(mib)
+        out.append(
+            f"a {mib} MiB note each way under {TARGETS[key]:g} s (slower direction): {_fmt(w, 's')} → "
+            f"{verdict(None if w is None else w < TARGETS[key])}"
+        )
+    for mib in large_sizes(res):
+        rss = [
+            v
+            for d in ("up", "down")
+            for who in ("client", "server")
+            for v in res.values(0, GROUP_LARGE, f"{mib} MiB", f"{d} {who} peak RSS")
+        ]
+        cap = 3 * mib * 1.048576 + 100
+        out.append(
+            f"peak RSS with a {mib} MiB note under {cap:.0f} MiB: max "
+            f"{_fmt(max(rss) if rss else None, 'MiB')} → {verdict(None if not rss else max(rss) < cap)}"
+        )
+    one, eight = wall(1), wall(8)
+    ratio = None if not one or eight is None else eight / one
+    out.append(
+        f"time of an 8 MiB note ÷ a 1 MiB note (whole process, start-up included) under "
+        f"{TARGETS['large_ratio']:g}: {_fmt(ratio, 'x')} → "
+        f"{verdict(None if ratio is None else ratio < TARGETS['large_ratio'])}"
+    )
+    return out
 
 
 def _load(v: Any) -> str:
@@ -940,7 +1066,7 @@ def summary(res: Results) -> dict[str, Any]:
                     "runs": len(vals),
                 }
             )
-    return {"medians": med, "targets": targets(res)}
+    return {"medians": med, "targets": targets(res) + (large_targets(res) if large_sizes(res) else [])}
 
 
 def targets(res: Results) -> list[str]:
@@ -1058,10 +1184,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=20000,
         help="largest N for which a synced pysyncml client folder is built for the scans",
     )
+    ap.add_argument(
+        "--large-mib",
+        default=",".join(map(str, DEFAULT_LARGE_MIB)),
+        help="sizes in MiB of the single large notes synced each way (default %(default)s; '' for none)",
+    )
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds per client command")
     ap.add_argument("--report", metavar="JSON", help="only print the tables of an earlier --json file")
     a = ap.parse_args(argv)
     a.sizes = [int(x) for x in str(a.sizes).split(",") if x.strip()]
+    a.large_mib = [int(x) for x in str(a.large_mib).split(",") if x.strip()]
     return a
 
 

@@ -69,7 +69,7 @@ def _check_syncs(data: dict[str, object], subject: str) -> None:
 
 
 def test_tiny_run_of_our_own_tool(tmp_path: Path) -> None:
-    stdout, data = _run(tmp_path, "--sizes", "20", "--no-pysyncml")
+    stdout, data = _run(tmp_path, "--sizes", "20", "--no-pysyncml", "--large-mib", "1")
     _check_syncs(data, "gitsync → gitsync (rich)")
     for case in ("scan unchanged", "scan 1% modified"):
         for cmd in ("gitsync-notes sync --local", "git status --porcelain"):
@@ -80,6 +80,10 @@ def test_tiny_run_of_our_own_tool(tmp_path: Path) -> None:
     for heading in ("Start-up", "Scans of a synced client folder", "First sync", "Targets of issue 8"):
         assert heading in stdout
     assert "| 20 | gitsync → gitsync (rich) |" in stdout
+    for direction in ("up", "down"):  # a large note each way, compared byte for byte
+        (large,) = _samples(data, group="large note", subject="1 MiB", metric=f"{direction} wall")
+        assert large["ok"] == "ok", large
+    assert "Targets of issue 14 (large notes)" in stdout
     assert not (tmp_path / "work" / "n20").exists()  # note folders are removed without --keep
     replay = subprocess.run(
         [sys.executable, str(BENCH / "run.py"), "--report", str(tmp_path / "out.json")],
@@ -95,7 +99,7 @@ def test_tiny_run_of_our_own_tool(tmp_path: Path) -> None:
 def test_tiny_run_with_pysyncml_in_both_roles(tmp_path: Path) -> None:
     launcher = peers.pysyncml_launcher()  # skips without Python 2.7
     env = dict(os.environ, SYNC_NOTES=str(launcher))
-    stdout, data = _run(tmp_path, "--sizes", "8", "--pysyncml-client-max", "8", env=env)
+    stdout, data = _run(tmp_path, "--sizes", "8", "--pysyncml-client-max", "8", "--large-mib", "", env=env)
     for subject in (
         "gitsync → gitsync (rich)",
         "gitsync → gitsync (flat)",
