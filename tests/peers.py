@@ -34,6 +34,8 @@ from typing import Self
 
 import pytest
 
+from tests.helpers import LOCALHOST, free_port, read_notes, wait_settled  # noqa: F401  (older imports)
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # The environment as it was when the test session started, before tests/conftest.py points HOME at a
@@ -43,7 +45,6 @@ _SESSION_ENV: dict[str, str] = dict(os.environ)
 PYSYNCML_MODES = ("sync", "full", "pull", "push", "pull-over", "push-over")
 PYSYNCML_POLICIES = ("error", "client-wins", "server-wins")
 
-LOCALHOST = "127.0.0.1"
 # First start of SyncEvolution may apt-get install its packages (about 15 s here, minutes on a cold mirror).
 SEVO_START_TIMEOUT = 900.0
 PYSYNCML_INSTALL_TIMEOUT = 1800.0
@@ -94,13 +95,6 @@ def _as_text(data: str | bytes | None) -> str:
     if data is None:
         return ""
     return data.decode("utf-8", "replace") if isinstance(data, bytes) else data
-
-
-def free_port() -> int:
-    """A TCP port that is free on 127.0.0.1 right now (the usual bind-to-0 race applies)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((LOCALHOST, 0))
-        return int(s.getsockname()[1])
 
 
 def _port_open(port: int) -> bool:
@@ -600,58 +594,6 @@ class SyncEvolutionServer:
 
 
 # ------------------------------------------------------------------------------------------- notes
-
-_STATE_DIRS = frozenset({".git", ".sync"})
-
-
-def _journals(root: Path) -> bool:
-    folder = root / ".git" / "refs" / "gitsync" / "journal"
-    if folder.is_dir() and any(p.is_file() for p in folder.rglob("*")):
-        return True
-    try:
-        packed = (root / ".git" / "packed-refs").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return False
-    return " refs/gitsync/journal/" in packed
-
-
-def wait_settled(root: Path, timeout: float = 10.0) -> None:
-    """Wait until the gitsync folder ``root`` has no sync in progress (no journal ref).
-
-    Our server answers a session's last message as soon as it is committed, and writes the notes
-    it brought into its folder right after: a test that reads or edits a server folder just after
-    a client finished must wait for that.  The journal exists from before the answer until the
-    folder is written, so this never returns early.
-    """
-    deadline = time.monotonic() + timeout
-    while _journals(Path(root)) and time.monotonic() < deadline:
-        time.sleep(0.01)
-
-
-def read_notes(dir: Path, *, skip_hidden: bool = True) -> dict[str, bytes]:
-    """Every note file under ``dir``: relative POSIX path -> content.
-
-    Never includes ``.git`` or ``.sync`` (pysyncml's state) folders or symlinks; with ``skip_hidden``
-    also no other file or folder whose name starts with a dot.  Waits for a sync in progress.
-    """
-    root = Path(dir)
-    wait_settled(root)
-    notes: dict[str, bytes] = {}
-
-    def walk(folder: Path) -> None:
-        for entry in sorted(folder.iterdir()):
-            if entry.name in _STATE_DIRS or (skip_hidden and entry.name.startswith(".")):
-                continue
-            if entry.is_symlink():
-                continue
-            if entry.is_dir():
-                walk(entry)
-            elif entry.is_file():
-                notes[entry.relative_to(root).as_posix()] = entry.read_bytes()
-
-    walk(root)
-    return notes
-
 
 def normalise_text(b: bytes) -> bytes:
     """CRLF to LF, then no trailing line ends or blank lines: compares note text across peers

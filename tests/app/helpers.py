@@ -1,9 +1,7 @@
-"""Helpers for end-to-end tests: note folders, git inspection, a loopback client↔server pair."""
+"""A loopback client↔server pair for end-to-end tests (notes and git helpers: ``tests.helpers``)."""
 
 from __future__ import annotations
 
-import subprocess
-from collections.abc import Mapping
 from pathlib import Path
 
 from gitsync.app.client import ClientOptions, sync_client
@@ -12,27 +10,9 @@ from gitsync.app.server import ServerOptions, SyncServer
 from gitsync.model import SyncMode
 from gitsync.store.git import GitStore
 from gitsync.transport.inprocess import InProcessTransport
-from tests.peers import read_notes, wait_settled
+from tests.helpers import git, read_notes, write_notes  # re-exported: older imports
 
 __all__ = ["Loopback", "git", "read_notes", "write_notes"]
-
-
-def write_notes(root: Path, notes: Mapping[str, bytes | None]) -> None:
-    """Create, overwrite (bytes) or delete (None) note files below ``root``."""
-    wait_settled(root)
-    for rel, data in notes.items():
-        path = root / rel
-        if data is None:
-            path.unlink()
-            continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-
-
-def git(root: Path, *args: str) -> str:
-    """Run the real git CLI in ``root`` and return its output."""
-    wait_settled(root)
-    return subprocess.run(["git", *args], cwd=root, check=True, capture_output=True, text=True).stdout
 
 
 class Loopback:

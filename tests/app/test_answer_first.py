@@ -14,8 +14,8 @@ from typing import Any
 from gitsync.app.client import ClientOptions, sync_client
 from gitsync.store.git import GitStore
 from gitsync.transport.inprocess import InProcessTransport
-from tests.app.helpers import Loopback, write_notes
-from tests.peers import read_notes
+from tests.app.helpers import Loopback
+from tests.helpers import read_notes, write_notes
 
 App = Callable[..., Iterable[bytes]]
 

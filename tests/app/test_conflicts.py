@@ -20,7 +20,8 @@ from gitsync.sync.conflict import (
     resolve_delete_vs_modify,
     resolve_modify,
 )
-from tests.app.helpers import Loopback, git, read_notes, write_notes
+from tests.app.helpers import Loopback
+from tests.helpers import git, read_notes, write_notes
 
 BASE = b"shopping\n\neggs\nmilk\nbread\nbutter\ntea\n"
 CLIENT = BASE.replace(b"eggs", b"eggs (12)")  # overlaps with SERVER

@@ -35,7 +35,7 @@ from gitsync.protocol.messages import Add, Anchor, CTInfo, DataStore, DevInf, Me
 from gitsync.protocol.server import ServerConfig, ServerSession
 from gitsync.store.git import GitStore
 from gitsync.transport.inprocess import InProcessTransport
-from tests.app.helpers import git, read_notes, write_notes
+from tests.helpers import git, read_notes, write_notes
 
 URL = "http://sync.test/notes"
 SIFN = ("text/x-s4j-sifn", "1.1")

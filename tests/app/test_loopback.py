@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from gitsync.model import SyncMode
-from tests.app.helpers import Loopback, git, read_notes, write_notes
+from tests.app.helpers import Loopback
+from tests.helpers import git, read_notes, write_notes
 
 FIRST = {
     "alpha.txt": b"Alpha\nfirst line\n",

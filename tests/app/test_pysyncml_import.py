@@ -9,7 +9,7 @@ import pytest
 from gitsync.app import pysyncml_import
 from gitsync.store.git import GitStore
 from tests import peers
-from tests.app.helpers import git, write_notes
+from tests.helpers import git, read_notes, write_notes
 
 
 def test_sync_state_folder_is_never_a_note(tmp_path: Path) -> None:
@@ -39,7 +39,7 @@ def test_take_over_a_sync_notes_folder_without_duplicates(tmp_path: Path) -> Non
     write_notes(client, notes)
     with peers.PysyncmlServer(tmp_path / "server") as server:
         peers.run_pysyncml_client(client, url=server.url, devid="old-pysyncml-dev", check=True)
-        assert peers.read_notes(server.dir) == notes
+        assert read_notes(server.dir) == notes
         # edits on both sides while nobody syncs
         write_notes(client, {"c1.txt": b"note 1, edited before the takeover\n", "c2.txt": None,
                              "c-new.txt": b"added before the takeover\n"})
@@ -55,8 +55,8 @@ def test_take_over_a_sync_notes_folder_without_duplicates(tmp_path: Path) -> Non
             "c-new.txt": b"added before the takeover\n",
             "c3.txt": b"note 3, edited on the server\n",
         })
-        assert peers.read_notes(server.dir) == expected  # nothing duplicated
-        assert peers.read_notes(client) == expected
+        assert read_notes(server.dir) == expected  # nothing duplicated
+        assert read_notes(client) == expected
         assert git(client, "config", "gitsync.deviceid").strip() == "old-pysyncml-dev"
         assert git(client, "config", "gitsync.remote").strip() == server.url
         assert not [p for p in git(client, "ls-files").splitlines() if p.startswith(".sync")]
@@ -66,4 +66,4 @@ def test_take_over_a_sync_notes_folder_without_duplicates(tmp_path: Path) -> Non
         # later edits keep flowing both ways
         write_notes(client, {"c0.txt": b"note 0, by gitsync\n"})
         peers.run_gitsync("sync", client, "-q")
-        assert peers.read_notes(server.dir)["c0.txt"] == b"note 0, by gitsync\n"
+        assert read_notes(server.dir)["c0.txt"] == b"note 0, by gitsync\n"

@@ -16,7 +16,8 @@ from gitsync.errors import SafetyStop
 from gitsync.model import SyncMode
 from gitsync.store.git import GitStore
 from tests import peers
-from tests.app.helpers import Loopback, git, read_notes, write_notes
+from tests.app.helpers import Loopback
+from tests.helpers import git, read_notes, write_notes
 
 SIX = {f"n{i}.txt": f"note {i}\n".encode() for i in range(6)}
 
@@ -265,8 +266,8 @@ def test_amend_after_a_sync_with_pysyncml_keeps_syncing(tmp_path: Path) -> None:
         res = peers.run_gitsync("sync", client)
         assert "|  notes |  <>  |" in res.stdout
         assert "rewritten" in res.stderr
-        assert peers.read_notes(server.dir) == {"a.txt": b"a, edited and amended\n", "b.txt": b"b\n"}
-        assert peers.read_notes(client) == peers.read_notes(server.dir)
+        assert read_notes(server.dir) == {"a.txt": b"a, edited and amended\n", "b.txt": b"b\n"}
+        assert read_notes(client) == read_notes(server.dir)
 
 
 @pytest.mark.interop
@@ -278,7 +279,7 @@ def test_guard_and_dry_run_against_pysyncml(tmp_path: Path) -> None:
     write_notes(client, notes)
     with peers.PysyncmlServer(tmp_path / "server") as server:
         peers.run_gitsync("sync", client, "--remote", server.url, "--id", "gs-guard", "-q")
-        assert peers.read_notes(server.dir) == notes
+        assert read_notes(server.dir) == notes
 
         # dry run of a mass delete: shows it, would stop, changes nothing anywhere
         for i in range(6):
@@ -288,15 +289,15 @@ def test_guard_and_dry_run_against_pysyncml(tmp_path: Path) -> None:
         assert "  delete  p0.txt" in res.stdout
         assert "would STOP: this sync would delete 6 (75%) of the 8 notes on the server" in res.stdout
         assert _snapshot(client) == before
-        assert peers.read_notes(server.dir) == notes
+        assert read_notes(server.dir) == notes
 
         # the real sync stops before contacting the server
         res = peers.run_gitsync("sync", client, check=False)
         assert res.returncode == 1 and "--force-delete" in res.stderr
-        assert peers.read_notes(server.dir) == notes
+        assert read_notes(server.dir) == notes
         write_notes(client, {f"p{i}.txt": notes[f"p{i}.txt"] for i in range(6)})  # the user changes mind
         peers.run_gitsync("sync", client, "-q")
-        assert peers.read_notes(server.dir) == notes
+        assert read_notes(server.dir) == notes
 
         # the server loses its notes: the client refuses to follow, and keeps everything
         for entry in server.dir.iterdir():
@@ -306,10 +307,10 @@ def test_guard_and_dry_run_against_pysyncml(tmp_path: Path) -> None:
         res = peers.run_gitsync("sync", client, check=False)
         assert res.returncode == 1, res.stdout + res.stderr
         assert "did it lose its notes" in res.stderr
-        assert peers.read_notes(client) == notes
+        assert read_notes(client) == notes
         assert git(client, "rev-parse", "HEAD") == head
         # restoring the server from the folder is one push-over away
         peers.run_gitsync("sync", client, "--mode", "push-over", "-q")
-        assert peers.read_notes(server.dir) == notes
-        assert peers.read_notes(client) == notes
+        assert read_notes(server.dir) == notes
+        assert read_notes(client) == notes
     shutil.rmtree(tmp_path / "server", ignore_errors=True)

@@ -13,7 +13,8 @@ from gitsync.app.common import SyncReport
 from gitsync.store.git import GitStore
 from gitsync.transport.inprocess import InProcessTransport
 from tests import peers
-from tests.app.helpers import Loopback, git, read_notes, write_notes
+from tests.app.helpers import Loopback
+from tests.helpers import git, read_notes, write_notes
 from tests.hooks.helpers import commit, wait_for_log, wait_idle
 
 
@@ -103,10 +104,10 @@ def test_a_gitsync_server_and_a_pysyncml_server_through_the_cli_and_the_hook(tmp
         write_notes(phone.dir, {"two.txt": b"two, edited on the phone\n", "three.txt": b"three\n"})
         peers.run_gitsync("sync", me, "--peer", "phone", "-q")
         peers.run_gitsync("sync", me, "--peer", "home", "-q")
-        assert peers.read_notes(home.dir) == peers.read_notes(me)
+        assert read_notes(home.dir) == read_notes(me)
         res = peers.run_gitsync("sync", me, "--peer", "phone")
         assert "No changes." in res.stdout
-        assert peers.read_notes(phone.dir) == peers.read_notes(me)
+        assert read_notes(phone.dir) == read_notes(me)
 
         # the hook syncs every peer after a commit
         peers.run_gitsync("hook", "install", me)
@@ -117,8 +118,8 @@ def test_a_gitsync_server_and_a_pysyncml_server_through_the_cli_and_the_hook(tmp
         wait_for_log(me, "home: ok")
         wait_idle(me)
         assert git(me, "config", "gitsync.peer").strip() == "phone"  # the hook did not change the default
-        assert peers.read_notes(home.dir)["four.txt"] == b"four, committed\n"
-        assert peers.read_notes(phone.dir)["four.txt"] == b"four, committed\n"
+        assert read_notes(home.dir)["four.txt"] == b"four, committed\n"
+        assert read_notes(phone.dir)["four.txt"] == b"four, committed\n"
         status = peers.run_gitsync("status", me).stdout
         assert f"Peer home ({home.url})" in status and f"Peer phone ({phone.url})" in status
         log = peers.run_gitsync("log", me, "--peer", "phone").stdout.splitlines()

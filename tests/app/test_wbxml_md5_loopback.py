@@ -39,7 +39,8 @@ from gitsync.store.git import GitStore
 from gitsync.sync.state import parse_kv
 from gitsync.transport.inprocess import InProcessTransport
 from tests import peers
-from tests.app.helpers import Loopback, git, read_notes, write_notes
+from tests.app.helpers import Loopback
+from tests.helpers import git, read_notes, write_notes
 
 MAX = 4096
 USER, PASSWORD = "alice", "s3cret p\u00e4ss"

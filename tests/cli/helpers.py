@@ -19,6 +19,7 @@ from gitsync.cli import main
 from gitsync.store.git import GitStore
 from gitsync.transport.serve import make_http_server
 from tests import peers
+from tests.helpers import LOCALHOST, read_notes
 
 __all__ = ["HOWS", "Result", "cli", "gitsync_server", "repo_snapshot"]
 
@@ -81,11 +82,11 @@ def gitsync_server(folder: Path, **options: object) -> Iterator[ServerHandle]:
     reports: list[object] = []
     opts = ServerOptions(on_report=reports.append, **options)  # type: ignore[arg-type]
     server = SyncServer(GitStore.open(folder), opts)
-    httpd = make_http_server(server.wsgi_app(), peers.LOCALHOST, 0)
+    httpd = make_http_server(server.wsgi_app(), LOCALHOST, 0)
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
-        yield ServerHandle(f"http://{peers.LOCALHOST}:{httpd.server_port}/", folder, reports)
+        yield ServerHandle(f"http://{LOCALHOST}:{httpd.server_port}/", folder, reports)
     finally:
         httpd.shutdown()
         httpd.server_close()
@@ -103,7 +104,7 @@ def repo_snapshot(folder: Path) -> dict[str, object]:
         return subprocess.run(["git", *args], cwd=folder, capture_output=True, text=True).stdout
 
     return {
-        "files": peers.read_notes(folder),
+        "files": read_notes(folder),
         # every ref but the store's private cache of the last work-tree scan
         "refs": "".join(
             line + "\n"

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests import peers
-from tests.app.helpers import git, write_notes
 from tests.cli.helpers import HOWS, Result, cli, gitsync_server, repo_snapshot
+from tests.helpers import LOCALHOST, free_port, git, read_notes, write_notes
 
 pytestmark = pytest.mark.parametrize("how", HOWS)
 
@@ -44,14 +44,10 @@ def synced(tmp_path: Path) -> Iterator[tuple[Path, str]]:
         yield client, srv.url
 
 
-def _free_port() -> int:
-    return peers.free_port()
-
-
 # ------------------------------------------------------------------------------- unreachable
 def test_unreachable_server(how: str, synced: tuple[Path, str]) -> None:
     client, _ = synced
-    url = f"http://127.0.0.1:{_free_port()}/"
+    url = f"http://127.0.0.1:{free_port()}/"
     before = repo_snapshot(client)
     res = cli(how, "sync", client, "-r", url)
     _one_line(res, 1, "cannot reach", url, "connection refused")
@@ -70,10 +66,10 @@ def test_unknown_host(how: str, synced: tuple[Path, str]) -> None:
 def _silent_server() -> Iterator[str]:
     """Accepts connections and never answers."""
     sock = socket.socket()
-    sock.bind((peers.LOCALHOST, 0))
+    sock.bind((LOCALHOST, 0))
     sock.listen(5)
     try:
-        yield f"http://{peers.LOCALHOST}:{sock.getsockname()[1]}/"
+        yield f"http://{LOCALHOST}:{sock.getsockname()[1]}/"
     finally:
         sock.close()
 
@@ -106,11 +102,11 @@ class _HtmlHandler(http.server.BaseHTTPRequestHandler):
 
 @contextmanager
 def _html_server() -> Iterator[str]:
-    httpd = http.server.ThreadingHTTPServer((peers.LOCALHOST, 0), _HtmlHandler)
+    httpd = http.server.ThreadingHTTPServer((LOCALHOST, 0), _HtmlHandler)
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
-        yield f"http://{peers.LOCALHOST}:{httpd.server_address[1]}/"
+        yield f"http://{LOCALHOST}:{httpd.server_address[1]}/"
     finally:
         httpd.shutdown()
         httpd.server_close()
@@ -141,7 +137,7 @@ def test_wrong_password(how: str, tmp_path: Path) -> None:
         res = cli(how, "sync", client, "-r", srv.url, "-i", "dev-pw")  # none at all
         _one_line(res, 1, "credentials")
         assert repo_snapshot(client) == before
-        assert peers.read_notes(srv.dir) == {}
+        assert read_notes(srv.dir) == {}
         assert srv.reports == []  # no session got anywhere
 
 
@@ -207,11 +203,11 @@ def test_password_needed_without_a_terminal(how: str, synced: tuple[Path, str]) 
 # ------------------------------------------------------------------------------- serve
 def test_serve_port_in_use(how: str, tmp_path: Path) -> None:
     with socket.socket() as taken:
-        taken.bind((peers.LOCALHOST, 0))
+        taken.bind((LOCALHOST, 0))
         taken.listen(1)
         port = taken.getsockname()[1]
-        res = cli(how, "serve", tmp_path / "srv", "--listen", str(port), "--host", peers.LOCALHOST)
-    _one_line(res, 2, f"cannot listen on {peers.LOCALHOST}:{port}")
+        res = cli(how, "serve", tmp_path / "srv", "--listen", str(port), "--host", LOCALHOST)
+    _one_line(res, 2, f"cannot listen on {LOCALHOST}:{port}")
 
 
 def test_serve_bad_users_file(how: str, tmp_path: Path) -> None:
@@ -238,14 +234,14 @@ def test_dirty_repo_keeps_the_edits_when_the_server_is_unreachable(
     client, _ = synced
     write_notes(client, {"a.txt": b"a edited\n", "new.txt": b"new\n"})
     git(client, "add", "new.txt")  # something staged, something not
-    files = peers.read_notes(client)
+    files = read_notes(client)
     head = git(client, "rev-parse", "HEAD").strip()
     status = git(client, "status", "--porcelain")
     refs = ("for-each-ref", "refs/gitsync/127.0.0.1*", "--format=%(refname) %(objectname)")
     state = git(client, *refs)
-    res = cli(how, "sync", client, "-r", f"http://127.0.0.1:{_free_port()}/")
+    res = cli(how, "sync", client, "-r", f"http://127.0.0.1:{free_port()}/")
     _one_line(res, 1, "cannot reach")
-    assert peers.read_notes(client) == files
+    assert read_notes(client) == files
     assert git(client, *refs) == state
     assert git(client, "rev-parse", "HEAD").strip() == head
     assert git(client, "status", "--porcelain") == status

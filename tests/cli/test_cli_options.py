@@ -18,8 +18,8 @@ import pytest
 from gitsync import __version__
 from gitsync.sync.conflict import Policy
 from tests import peers
-from tests.app.helpers import git, write_notes
 from tests.cli.helpers import HOWS, cli, gitsync_server, repo_snapshot
+from tests.helpers import git, read_notes, write_notes
 
 pytestmark = pytest.mark.parametrize("how", HOWS)
 
@@ -76,7 +76,7 @@ def test_remote_and_id_are_remembered_and_summary_printed(how: str, tmp_path: Pa
         res = cli(how, "sync", client)  # URL and id remembered
         assert res.code == 0, res.err
         assert _row(res.out) == ("<>", ["-", "-", "-", "-", "1", "-", "-", "-", "-", "-"])
-        assert peers.read_notes(srv.dir) == peers.read_notes(client)
+        assert read_notes(srv.dir) == read_notes(client)
         assert srv.reports[-1].mode == "two-way"  # type: ignore[attr-defined]
 
 
@@ -91,10 +91,10 @@ def test_mode_short_option_and_peer_name(how: str, tmp_path: Path) -> None:
         res = cli(how, "sync", client, "-m", "pull")
         assert res.code == 0, res.err
         assert _row(res.out)[0] == "<-"
-        assert "s.txt" in peers.read_notes(client) and "mine.txt" not in peers.read_notes(srv.dir)
+        assert "s.txt" in read_notes(client) and "mine.txt" not in read_notes(srv.dir)
         res = cli(how, "sync", client, "--mode", "push")
         assert _row(res.out)[0] == "->"
-        assert "mine.txt" in peers.read_notes(srv.dir)
+        assert "mine.txt" in read_notes(srv.dir)
 
 
 def test_name_reaches_the_server(how: str, tmp_path: Path) -> None:
@@ -115,7 +115,7 @@ def test_remote_uri_short_option(how: str, tmp_path: Path) -> None:
     write_notes(client, {"a.txt": b"a\n"})
     with gitsync_server(tmp_path / "server") as srv:
         _first(how, client, srv.url, "-R", "./Memo")
-        assert peers.read_notes(srv.dir) == {"a.txt": b"a\n"}
+        assert read_notes(srv.dir) == {"a.txt": b"a\n"}
         assert git(client, "config", "gitsync.remoteuri").strip() == "./Memo"
 
 
@@ -128,21 +128,21 @@ def test_no_filename_sync(how: str, tmp_path: Path) -> None:
         res = cli(how, "sync", client, "-F")
         assert res.code == 0, res.err
         # a rename alone is not synced: the server keeps the old name
-        assert peers.read_notes(srv.dir) == {"a.txt": b"a\n", "b.txt": b"b\n"}
-        assert "renamed.txt" in peers.read_notes(client)
+        assert read_notes(srv.dir) == {"a.txt": b"a\n", "b.txt": b"b\n"}
+        assert "renamed.txt" in read_notes(client)
         # remembered, as sync-notes does; content changes still go
         assert git(client, "config", "gitsync.nofilenamesync").strip() == "true"
         write_notes(client, {"b.txt": b"b edited\n"})
         (client / "renamed.txt").rename(client / "renamed-again.txt")
         res = cli(how, "sync", client)
         assert res.code == 0, res.err
-        assert peers.read_notes(srv.dir) == {"a.txt": b"a\n", "b.txt": b"b edited\n"}
+        assert read_notes(srv.dir) == {"a.txt": b"a\n", "b.txt": b"b edited\n"}
         # with file name sync on again, a rename goes to the server
         git(client, "config", "--unset", "gitsync.nofilenamesync")
         write_notes(client, {"renamed-again.txt": b"a, edited\n"})
         res = cli(how, "sync", client)
         assert res.code == 0, res.err
-        assert peers.read_notes(srv.dir) == {"renamed-again.txt": b"a, edited\n", "b.txt": b"b edited\n"}
+        assert read_notes(srv.dir) == {"renamed-again.txt": b"a, edited\n", "b.txt": b"b edited\n"}
 
 
 # ------------------------------------------------------------------------------- --describe / --local
@@ -223,13 +223,13 @@ def test_username_and_password(how: str, auth: str, tmp_path: Path) -> None:
         res = cli(how, "sync", client, "-r", srv.url, "-i", "dev-pw", "-u", "alice", "-p", "s3cret-Pw",
                   "--auth", auth)
         assert res.code == 0, res.err
-        assert peers.read_notes(srv.dir) == {"a.txt": b"a\n"}
+        assert read_notes(srv.dir) == {"a.txt": b"a\n"}
         assert git(client, "config", "gitsync.username").strip() == "alice"
         # later: the user name is remembered, the password comes from the environment
         write_notes(client, {"b.txt": b"b\n"})
         res = cli(how, "sync", client, env={"GITSYNC_PASSWORD": "s3cret-Pw"})
         assert res.code == 0, res.err
-        assert "b.txt" in peers.read_notes(srv.dir)
+        assert "b.txt" in read_notes(srv.dir)
         _assert_password_not_stored(client, "s3cret-Pw")
 
 
@@ -287,7 +287,7 @@ def test_password_is_prompted_without_echo_on_a_terminal(how: str, tmp_path: Pat
         assert code == 0, transcript
         assert "Password for alice:" in transcript
         assert "s3cret-Pw" not in transcript  # not echoed
-        assert peers.read_notes(srv.dir) == {"a.txt": b"a\n"}
+        assert read_notes(srv.dir) == {"a.txt": b"a\n"}
     _assert_password_not_stored(client, "s3cret-Pw")
 
 
@@ -325,7 +325,7 @@ def test_quiet_prints_nothing_and_verbose_says_more(how: str, tmp_path: Path) ->
     with gitsync_server(tmp_path / "server") as srv:
         res = cli(how, "sync", client, "-r", srv.url, "-i", "dev-q", "-q")
         assert (res.code, res.out, res.err) == (0, "", "")
-        assert peers.read_notes(srv.dir) == {"a.txt": b"a\n"}
+        assert read_notes(srv.dir) == {"a.txt": b"a\n"}
         write_notes(client, {"b.txt": b"b\n"})
         res = cli(how, "sync", client, "--quiet")
         assert (res.code, res.out, res.err) == (0, "", "")
@@ -346,7 +346,7 @@ def test_encoding_syncml_version_and_message_size(how: str, tmp_path: Path) -> N
         res = cli(how, "sync", client, "-r", srv.url, "-i", "dev-enc", "--encoding", "wbxml",
                   "--syncml", "1.1", "--max-msg-size", "4096", "--timeout", "20")
         assert res.code == 0, res.err
-        assert peers.read_notes(srv.dir) == notes
+        assert read_notes(srv.dir) == notes
 
 
 def test_force_delete(how: str, tmp_path: Path) -> None:
@@ -358,10 +358,10 @@ def test_force_delete(how: str, tmp_path: Path) -> None:
         write_notes(client, {f"n{i}.txt": None for i in range(5)})
         res = cli(how, "sync", client)
         assert res.code == 1 and len(res.lines) == 1 and "--force-delete" in res.err
-        assert peers.read_notes(srv.dir) == notes
+        assert read_notes(srv.dir) == notes
         res = cli(how, "sync", client, "--force-delete")
         assert res.code == 0, res.err
-        assert peers.read_notes(srv.dir) == {"n5.txt": b"5\n"}
+        assert read_notes(srv.dir) == {"n5.txt": b"5\n"}
 
 
 # ------------------------------------------------------------------------------- policy / exit 3
@@ -383,7 +383,7 @@ def test_server_policy_and_exit_status(how: str, policy: str, tmp_path: Path) ->
         write_notes(client, {"n.txt": b"list\nclient\n"})
         write_notes(srv.dir, {"n.txt": b"list\nserver\n"})
         res = cli(how, "sync", client)
-        ours, theirs = peers.read_notes(client), peers.read_notes(srv.dir)
+        ours, theirs = read_notes(client), read_notes(srv.dir)
         if policy == "client-wins":
             assert res.code == 0 and ours == theirs == {"n.txt": b"list\nclient\n"}
         elif policy == "server-wins":
@@ -423,5 +423,5 @@ def test_serve_users_from_a_file_or_git_config(how: str, tmp_path: Path) -> None
         assert res.code == 1 and "credentials" in res.err
         res = cli(how, "sync", client, "-r", server.url, env={"GITSYNC_PASSWORD": "s3cret-Pw"})
         assert res.code == 0, res.err
-        assert peers.read_notes(srv)["b.txt"] == b"b\n"
+        assert read_notes(srv)["b.txt"] == b"b\n"
         assert server.output() == ""  # -q: no per-session table

@@ -17,16 +17,10 @@ import pytest
 
 from gitsync.__main__ import local_options
 from tests.cli.helpers import cli, gitsync_server
+from tests.helpers import write_notes
 
 NOTES = {"a.txt": b"alpha\n", "b.txt": b"bravo\n", "sub/c.txt": b"charlie\n", "sub/deep/d.txt": b"delta\n"}
 NONE = "No pending local changes"
-
-
-def _write(folder: Path, notes: dict[str, bytes]) -> None:
-    for rel, data in notes.items():
-        path = folder / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
 
 
 def local(folder: Path, *extra: str) -> tuple[str, bool]:
@@ -48,7 +42,7 @@ def _changes(out: str) -> list[list[str]]:
 def synced(tmp_path: Path) -> Path:
     """A notes folder synced once with a gitsync server (then stopped), files a second old."""
     folder = tmp_path / "notes"
-    _write(folder, NOTES)
+    write_notes(folder, NOTES)
     with gitsync_server(tmp_path / "server") as srv:
         res = cli("runner", "sync", folder, "--remote", srv.url, "--id", "dev-receipt")
         assert res.code == 0, res.err
@@ -68,15 +62,18 @@ def _edit_same_size_same_mtime(folder: Path) -> None:
 
 CHANGES: dict[str, tuple[Callable[[Path], None], list[list[str]]]] = {
     "same size and mtime": (_edit_same_size_same_mtime, [["modified", "a.txt"]]),
-    "appended": (lambda f: _write(f, {"sub/deep/d.txt": b"delta\nmore\n"}), [["modified", "sub/deep/d.txt"]]),
-    "new file": (lambda f: _write(f, {"sub/new.txt": b"new\n"}), [["added", "sub/new.txt"]]),
-    "new folder": (lambda f: _write(f, {"x/y/z.txt": b"z\n"}), [["added", "x/y/z.txt"]]),
+    "appended": (
+        lambda f: write_notes(f, {"sub/deep/d.txt": b"delta\nmore\n"}),
+        [["modified", "sub/deep/d.txt"]],
+    ),
+    "new file": (lambda f: write_notes(f, {"sub/new.txt": b"new\n"}), [["added", "sub/new.txt"]]),
+    "new folder": (lambda f: write_notes(f, {"x/y/z.txt": b"z\n"}), [["added", "x/y/z.txt"]]),
     "deleted": (lambda f: (f / "sub" / "c.txt").unlink(), [["deleted", "sub/c.txt"]]),
     "renamed": (
         lambda f: (f / "b.txt").rename(f / "sub" / "b2.txt"), [["renamed", "b.txt", "->", "sub/b2.txt"]]
     ),
     "replaced by a folder": (
-        lambda f: ((f / "b.txt").unlink(), _write(f, {"b.txt/inner.txt": b"bravo\n"})),
+        lambda f: ((f / "b.txt").unlink(), write_notes(f, {"b.txt/inner.txt": b"bravo\n"})),
         [["renamed", "b.txt", "->", "b.txt/inner.txt"]],
     ),
 }
@@ -120,7 +117,7 @@ def test_an_ignored_file_disables_the_receipt_but_not_the_answer(synced: Path) -
 
 def test_a_file_newer_than_the_stat_cache_is_never_trusted(synced: Path) -> None:
     future = time.time() + 3600
-    _write(synced, {"a.txt": b"alpha edited\n"})
+    write_notes(synced, {"a.txt": b"alpha edited\n"})
     os.utime(synced / "a.txt", (future, future))
     for _ in range(2):  # racy: its stat data cannot prove its content, so no receipt
         out, fast = local(synced)
@@ -128,7 +125,7 @@ def test_a_file_newer_than_the_stat_cache_is_never_trusted(synced: Path) -> None
 
 
 def test_another_sync_or_peer_or_commit_changes_the_key(synced: Path, tmp_path: Path) -> None:
-    _write(synced, {"a.txt": b"alpha 2\n"})
+    write_notes(synced, {"a.txt": b"alpha 2\n"})
     out, _ = local(synced)
     assert _changes(out) == [["modified", "a.txt"]]
     assert local(synced) == (out, True)

@@ -11,7 +11,8 @@ from gitsync.app import hook
 from gitsync.cli import main
 from gitsync.store.git import GitStore
 from tests import peers
-from tests.app.helpers import Loopback, git, write_notes
+from tests.app.helpers import Loopback
+from tests.helpers import git, write_notes
 
 LINE = re.compile(
     r"^(?P<when>\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ)  (?P<peer>\S+)\s+(?P<mode>\S+)\s+"

@@ -18,18 +18,18 @@ from pathlib import Path
 import pytest
 
 from tests import peers
-from tests.app.helpers import git, write_notes
 from tests.cli.helpers import repo_snapshot
+from tests.helpers import LOCALHOST, git, write_notes
 
 
 @contextmanager
 def _stalling_server() -> Iterator[tuple[str, socket.socket]]:
     """Accepts connections and never answers (a server or proxy that hangs)."""
     sock = socket.socket()
-    sock.bind((peers.LOCALHOST, 0))
+    sock.bind((LOCALHOST, 0))
     sock.listen(5)
     try:
-        yield f"http://{peers.LOCALHOST}:{sock.getsockname()[1]}/", sock
+        yield f"http://{LOCALHOST}:{sock.getsockname()[1]}/", sock
     finally:
         sock.close()
 

@@ -14,9 +14,9 @@ from gitsync.protocol.constants import AUTH_MD5
 from gitsync.protocol.messages import Status
 from gitsync.protocol.passwords import md5_secret, parse_entry
 from tests import peers
-from tests.app.helpers import write_notes
 from tests.cli.helpers import cli
 from tests.cli.test_cli_options import _pty_run
+from tests.helpers import read_notes, write_notes
 
 PW = "Tr0ub4dor & 3: ünïcode"
 
@@ -86,7 +86,7 @@ def test_serve_with_hashed_users_basic_and_md5(tmp_path: Path) -> None:
         bob.mkdir()
         res = cli("script", "sync", bob, "-r", server.url, "-i", "dev-b", "-u", "bob", env=env)
         assert res.code == 0, res.err
-        assert peers.read_notes(bob) == {"a.txt": b"from alice\n"}
+        assert read_notes(bob) == {"a.txt": b"from alice\n"}
         res = cli("script", "sync", bob, "-r", server.url, "-i", "dev-b", "-u", "bob", "--auth", "md5",
                   env=env)
         assert res.code == 1 and "credentials" in res.err  # a hash alone cannot answer MD5
@@ -95,7 +95,7 @@ def test_serve_with_hashed_users_basic_and_md5(tmp_path: Path) -> None:
         assert res.code == 1 and "credentials" in res.err
         log = server.output()
     assert "plain-text" not in log and PW not in log
-    assert peers.read_notes(srv) == {"a.txt": b"from alice\n"}
+    assert read_notes(srv) == {"a.txt": b"from alice\n"}
 
 
 def test_plain_entries_work_with_one_warning(tmp_path: Path) -> None:

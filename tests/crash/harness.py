@@ -39,7 +39,8 @@ from gitsync.app.server import SyncServer
 from gitsync.store.git import CRASH_POINTS, STALE_GITSYNC_LOCK_SECONDS, GitStore
 from gitsync.transport.http import HttpTransport
 from gitsync.transport.serve import make_http_server
-from tests.peers import wait_settled
+from tests import helpers
+from tests.helpers import LOCALHOST, free_port, wait_settled, write_notes
 
 __all__ = [
     "CLIENT_POINTS",
@@ -52,7 +53,7 @@ __all__ = [
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-HOST = "127.0.0.1"
+HOST = LOCALHOST
 DEVICE = "crash-dev"
 PEER = "srv"
 #: Messages the client sends in one gitsync <-> gitsync session (packages 1, 3, 5).
@@ -129,30 +130,10 @@ def plan_trials(count: int, seed: int = 0, *, delays: bool = False) -> list[Tria
 
 
 def read_notes(root: Path) -> dict[str, bytes]:
-    """Every file below ``root`` except ``.git`` and the top-level ``.gitattributes``."""
-    wait_settled(root)
-    out: dict[str, bytes] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        if ".git" in dirnames:
-            dirnames.remove(".git")
-        for name in filenames:
-            path = Path(dirpath, name)
-            rel = path.relative_to(root).as_posix()
-            if rel != ".gitattributes":
-                out[rel] = path.read_bytes()
-    return out
-
-
-def write_notes(root: Path, notes: Mapping[str, bytes | None]) -> None:
-    """Write (bytes) or delete (None) notes below ``root``."""
-    wait_settled(root)
-    for rel, data in notes.items():
-        path = root / rel
-        if data is None:
-            path.unlink()
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
+    """Every file below ``root`` (hidden ones too) except ``.git`` and the top-level ``.gitattributes``."""
+    notes = helpers.read_notes(root, skip_hidden=False)
+    notes.pop(".gitattributes", None)
+    return notes
 
 
 _FOLDERS = ("", "", "", "work/", "ideas/", "\u00fcber/", "work/deep/")
@@ -221,12 +202,6 @@ def gitsync_argv(*args: str) -> list[str]:
         "import sys; from gitsync.cli import main; sys.argv[0] = 'gitsync-notes'; main()",
         *args,
     ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 def wait_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: float = 20.0) -> bool:

@@ -22,13 +22,12 @@ from tests.crash.harness import (
     Trial,
     child_env,
     client_sync,
-    free_port,
     gitsync_argv,
     read_notes,
     run_trial,
     thread_server,
-    write_notes,
 )
+from tests.helpers import free_port, write_notes
 
 TRIALS = [Trial(100 + i, "client", p, n) for i, (p, n) in enumerate(CLIENT_POINTS)] + [
     Trial(200 + i, "server", p, n) for i, (p, n) in enumerate(SERVER_POINTS)

@@ -26,7 +26,8 @@ from gitsync.errors import GitsyncError
 from gitsync.store.git import GitStore
 from gitsync.transport.http import HttpTransport
 from gitsync.transport.serve import _ThreadingServer
-from tests.crash.harness import HOST, check_repo, read_notes, seeded_changes, write_notes
+from tests.crash.harness import HOST, check_repo, read_notes, seeded_changes
+from tests.helpers import write_notes
 
 CLIENT_TIMEOUT = 0.6
 FAULTS = (

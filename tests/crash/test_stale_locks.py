@@ -29,11 +29,10 @@ from tests.crash.harness import (
     check_repo,
     child_env,
     client_sync,
-    free_port,
     read_notes,
     thread_server,
-    write_notes,
 )
+from tests.helpers import free_port, write_notes
 
 KILLED_HOLDING_INDEX_LOCK = """
 import os, signal, sys

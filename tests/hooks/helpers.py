@@ -12,7 +12,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from tests.peers import LOCALHOST
+from tests.helpers import LOCALHOST
 
 __all__ = ["HangingServer", "commit", "hook_log", "wait_for_log", "wait_idle"]
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from tests import peers
-from tests.app.helpers import Loopback, git, read_notes, write_notes
+from tests.app.helpers import Loopback
+from tests.helpers import git, read_notes, write_notes
 
 
 def _last_sync_commit(root: Path) -> str:
@@ -63,6 +64,6 @@ def test_revert_round_trip_through_the_cli_with_pysyncml(tmp_path: Path) -> None
         assert read_notes(client)["a.txt"] == b"a, edited on the server\n"
         git(client, "revert", "--no-edit", _last_sync_commit(client))
         peers.run_gitsync("sync", client, "-q")
-        assert peers.read_notes(server.dir) == {"a.txt": b"a\n", "b.txt": b"b\n"}
+        assert read_notes(server.dir) == {"a.txt": b"a\n", "b.txt": b"b\n"}
         log = peers.run_gitsync("log", client).stdout.splitlines()
         assert "+0 ~1 -1 out" in log[0] and "+1 ~1 -0 in" in log[1]

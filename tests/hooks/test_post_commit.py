@@ -24,7 +24,8 @@ from gitsync.errors import ConfigError
 from gitsync.store.git import GitStore
 from gitsync.transport.inprocess import InProcessTransport
 from tests import peers
-from tests.app.helpers import Loopback, git, read_notes, write_notes
+from tests.app.helpers import Loopback
+from tests.helpers import git, read_notes, write_notes
 from tests.hooks.helpers import HangingServer, commit, hook_log, wait_for_log, wait_idle
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -23,7 +23,8 @@ from pathlib import Path
 from gitsync.codec import decode
 from gitsync.errors import CodecError
 from gitsync.protocol.messages import Message, Status
-from tests.crash.harness import REPO_ROOT, child_env, free_port, gitsync_argv, wait_port
+from tests.crash.harness import REPO_ROOT, child_env, gitsync_argv, wait_port
+from tests.helpers import free_port
 
 HOST = "127.0.0.1"
 HAVE_GUNICORN = importlib.util.find_spec("gunicorn") is not None

@@ -17,8 +17,8 @@ from gitsync.protocol.auth import md5_digest
 from gitsync.protocol.constants import AUTH_BASIC, AUTH_MD5
 from gitsync.store.git import GitStore
 from gitsync.transport.inprocess import InProcessTransport
+from tests.helpers import read_notes
 from tests.hostile.helpers import URL, App, Reply, ScriptedClient, add, post, sif
-from tests.peers import read_notes
 
 USERS = {"alice": "correct horse battery staple", "bob": "hunter2-\u00e9\u00e8"}
 PASSWORD = USERS["alice"]

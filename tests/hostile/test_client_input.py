@@ -25,8 +25,8 @@ from gitsync.protocol.messages import Anchor
 from gitsync.protocol.server import ServerConfig, ServerSession
 from gitsync.store.git import GitStore
 from gitsync.transport.inprocess import InProcessTransport
+from tests.helpers import read_notes
 from tests.hostile.helpers import URL, FsGuard, sif
-from tests.peers import read_notes
 
 App = Callable[..., Iterable[bytes]]
 

@@ -26,8 +26,9 @@ from gitsync.protocol.client import ClientConfig, ClientSession
 from gitsync.protocol.events import OutChange
 from gitsync.store.git import GitStore
 from gitsync.transport.inprocess import InProcessTransport
+from tests.helpers import read_notes
 from tests.hostile.helpers import URL, FsGuard, post, sif
-from tests.peers import SHARED, read_notes
+from tests.peers import SHARED
 
 
 def _own_messages() -> list[tuple[bytes, str]]:

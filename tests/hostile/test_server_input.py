@@ -21,8 +21,8 @@ from gitsync.model import ChangeKind, SyncMode
 from gitsync.protocol.events import OutChange
 from gitsync.store.git import GitStore
 from gitsync.transport.inprocess import InProcessTransport
+from tests.helpers import read_notes
 from tests.hostile.helpers import URL, App, FsGuard, ScriptedClient, add, post, sif
-from tests.peers import read_notes
 
 MAX_BODY = 256 * 1024
 

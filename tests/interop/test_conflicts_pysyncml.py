@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests import peers
-from tests.app.helpers import git, write_notes
+from tests.helpers import git, read_notes, write_notes
 
 pytestmark = pytest.mark.interop
 
@@ -131,13 +131,13 @@ def test_gitsync_client_conflicts_with_a_pysyncml_server(tmp_path: Path, policy:
     with peers.PysyncmlServer(tmp_path / "server", policy=policy) as server:
         write_notes(server.dir, start(scenarios))
         peers.run_gitsync("sync", client, "--remote", server.url, "--id", f"gitsync-{policy}")
-        assert peers.read_notes(client) == start(scenarios)
+        assert read_notes(client) == start(scenarios)
         _client_edits(client, scenarios)
         _server_edits(server.dir, scenarios)
         res = peers.run_gitsync("sync", client, check=False)
         want_client, want_server = their_outcome(policy)
-        assert peers.read_notes(client) == want_client, res.stdout + res.stderr
-        assert peers.read_notes(server.dir) == want_server, server.output()[-3000:]
+        assert read_notes(client) == want_client, res.stdout + res.stderr
+        assert read_notes(server.dir) == want_server, server.output()[-3000:]
         assert git(client, "status", "--porcelain") == ""
         if policy == "error":
             # nothing was settled: we say so and exit 3 (conflict), naming the notes
@@ -150,8 +150,8 @@ def test_gitsync_client_conflicts_with_a_pysyncml_server(tmp_path: Path, policy:
         else:
             assert res.returncode == 0, res.stdout + res.stderr
             peers.run_gitsync("sync", client)  # settled: a further sync changes nothing
-        assert peers.read_notes(client) == want_client
-        assert peers.read_notes(server.dir) == want_server
+        assert read_notes(client) == want_client
+        assert read_notes(server.dir) == want_server
         if policy == "server-wins":  # our losing edits stay in our history
             assert _in_log(client, top("clean.txt")) and _in_log(client, c_eggs("moddel.txt"))
     assert "Traceback" not in server.output()
@@ -210,12 +210,12 @@ def test_pysyncml_client_conflicts_with_a_gitsync_server(tmp_path: Path, policy:
     write_notes(srv, start())
     with peers.GitsyncServer(srv, extra=["--policy", policy]) as server:
         peers.run_pysyncml_client(cli, url=server.url, devid=f"pysyncml-{policy}", check=True)
-        assert peers.read_notes(cli) == start()
+        assert read_notes(cli) == start()
         _client_edits(cli)
         _server_edits(srv)
         res = peers.run_pysyncml_client(cli, check=True)
         want_client, want_ours = our_outcome(policy)
-        client, ours = peers.read_notes(cli), peers.read_notes(srv)
+        client, ours = read_notes(cli), read_notes(srv)
         _check(client, want_client)
         _check(ours, want_ours)
         assert "conflict" in res.stdout.lower()  # its summary counts them
@@ -225,6 +225,6 @@ def test_pysyncml_client_conflicts_with_a_gitsync_server(tmp_path: Path, policy:
             assert _in_log(srv, text)
         # settled (or, for "error", still refused): the next session changes nothing
         peers.run_pysyncml_client(cli, check=True)
-        assert peers.read_notes(srv) == ours
-        assert peers.read_notes(cli) == client
+        assert read_notes(srv) == ours
+        assert read_notes(cli) == client
     assert "Traceback" not in server.output()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests import peers
-from tests.app.helpers import git, write_notes
+from tests.helpers import git, read_notes, write_notes
 
 pytestmark = pytest.mark.interop
 
@@ -34,16 +34,16 @@ def test_two_devices_through_a_real_server(tmp_path: Path) -> None:
         first = peers.run_gitsync("sync", a, "--remote", server.url, "--id", "dev-a")
         assert "Synchronization Summary" in first.stdout
         peers.run_gitsync("sync", b, "--remote", server.url, "--id", "dev-b", "-q")
-        assert peers.read_notes(server.dir) == NOTES
-        assert peers.read_notes(b) == NOTES
+        assert read_notes(server.dir) == NOTES
+        assert read_notes(b) == NOTES
 
         write_notes(b, {"r\u00e9sum\u00e9.txt": "na\u00efve caf\u00e9, edited on b \u2713\n".encode(),
                         "neu/\u00e4\u00f6\u00fc.txt": "\u00e4\u00f6\u00fc\n".encode(), "empty.txt": None})
         quiet = peers.run_gitsync("sync", b, "-q")
         assert quiet.stdout == ""
         peers.run_gitsync("sync", a, "-q")
-        assert peers.read_notes(a) == peers.read_notes(b) == peers.read_notes(server.dir)
-        assert "empty.txt" not in peers.read_notes(a)
+        assert read_notes(a) == read_notes(b) == read_notes(server.dir)
+        assert "empty.txt" not in read_notes(a)
         for side in (a, b, server.dir):
             assert git(side, "status", "--porcelain") == ""
         # the sync history reads as such in git log

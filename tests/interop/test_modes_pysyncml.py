@@ -36,7 +36,7 @@ from gitsync.store.git import GitStore
 from gitsync.transport.http import HttpTransport
 from gitsync.transport.inprocess import InProcessTransport
 from tests import peers
-from tests.app.helpers import git, write_notes
+from tests.helpers import git, read_notes, write_notes
 
 pytestmark = pytest.mark.interop
 
@@ -111,10 +111,10 @@ class Pair:
         return peers.run_gitsync(*args, *extra, check=check)
 
     def client_notes(self) -> Notes:
-        return peers.read_notes(self.client)
+        return read_notes(self.client)
 
     def server_notes(self) -> Notes:
-        notes = peers.read_notes(self.server_dir)
+        notes = read_notes(self.server_dir)
         return peers.unflatten(notes) if self.role == "gitsync-client" else notes
 
     def edit_server(self, edits: Mapping[str, bytes | None]) -> None:
@@ -301,7 +301,7 @@ def test_server_policy_decides_a_conflict_with_pysyncml_client(policy: str, tmp_
         write_notes(srv, {"n.txt": b"list\nserver\n"})
         peers.run_pysyncml_client(cli, check=True)
         text, conflicts, markers = POLICY_CASES[policy]
-        ours, theirs = peers.read_notes(srv)["n.txt"], peers.read_notes(cli)["n.txt"]
+        ours, theirs = read_notes(srv)["n.txt"], read_notes(cli)["n.txt"]
         assert ours == theirs
         if text is not None:
             assert ours == text
@@ -325,8 +325,8 @@ def test_policy_error_keeps_both_versions_and_exits_3(tmp_path: Path) -> None:
         res = peers.run_gitsync("sync", cli, check=False)
         assert res.returncode == 3, res.stderr
         assert "n.txt" in res.stderr
-        assert peers.read_notes(cli)["n.txt"] == b"list\nclient\n"
-        assert peers.read_notes(srv)["n.txt"] == b"list\nserver\n"
+        assert read_notes(cli)["n.txt"] == b"list\nclient\n"
+        assert read_notes(srv)["n.txt"] == b"list\nserver\n"
 
 
 def test_keep_both_policy_keeps_a_copy(tmp_path: Path) -> None:
@@ -339,7 +339,7 @@ def test_keep_both_policy_keeps_a_copy(tmp_path: Path) -> None:
         write_notes(cli, {"n.txt": b"list\nclient\n"})
         write_notes(srv, {"n.txt": b"list\nserver\n"})
         peers.run_pysyncml_client(cli, check=True)
-        ours, theirs = peers.read_notes(srv), peers.read_notes(cli)
+        ours, theirs = read_notes(srv), read_notes(cli)
         assert ours == theirs
         assert sorted(ours.values()) == [b"list\nclient\n", b"list\nserver\n"]
 
@@ -362,12 +362,12 @@ def test_remote_uri_aliases_accepted_by_our_server(tmp_path: Path) -> None:
             cli = tmp_path / f"client-{n}"
             write_notes(cli, {f"from-{n}.txt": f"{uri}\n".encode()})
             res = peers.run_gitsync("sync", cli, "-r", server.url, "-i", f"dev-{n}", "--remote-uri", uri)
-            assert f"from-{n}.txt" in peers.read_notes(srv), (uri, res.stderr)
+            assert f"from-{n}.txt" in read_notes(srv), (uri, res.stderr)
             # remembered: the next sync uses it again without the option
             assert git(cli, "config", "gitsync.remoteuri").strip() == uri
             write_notes(cli, {f"second-{n}.txt": b"2\n"})
             peers.run_gitsync("sync", cli)
-            assert peers.read_notes(srv)[f"second-{n}.txt"] == b"2\n"
+            assert read_notes(srv)[f"second-{n}.txt"] == b"2\n"
         assert "Traceback" not in server.output()
 
 
@@ -381,7 +381,7 @@ def test_unknown_remote_uri_is_one_clear_line(tmp_path: Path) -> None:
         )
         assert res.returncode == 1
         assert res.stderr.count("\n") == 1 and "calendar" in res.stderr and "--remote-uri" in res.stderr
-        assert peers.read_notes(srv) == {}
+        assert read_notes(srv) == {}
 
 
 # ----------------------------------------------------------------------------- 225, partial packages
@@ -418,13 +418,13 @@ def test_resume_225_is_answered_as_a_normal_sync(tmp_path: Path) -> None:
         opts = ClientOptions(url=server.url, device_id="dev-225", name="srv")
         report = sync_client(store, opts, _ResumeTransport())
         assert report.mode == "slow"  # first contact: the anchors cannot match
-        assert peers.read_notes(srv) == {"a.txt": b"a\n"}
+        assert read_notes(srv) == {"a.txt": b"a\n"}
         write_notes(srv, {"b.txt": b"b\n"})
         write_notes(cli, {"c.txt": b"c\n"})
         report = sync_client(GitStore.open(cli), opts, _ResumeTransport())
         assert report.mode == "two-way"  # anchors match: resume = an ordinary two-way sync
         want = {"a.txt": b"a\n", "b.txt": b"b\n", "c.txt": b"c\n"}
-        assert peers.read_notes(cli) == peers.read_notes(srv) == want
+        assert read_notes(cli) == read_notes(srv) == want
     assert "Traceback" not in server.output()
 
 
@@ -472,9 +472,9 @@ def test_pull_over_deletes_nothing_until_the_whole_package_arrived(tmp_path: Pat
         with pytest.raises(TransportError):
             sync_client(GitStore.open(cli), pull_over, _DyingTransport(app, die_at))
         assert git(cli, "rev-parse", "HEAD") == head
-        assert "later.txt" in peers.read_notes(cli) and "mine.txt" in peers.read_notes(cli)
+        assert "later.txt" in read_notes(cli) and "mine.txt" in read_notes(cli)
     sync_client(GitStore.open(cli), pull_over, InProcessTransport(app))
-    assert peers.read_notes(cli) == peers.read_notes(srv)
+    assert read_notes(cli) == read_notes(srv)
 
 
 def test_push_over_deletes_nothing_on_the_server_until_the_whole_package_arrived(tmp_path: Path) -> None:
@@ -494,8 +494,8 @@ def test_push_over_deletes_nothing_on_the_server_until_the_whole_package_arrived
     with pytest.raises(TransportError):
         sync_client(GitStore.open(cli), push_over, _DyingTransport(app, 3))
     assert git(srv, "rev-parse", "HEAD") == head
-    assert "server-only.txt" in peers.read_notes(srv)
+    assert "server-only.txt" in read_notes(srv)
     t = _DyingTransport(app, None)
     sync_client(GitStore.open(cli), push_over, t)
     assert t.count >= 4  # the client's package did span several messages
-    assert peers.read_notes(srv) == peers.read_notes(cli)
+    assert read_notes(srv) == read_notes(cli)

@@ -12,6 +12,7 @@ import pygit2
 import pytest
 
 from tests import peers
+from tests.helpers import free_port, read_notes, write_notes
 
 pytestmark = pytest.mark.interop
 
@@ -22,12 +23,6 @@ NOTES = {
 }
 
 
-def _write_notes(folder: Path, notes: dict[str, bytes]) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, body in notes.items():
-        (folder / name).write_bytes(body)
-
-
 def _summary(res: subprocess.CompletedProcess[str]) -> str:
     return f"exit {res.returncode}\nstdout:\n{res.stdout}\nstderr:\n{res.stderr}"
 
@@ -36,7 +31,7 @@ def _summary(res: subprocess.CompletedProcess[str]) -> str:
 
 
 def test_read_notes_skips_state_folders_symlinks_and_hidden_files(tmp_path: Path) -> None:
-    _write_notes(tmp_path, {"a.txt": b"a", ".hidden": b"h"})
+    write_notes(tmp_path, {"a.txt": b"a", ".hidden": b"h"})
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "b.txt").write_bytes(b"b")
     for state in (".git", ".sync"):
@@ -44,8 +39,8 @@ def test_read_notes_skips_state_folders_symlinks_and_hidden_files(tmp_path: Path
         (tmp_path / state / "x").write_bytes(b"state")
     (tmp_path / "link.txt").symlink_to(tmp_path / "a.txt")
 
-    assert peers.read_notes(tmp_path) == {"a.txt": b"a", "sub/b.txt": b"b"}
-    assert peers.read_notes(tmp_path, skip_hidden=False) == {
+    assert read_notes(tmp_path) == {"a.txt": b"a", "sub/b.txt": b"b"}
+    assert read_notes(tmp_path, skip_hidden=False) == {
         "a.txt": b"a",
         ".hidden": b"h",
         "sub/b.txt": b"b",
@@ -65,7 +60,7 @@ def test_shared_folder_holds_the_peer_scripts() -> None:
 
 
 def test_free_port_is_bindable() -> None:
-    port = peers.free_port()
+    port = free_port()
     with socket.socket() as s:
         s.bind(("127.0.0.1", port))
 
@@ -86,13 +81,13 @@ def test_git_config_is_hermetic(hermetic_git_env: Path, tmp_path: Path) -> None:
 
 def test_pysyncml_client_server_round_trip(tmp_path: Path) -> None:
     client_dir, server_dir = tmp_path / "client", tmp_path / "server"
-    _write_notes(client_dir, NOTES)
+    write_notes(client_dir, NOTES)
 
     with peers.PysyncmlServer(server_dir) as server:
         assert server.url == f"http://127.0.0.1:{server.port}/"
         first = peers.run_pysyncml_client(client_dir, url=server.url, devid="harness-client-1")
         assert first.returncode == 0, _summary(first) + "\nserver:\n" + server.output()
-        assert peers.read_notes(server_dir) == NOTES
+        assert read_notes(server_dir) == NOTES
         assert (client_dir / ".sync").is_dir()  # pysyncml's state, which read_notes leaves out
 
         (server_dir / "beta.txt").write_bytes(b"Beta note, edited on the server\n")
@@ -100,8 +95,8 @@ def test_pysyncml_client_server_round_trip(tmp_path: Path) -> None:
         assert second.returncode == 0, _summary(second) + "\nserver:\n" + server.output()
 
     expected = {**NOTES, "beta.txt": b"Beta note, edited on the server\n"}
-    assert peers.read_notes(client_dir) == expected
-    assert peers.read_notes(server_dir) == expected
+    assert read_notes(client_dir) == expected
+    assert read_notes(server_dir) == expected
     assert server.returncode is not None  # stopped and reaped
     with pytest.raises(OSError):
         urllib.request.urlopen(server.url, timeout=2)
@@ -109,8 +104,8 @@ def test_pysyncml_client_server_round_trip(tmp_path: Path) -> None:
 
 def test_pysyncml_client_local_listing_does_not_contact_a_server(tmp_path: Path) -> None:
     folder = tmp_path / "client"
-    _write_notes(folder, {"one.txt": b"one\n"})
-    url = f"http://127.0.0.1:{peers.free_port()}/"  # nobody listens there
+    write_notes(folder, {"one.txt": b"one\n"})
+    url = f"http://127.0.0.1:{free_port()}/"  # nobody listens there
     res = peers.run_pysyncml_client(folder, url=url, devid="harness-local", local=True, timeout=60)
     assert res.returncode == 0, _summary(res)
 
@@ -121,7 +116,7 @@ def test_pysyncml_client_run_is_killed_at_timeout(tmp_path: Path) -> None:
 
 
 def test_pysyncml_client_check_reports_the_failure(tmp_path: Path) -> None:
-    url = f"http://127.0.0.1:{peers.free_port()}/"  # connection refused
+    url = f"http://127.0.0.1:{free_port()}/"  # connection refused
     with pytest.raises(peers.PeerError, match="pysyncml client failed"):
         peers.run_pysyncml_client(tmp_path / "c", url=url, devid="harness-refused", check=True)
 

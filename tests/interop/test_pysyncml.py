@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests import peers
-from tests.app.helpers import git, write_notes
+from tests.helpers import git, read_notes, write_notes
 
 pytestmark = pytest.mark.interop
 
@@ -45,7 +45,7 @@ def test_gitsync_client_against_pysyncml_server(tmp_path: Path) -> None:
     with peers.PysyncmlServer(tmp_path / "server") as server:
         res = peers.run_gitsync("sync", client, "--remote", server.url, "--id", "gitsync-dev-a")
         assert "Synchronization Summary" in res.stdout
-        assert _server_view(peers.read_notes(server.dir)) == notes
+        assert _server_view(read_notes(server.dir)) == notes
         assert git(client, "status", "--porcelain") == ""
         # a second gitsync device gets everything back, sub-folders included. (It joins before
         # any delete on the server: pysyncml's server then answers a new device's slow sync with
@@ -53,7 +53,7 @@ def test_gitsync_client_against_pysyncml_server(tmp_path: Path) -> None:
         other = tmp_path / "other"
         other.mkdir()
         peers.run_gitsync("sync", other, "--remote", server.url, "--id", "gitsync-dev-b")
-        assert peers.read_notes(other) == notes
+        assert read_notes(other) == notes
 
         # changes on both sides, then a two-way sync
         write_notes(
@@ -84,13 +84,13 @@ def test_gitsync_client_against_pysyncml_server(tmp_path: Path) -> None:
                 "note-08.txt": b"Note 8 edited on the server\n",
             }
         )
-        assert peers.read_notes(client) == expected
-        assert _server_view(peers.read_notes(server.dir)) == expected
+        assert read_notes(client) == expected
+        assert _server_view(read_notes(server.dir)) == expected
         assert "sync with" in git(client, "log", "-1", "--format=%s")
 
         # the second device follows the changes with a two-way sync
         peers.run_gitsync("sync", other)
-        assert peers.read_notes(other) == expected
+        assert read_notes(other) == expected
 
 
 def test_pysyncml_client_against_gitsync_server(tmp_path: Path) -> None:
@@ -109,8 +109,8 @@ def test_pysyncml_client_against_gitsync_server(tmp_path: Path) -> None:
     with peers.GitsyncServer(srv) as server:
         peers.run_pysyncml_client(cli, url=server.url, devid="pysyncml-dev-1", check=True)
         union = {**ours, **theirs}
-        assert peers.read_notes(srv) == union
-        assert peers.unflatten(peers.read_notes(cli)) == union
+        assert read_notes(srv) == union
+        assert peers.unflatten(read_notes(cli)) == union
         assert git(srv, "status", "--porcelain") == ""
 
         # edits, a delete and a rename on its side; edits and a delete on ours
@@ -142,9 +142,9 @@ def test_pysyncml_client_against_gitsync_server(tmp_path: Path) -> None:
         del union["p01.txt"], union["p03.txt"]
         union["p02-renamed.txt"] = union.pop("p02.txt")
         union["p04-renamed-on-server.txt"] = union.pop("p04.txt")
-        assert peers.read_notes(srv) == union
-        assert peers.unflatten(peers.read_notes(cli)) == union
+        assert read_notes(srv) == union
+        assert peers.unflatten(read_notes(cli)) == union
         # its client re-sends old Deletes every session: we answer 211 and carry on
         peers.run_pysyncml_client(cli, check=True)
-        assert peers.read_notes(srv) == union
+        assert read_notes(srv) == union
     assert "Traceback" not in server.output()

@@ -31,7 +31,7 @@ from gitsync.store.git import GitStore
 from gitsync.sync.state import parse_kv
 from gitsync.transport.http import HttpTransport
 from tests import peers
-from tests.app.helpers import git, read_notes, write_notes
+from tests.helpers import git, read_notes, write_notes
 
 pytestmark = pytest.mark.interop
 

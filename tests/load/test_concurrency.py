@@ -26,12 +26,11 @@ from tests.crash.harness import (
     REPO_ROOT,
     check_repo,
     child_env,
-    free_port,
     gitsync_argv,
     thread_server,
     wait_port,
 )
-from tests.peers import read_notes
+from tests.helpers import free_port, read_notes, write_notes
 
 CLIENTS = 20
 NOTES_EACH = 5
@@ -39,13 +38,6 @@ NOTES_EACH = 5
 
 def _notes_of(n: int) -> dict[str, bytes]:
     return {f"client{n:02d}/note {i}.txt": f"note {i} of client {n}\n".encode() for i in range(NOTES_EACH)}
-
-
-def _write(folder: Path, notes: dict[str, bytes]) -> None:
-    for rel, data in notes.items():
-        path = folder / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
 
 
 def _run_all(jobs: list[threading.Thread]) -> None:
@@ -63,7 +55,7 @@ def _many_clients(tmp_path: Path, url: str, *, count: int = CLIENTS) -> dict[str
     for n in range(count):
         folder = tmp_path / f"c{n:02d}"
         folder.mkdir()
-        _write(folder, _notes_of(n))
+        write_notes(folder, _notes_of(n))
         expected.update(_notes_of(n))
         folders.append(folder)
     errors: list[BaseException] = []
@@ -107,7 +99,7 @@ def test_two_syncs_of_one_folder_at_once(tmp_path: Path) -> None:
     server_dir.mkdir()
     client.mkdir()
     (server_dir / "s.txt").write_bytes(b"server\n")
-    _write(client, _notes_of(1))
+    write_notes(client, _notes_of(1))
     with thread_server(server_dir, free_port()) as url:
         argv = gitsync_argv("sync", str(client), "--remote", url, "--id", DEVICE, "--peer", PEER, "-q")
         procs = [
@@ -139,7 +131,7 @@ def test_a_busy_server_repository_answers_retry_later(tmp_path: Path) -> None:
     server_dir, client = tmp_path / "server", tmp_path / "client"
     server_dir.mkdir()
     client.mkdir()
-    _write(client, _notes_of(2))
+    write_notes(client, _notes_of(2))
     server = SyncServer(GitStore.open(server_dir), ServerOptions(lock_wait=0.2))
     app = server.wsgi_app()
     opts = ClientOptions(url="http://sync.test/notes", device_id="busy-dev", name="srv")

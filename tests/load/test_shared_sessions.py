@@ -17,7 +17,7 @@ from gitsync.app.sessions import DirTable
 from gitsync.store.git import GitStore
 from gitsync.transport.inprocess import InProcessTransport
 from tests.crash.harness import check_repo
-from tests.peers import read_notes
+from tests.helpers import read_notes
 
 URL = "http://sync.test/notes"
 USERS = {"alice": "p4ssw0rd-never-on-disk"}

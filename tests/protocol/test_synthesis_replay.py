@@ -44,7 +44,7 @@ from gitsync.store.git import GitStore
 from gitsync.sync.state import parse_kv, parse_rows
 from gitsync.transport.inprocess import InProcessTransport
 from tests import peers
-from tests.app.helpers import git, read_notes, write_notes
+from tests.helpers import git, read_notes, write_notes
 
 CAPTURES = peers.SHARED / "reference" / "messages" / "synthesis"
 DEVICE = "syncevolution-3b2425a0-1ac0-4818-9162-7564a49c4f38"

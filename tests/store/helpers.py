@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from tests import helpers
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 #: Identity for commits made with the git CLI in tests (never the developer's).
@@ -20,13 +22,10 @@ CLI_IDENTITY = {
 
 
 def git(root: Path, *args: str, check: bool = True, env: dict[str, str] | None = None) -> str:
-    """Run the real git CLI in ``root`` and return its stdout."""
-    full_env = {**os.environ, **CLI_IDENTITY, "GIT_CONFIG_NOSYSTEM": "1", **(env or {})}
-    proc = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, env=full_env,
-                          check=False)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"git {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
-    return proc.stdout
+    """The real git CLI in ``root`` as the CLI user (``tests.helpers.git``; no waiting for a sync:
+    store tests leave journals on purpose)."""
+    full_env = {**CLI_IDENTITY, "GIT_CONFIG_NOSYSTEM": "1", **(env or {})}
+    return helpers.git(root, *args, check=check, env=full_env, settle=False)
 
 
 def status(root: Path) -> str:
