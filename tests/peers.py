@@ -1,8 +1,8 @@
 """Real SyncML peers for interop tests: pysyncml 0.2.0 ``sync-notes`` and a SyncEvolution server.
 
 Both peers live outside the repository, in the shared folder beside the clone (``../shared/peers``, see
-its README.md).  Tests reach them over HTTP on 127.0.0.1, and no process is left behind: servers are
-context managers that always stop (and, for pysyncml, reap) what they started.
+its README.md; ``tests/shared.py`` finds it).  Tests reach them over HTTP on 127.0.0.1, and no process is
+left behind: servers are context managers that always stop (and, for pysyncml, reap) what they started.
 
     launcher = peers.pysyncml_launcher()          # skips the test when there is no Python 2.7
     with peers.PysyncmlServer(tmp_path / "server") as server:
@@ -34,7 +34,7 @@ from typing import Self
 
 import pytest
 
-from tests.helpers import LOCALHOST, free_port, read_notes, wait_settled  # noqa: F401  (older imports)
+from tests.helpers import LOCALHOST, free_port, read_notes, shared_path, wait_settled  # noqa: F401  (older imports)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,19 +54,8 @@ class PeerError(RuntimeError):
     """A peer could not be installed, started, run or stopped."""
 
 
-def _find_shared() -> Path:
-    """The shared folder: $GITSYNC_SHARED, else the first ``shared/peers`` found walking up from here."""
-    env = os.environ.get("GITSYNC_SHARED")
-    if env:
-        return Path(env).expanduser().resolve()
-    here = Path(__file__).resolve().parent
-    for parent in here.parents:
-        if (parent / "shared" / "peers").is_dir():
-            return parent / "shared"
-    return REPO_ROOT.parent / "shared"  # where CI puts it; a missing peer then fails loudly when used
-
-
-SHARED: Path = _find_shared()
+#: The shared folder (tests/shared.py finds it); a missing peer fails loudly when used.
+SHARED: Path = shared_path()
 
 
 def _script(name: str) -> Path:

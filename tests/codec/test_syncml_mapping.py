@@ -43,15 +43,10 @@ from gitsync.protocol.messages import (
     SyncHdr,
     Unknown,
 )
+from tests.helpers import captures, shared_path
 
-MESSAGES = Path(__file__).resolve().parents[3] / "shared" / "reference" / "messages"
-CAPTURED = sorted(
-    [
-        *MESSAGES.glob("pysyncml/**/*.xml"),
-        *MESSAGES.glob("synthesis/**/*.xml"),
-        *MESSAGES.glob("synthesis/**/*.as-xml"),
-    ]
-)
+MESSAGES = shared_path("reference", "messages")
+CAPTURED = captures(MESSAGES, "pysyncml/**/*.xml", "synthesis/**/*.xml", "synthesis/**/*.as-xml")
 needs_captures = pytest.mark.skipif(not CAPTURED, reason=f"captured messages not found under {MESSAGES}")
 
 
@@ -301,7 +296,7 @@ def test_synthesis_map_with_several_items() -> None:
     assert len(maps) == 1 and len(maps[0].items) > 1
 
 
-WBXML_TWINS = sorted(MESSAGES.glob("synthesis/**/*.wbxml"))
+WBXML_TWINS = captures(MESSAGES, "synthesis/**/*.wbxml")
 
 
 @pytest.mark.skipif(not WBXML_TWINS, reason="captured WBXML messages not found")

@@ -25,9 +25,10 @@ from gitsync.codec.wbxml import (
     encode_wbxml,
 )
 from gitsync.errors import CodecError
+from tests.helpers import captures, shared_path
 
-CAPTURES = Path(__file__).resolve().parents[3] / "shared" / "reference" / "messages" / "synthesis"
-WBXML_FILES = sorted(CAPTURES.glob("*/*.wbxml"))
+CAPTURES = shared_path("reference", "messages", "synthesis")
+WBXML_FILES = captures(CAPTURES, "*/*.wbxml")
 needs_captures = pytest.mark.skipif(not WBXML_FILES, reason=f"captures not found under {CAPTURES}")
 
 # Header of a SyncML 1.2 document: WBXML 1.2, public id 0x1201, UTF-8, empty string table.

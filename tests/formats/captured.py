@@ -1,23 +1,22 @@
 """Payloads pulled out of the captured wire fixtures, for golden tests.
 
-The fixtures are real traffic (``/work/shared/reference/messages``); tests that need
-them skip when the directory is absent.
+The fixtures are real traffic (``reference/messages`` in the shared folder, see ``tests/shared.py``);
+tests that need them skip when there is no shared folder (an error under CI).
 """
 
 from __future__ import annotations
 
-import os
 import re
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import pytest
 
 from gitsync.protocol.messages import CTInfo, DataStore
+from tests.helpers import shared_path
 
-MESSAGES = Path(os.environ.get("GITSYNC_REFERENCE_MESSAGES", "/work/shared/reference/messages"))
+MESSAGES = shared_path("reference", "messages")
 
-needs_fixtures = pytest.mark.skipif(not MESSAGES.is_dir(), reason="captured messages not available")
+needs_fixtures = pytest.mark.skipif(not MESSAGES.is_dir(), reason=f"no captured messages at {MESSAGES}")
 
 
 def _local(tag: str) -> str:

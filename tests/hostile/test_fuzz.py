@@ -26,9 +26,8 @@ from gitsync.protocol.client import ClientConfig, ClientSession
 from gitsync.protocol.events import OutChange
 from gitsync.store.git import GitStore
 from gitsync.transport.inprocess import InProcessTransport
-from tests.helpers import read_notes
+from tests.helpers import captures, read_notes, shared_path
 from tests.hostile.helpers import URL, FsGuard, post, sif
-from tests.peers import SHARED
 
 
 def _own_messages() -> list[tuple[bytes, str]]:
@@ -61,9 +60,8 @@ def _own_messages() -> list[tuple[bytes, str]]:
 
 
 def _captured() -> list[tuple[bytes, str]]:
-    root = SHARED / "reference" / "messages"
     seeds = []
-    for path in sorted(root.rglob("*c2s*")) if root.is_dir() else []:
+    for path in captures(shared_path("reference", "messages"), "**/*c2s*"):
         if path.suffix == ".xml":
             seeds.append((path.read_bytes(), XML_TYPE))
         elif path.suffix == ".wbxml":

@@ -43,10 +43,9 @@ from gitsync.protocol.profiles import PROFILES, PYSYNCML, SYNTHESIS, Rule, profi
 from gitsync.store.git import GitStore
 from gitsync.sync.state import parse_kv, parse_rows
 from gitsync.transport.inprocess import InProcessTransport
-from tests import peers
-from tests.helpers import git, read_notes, write_notes
+from tests.helpers import git, read_notes, shared_path, write_notes
 
-CAPTURES = peers.SHARED / "reference" / "messages" / "synthesis"
+CAPTURES = shared_path("reference", "messages", "synthesis")
 DEVICE = "syncevolution-3b2425a0-1ac0-4818-9162-7564a49c4f38"
 URL = "http://sync.test/syncml"
 
