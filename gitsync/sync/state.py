@@ -76,5 +76,5 @@ def devinf_from_json(data: bytes | None) -> DevInf | None:
         )
         fields = {k: v for k, v in raw.items() if k != "datastores" and k in DevInf.__dataclass_fields__}
         return DevInf(**fields, datastores=stores)
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, AttributeError):  # AttributeError: JSON but not an object
         return None
