@@ -93,7 +93,9 @@ class PerUserServer:
         self._lock = threading.Lock()
 
     def wsgi_app(self) -> Callable[..., Iterable[bytes]]:
-        return make_wsgi_app(self.handle, max_body=self.options.max_body)
+        return make_wsgi_app(
+            self.handle, max_body=self.options.max_body, trusted_proxies=self.options.trusted_proxies
+        )
 
     def handle(self, request: Request) -> Response:
         try:

@@ -62,6 +62,7 @@ from gitsync.protocol.session import DEFAULT_MAX_OBJ_SIZE
 from gitsync.store.git import GitStore, TreeChange
 from gitsync.sync.conflict import Outcome, Policy, resolve_delete_vs_modify, resolve_modify
 from gitsync.sync.state import devinf_from_json, devinf_to_json, dump_kv, dump_rows, parse_kv, parse_rows
+from gitsync.transport.proxy import TrustedProxies
 from gitsync.transport.wsgi import Request, Response, make_wsgi_app
 
 __all__ = ["STORE_ALIASES", "ServerOptions", "SyncServer"]
@@ -95,6 +96,7 @@ class ServerOptions:
     store_uris: frozenset[str] = STORE_ALIASES
     server_id: str = "gitsync-notes"
     on_report: Callable[[SyncReport], None] | None = None
+    trusted_proxies: TrustedProxies = ()  # X-Forwarded-For/-Proto honoured from these only
     lock_wait: float = 10.0  # seconds to wait for the repository lock before answering 417
 
 
@@ -119,7 +121,9 @@ class SyncServer:
 
     def wsgi_app(self) -> Callable[..., Iterable[bytes]]:
         """The WSGI application serving this server."""
-        return make_wsgi_app(self.handle, max_body=self.options.max_body)
+        return make_wsgi_app(
+            self.handle, max_body=self.options.max_body, trusted_proxies=self.options.trusted_proxies
+        )
 
     # ------------------------------------------------------------------ HTTP
     def handle(self, request: Request) -> Response:

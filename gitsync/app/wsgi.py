@@ -47,6 +47,12 @@ def make_app(
     users_path = users_file or os.environ.get("GITSYNC_USERS_FILE")
     if per_user is None:
         per_user = os.environ.get("GITSYNC_PER_USER", "") in ("1", "true", "yes")
+    from gitsync.transport.proxy import parse_trusted
+
+    try:
+        trusted = parse_trusted([os.environ.get("GITSYNC_TRUSTED_PROXIES", "")])
+    except ValueError as exc:
+        raise ConfigError(f"GITSYNC_TRUSTED_PROXIES: {exc}") from exc
     if per_user and not users_path:
         raise ConfigError("one repository per user needs a users file (users_file= or GITSYNC_USERS_FILE)")
     state: dict[str, Any] = {}
@@ -67,13 +73,15 @@ def make_app(
             root.mkdir(parents=True, exist_ok=True, mode=0o700)
             users = read_users(Path(users_path), per_user=True)
             auth = AUTH_MD5 if os.environ.get("GITSYNC_AUTH") == "md5" else AUTH_BASIC
-            return PerUserServer(root, users, ServerOptions(auth_type=auth), shared_sessions=True).wsgi_app()
+            options = ServerOptions(auth_type=auth, trusted_proxies=trusted)
+            return PerUserServer(root, users, options, shared_sessions=True).wsgi_app()
         store = GitStore.open(Path(folder))
         path = users_path or store.config_get("gitsync.usersfile")
         options = ServerOptions(
             users=read_users(Path(path)) if path else None,
             auth_type=AUTH_MD5 if store.config_get("gitsync.auth") == "md5" else AUTH_BASIC,
             policy=Policy(store.config_get("gitsync.policy") or "merge"),
+            trusted_proxies=trusted,
         )
         server = SyncServer(store, options, sessions=DirTable(store.git_dir / "gitsync" / "sessions"))
         return server.wsgi_app()

@@ -55,6 +55,13 @@ logger = logging.getLogger("gitsync")
 )
 @click.option("--key", type=click.Path(dir_okay=False), help="The certificate's PEM private key.")
 @click.option(
+    "--trusted-proxy",
+    "trusted_proxies",
+    multiple=True,
+    metavar="ADDR",
+    help="A reverse proxy (address or network) whose X-Forwarded-For/-Proto are believed; repeatable.",
+)
+@click.option(
     "--per-user",
     is_flag=True,
     help="DIRECTORY is a root: each user of --users gets the repository DIRECTORY/<user>.",
@@ -74,6 +81,7 @@ def _serve(directory: str, **kw: Any) -> int:
     from gitsync.protocol.constants import AUTH_BASIC, AUTH_MD5
     from gitsync.protocol.session import DEFAULT_MAX_OBJ_SIZE
     from gitsync.sync.conflict import Policy
+    from gitsync.transport.proxy import parse_trusted
     from gitsync.transport.serve import make_http_server
     from gitsync.transport.tls import server_context
 
@@ -86,6 +94,10 @@ def _serve(directory: str, **kw: Any) -> int:
     if kw["key"] and not kw["certificate"]:
         raise ConfigError("--key needs --certificate")
     tls = server_context(kw["certificate"], kw["key"]) if kw["certificate"] else None
+    try:
+        kw["trusted"] = parse_trusted(kw["trusted_proxies"])
+    except ValueError as exc:
+        raise ConfigError(f"--trusted-proxy: {exc}") from exc
     apps: list[Callable[..., Iterable[bytes]]] = []
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -119,6 +131,7 @@ def _serve(directory: str, **kw: Any) -> int:
             filename_sync=not kw["no_filename_sync"],
             on_report=on_report,
             max_obj_size=kw["max_obj_size"] or DEFAULT_MAX_OBJ_SIZE,
+            trusted_proxies=kw["trusted"],
         )
         server = SyncServer(store, options)
         apps.append(server.wsgi_app())
@@ -137,6 +150,7 @@ def _serve_per_user(
     from gitsync.app.multiuser import PerUserServer
     from gitsync.app.server import ServerOptions
     from gitsync.protocol.constants import AUTH_BASIC, AUTH_MD5
+    from gitsync.protocol.session import DEFAULT_MAX_OBJ_SIZE
     from gitsync.sync.conflict import Policy
 
     def on_report(report: SyncReport) -> None:
@@ -148,6 +162,8 @@ def _serve_per_user(
         policy=Policy(kw["policy"] or "merge"),
         filename_sync=not kw["no_filename_sync"],
         on_report=on_report,
+        trusted_proxies=kw["trusted"],
+        max_obj_size=kw["max_obj_size"] or DEFAULT_MAX_OBJ_SIZE,
     )
     server = PerUserServer(folder, users, options)
     apps.append(server.wsgi_app())

@@ -17,6 +17,8 @@ from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs
 
+from gitsync.transport.proxy import TrustedProxies, client_origin
+
 __all__ = ["Request", "Response", "make_wsgi_app"]
 
 logger = logging.getLogger(__name__)
@@ -81,12 +83,14 @@ Handler = Callable[[Request], Response]
 StartResponse = Callable[..., Any]
 
 
-def make_wsgi_app(handler: Handler, *, max_body: int = 16 * 1024 * 1024) -> Callable[..., Iterable[bytes]]:
-    """Wrap ``handler`` as a WSGI application."""
+def make_wsgi_app(
+    handler: Handler, *, max_body: int = 16 * 1024 * 1024, trusted_proxies: TrustedProxies = ()
+) -> Callable[..., Iterable[bytes]]:
+    """Wrap ``handler`` as a WSGI application (the client's address: :func:`client_origin`)."""
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         try:
-            resp = _dispatch(environ, handler, max_body)
+            resp = _dispatch(environ, handler, max_body, trusted_proxies)
         except Exception:  # a bug must not take the server down
             logger.exception("internal error while handling a request")
             resp = Response(status=500, body=b"internal server error\n")
@@ -98,7 +102,9 @@ def make_wsgi_app(handler: Handler, *, max_body: int = 16 * 1024 * 1024) -> Call
     return app
 
 
-def _dispatch(environ: dict[str, Any], handler: Handler, max_body: int) -> Response:
+def _dispatch(
+    environ: dict[str, Any], handler: Handler, max_body: int, trusted: TrustedProxies = ()
+) -> Response:
     method = environ.get("REQUEST_METHOD", "GET").upper()
     if method == "GET":
         return Response(body=b"gitsync-notes SyncML server: POST SyncML messages here.\n")
@@ -137,7 +143,8 @@ def _dispatch(environ: dict[str, Any], handler: Handler, max_body: int) -> Respo
         environ.get("HTTP_HOST")
         or f"{environ.get('SERVER_NAME', 'localhost')}:{environ.get('SERVER_PORT', '80')}"
     )
-    base = f"{environ.get('wsgi.url_scheme', 'http')}://{host}{environ.get('SCRIPT_NAME', '')}"
+    addr, scheme = client_origin(environ, trusted)
+    base = f"{scheme}://{host}{environ.get('SCRIPT_NAME', '')}"
     return handler(
         Request(
             body=body,
@@ -146,6 +153,6 @@ def _dispatch(environ: dict[str, Any], handler: Handler, max_body: int) -> Respo
             query=query,
             cookies=cookies,
             base_url=base,
-            remote_addr=str(environ.get("REMOTE_ADDR") or ""),
+            remote_addr=addr,
         )
     )
