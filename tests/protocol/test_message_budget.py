@@ -20,9 +20,7 @@ LIMIT = 5000
 
 def _changes(side: str, count: int) -> list[OutChange]:
     return [
-        OutChange(
-            kind=ChangeKind.ADD, key=f"{side}-{i}", data=f"{side} note {i}\n".encode(), content_type="text/plain"
-        )
+        OutChange(kind=ChangeKind.ADD, key=f"{side}-{i}", data=f"{side} {i}\n".encode(), content_type="text/plain")
         for i in range(count)
     ]
 
