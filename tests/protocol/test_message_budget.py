@@ -16,11 +16,12 @@ from gitsync.protocol.messages import Message, Status
 from tests.protocol import test_session_pair as pair_module
 
 LIMIT = 5000
+TEXT = "text/plain"
 
 
 def _changes(side: str, count: int) -> list[OutChange]:
     return [
-        OutChange(kind=ChangeKind.ADD, key=f"{side}-{i}", data=f"{side} {i}\n".encode(), content_type="text/plain")
+        OutChange(kind=ChangeKind.ADD, key=f"{side}-{i}", data=f"{side} {i}\n".encode(), content_type=TEXT)
         for i in range(count)
     ]
 
