@@ -582,6 +582,162 @@ class SyncEvolutionServer:
         self.stop()
 
 
+SEVO_CLIENT_MODES = (
+    "two-way",
+    "slow",
+    "refresh-from-server",
+    "refresh-from-client",
+    "one-way-from-server",
+    "one-way-from-client",
+)
+
+
+class SyncEvolutionClient:
+    """The SyncEvolution 2.0 command-line client (start-/sync-/stop-syncevolution-client) for one state dir.
+
+    ``configure()`` (re)writes its configuration (and installs its packages on first use; the test is
+    skipped only if they cannot be installed); ``sync(mode)`` runs one session to completion;
+    ``begin(mode)`` starts one in the background and ``stop()`` ends it (SIGTERM, as its script does).
+    Its notes are files in ``notes_dir`` (received ones named 1, 2, ...; CRLF line ends: compare with
+    ``normalise_text``).  Knobs are the start script's SEVO_CLIENT_* settings.
+    """
+
+    def __init__(
+        self,
+        state: Path,
+        url: str,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        auth: str = "basic",
+        wbxml: bool = True,
+        syncml: str = "1.2",
+        max_msg_size: int | None = None,
+        loglevel: int | None = None,
+        uri: str | None = None,
+        device_id: str | None = None,
+        timeout: float = 120.0,
+    ) -> None:
+        self.state = Path(state).resolve()
+        self.url = url
+        settings: dict[str, str | None] = {
+            "SEVO_CLIENT_USERNAME": username,
+            "SEVO_CLIENT_PASSWORD": password,
+            "SEVO_CLIENT_AUTH": auth,
+            "SEVO_CLIENT_WBXML": "1" if wbxml else "0",
+            "SEVO_CLIENT_SYNCML": syncml,
+            "SEVO_CLIENT_MAXMSGSIZE": None if max_msg_size is None else str(max_msg_size),
+            "SEVO_CLIENT_LOGLEVEL": None if loglevel is None else str(loglevel),
+            "SEVO_CLIENT_URI": uri,
+            "SEVO_CLIENT_DEVICE_ID": device_id,
+        }
+        self.settings = {k: v for k, v in settings.items() if v is not None}
+        self.timeout = timeout
+        self.notes_dir = self.state / "notes"
+        self.device_id = ""
+        self.process: subprocess.Popen[str] | None = None
+
+    def _env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SEVO_")}
+        env.update(self.settings)
+        env["SEVO_CLIENT_TIMEOUT"] = str(int(self.timeout))
+        env.update(extra)
+        return env
+
+    def configure(self, **changes: str) -> Self:
+        """Run start-syncevolution-client (again): ``changes`` are SEVO_CLIENT_* settings to change."""
+        self.settings.update(changes)
+        cmd = [str(_script("start-syncevolution-client")), str(self.state), self.url]
+        with _start_lock():
+            res = subprocess.run(cmd, env=self._env(), stdin=subprocess.DEVNULL, capture_output=True,
+                                 text=True, errors="replace", timeout=SEVO_START_TIMEOUT)
+        if res.returncode != 0:
+            apt = _APT_FAILURE.search(res.stderr)
+            if apt:
+                pytest.skip(f"SyncEvolution packages cannot be installed here ({apt.group(0)})")
+            raise PeerError("start-syncevolution-client failed\n" + _describe_result(res))
+        values = _parse_assignments(res.stdout)
+        self.notes_dir = Path(values["NOTES_DIR"])
+        self.device_id = values["DEVICE_ID"]
+        return self
+
+    def sync(self, mode: str = "two-way", *, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """One session to completion; ``check`` raises PeerError on a non-zero exit status."""
+        self.begin(mode)
+        assert self.process is not None
+        out, _ = self.process.communicate()
+        res = subprocess.CompletedProcess(self.process.args, self.process.returncode, out, "")
+        self.process = None
+        if check and res.returncode != 0:
+            raise PeerError("SyncEvolution client failed\n" + _describe_result(res))
+        return res
+
+    def begin(self, mode: str = "two-way") -> subprocess.Popen[str]:
+        """Start a session in the background (``stop()`` or ``wait()`` ends it)."""
+        if mode not in SEVO_CLIENT_MODES:
+            raise ValueError(f"mode must be one of {SEVO_CLIENT_MODES}, not {mode!r}")
+        cmd = [str(_script("sync-syncevolution-client")), str(self.state), mode]
+        self.process = subprocess.Popen(cmd, env=self._env(), stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                        errors="replace")
+        return self.process
+
+    def wait(self, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+        """The background session's result."""
+        assert self.process is not None
+        out, _ = self.process.communicate(timeout=timeout)
+        res = subprocess.CompletedProcess(self.process.args, self.process.returncode, out, "")
+        self.process = None
+        return res
+
+    def stop(self, *, reap: bool = True) -> None:
+        """stop-syncevolution-client: ends a running session (SIGTERM, then SIGKILL); ``reap``: and
+        waits for it (leave that to ``wait()`` when another thread waits already)."""
+        subprocess.run([str(_script("stop-syncevolution-client")), str(self.state)], stdin=subprocess.DEVNULL,
+                       capture_output=True, timeout=30)
+        if reap and self.process is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.communicate(timeout=10)
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.communicate()
+            self.process = None
+
+    def kill(self, *, reap: bool = True) -> None:
+        """SIGKILL the running session's syncevolution process (no chance to save anything); ``reap``
+        as for ``stop``."""
+        pid_file = self.state / "run" / "sync.pid"
+        with contextlib.suppress(OSError, ValueError):
+            parent = int(pid_file.read_text())
+            for stat in Path("/proc").glob("[0-9]*/stat"):
+                with contextlib.suppress(OSError, ValueError, IndexError):
+                    fields = stat.read_text().rsplit(")", 1)[1].split()
+                    if int(fields[1]) == parent:  # a child of `timeout`: syncevolution itself
+                        os.kill(int(stat.parent.name), signal.SIGKILL)
+        if reap and self.process is not None:
+            self.process.communicate(timeout=30)
+            self.process = None
+
+    def notes(self) -> dict[str, bytes]:
+        """The client's notes, text normalised (CRLF, trailing line breaks)."""
+        return normalise_notes(read_notes(self.notes_dir))
+
+    def write(self, name: str, text: bytes) -> None:
+        """Create or edit a note as a user of the device would (CRLF; a modification time it notices)."""
+        path = self.notes_dir / name
+        old = path.stat().st_mtime_ns if path.exists() else 0
+        path.write_bytes(text.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
+        stamp = max(path.stat().st_mtime_ns, old + 2_000_000_000)
+        os.utime(path, ns=(stamp, stamp))
+
+    def file_of(self, start: bytes) -> str:
+        """The name of the one note whose text starts with ``start``."""
+        names = [n for n, b in self.notes().items() if b.startswith(start)]
+        if len(names) != 1:
+            raise AssertionError(f"{len(names)} notes start with {start!r}: {names}")
+        return names[0]
+
+
 # ------------------------------------------------------------------------------------------- notes
 
 def normalise_text(b: bytes) -> bytes:

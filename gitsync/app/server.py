@@ -19,6 +19,16 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from gitsync.app.carryover import (
+    GONE_CODES,
+    MAX_REFUSALS,
+    MAX_SUSPENDED,
+    Refusal,
+    Suspended,
+    dump_refusals,
+    load_refusals,
+    ok_status,
+)
 from gitsync.app.common import (
     DEFAULT_MAX_MSG_SIZE,
     SyncReport,
@@ -175,6 +185,7 @@ class SyncServer:
         run.touched = self.now()
         run.session.use_wbxml_devinf(encoding == WBXML_TYPE)  # DevInf type and size estimates
         reply = run.handle(msg)
+        self._keep_suspended(run)
         self._count_auth(request, msg, run)
         if run.finished:
             self._table.pop(key)
@@ -190,6 +201,17 @@ class SyncServer:
         crash_point("server-reply")
         after = functools.partial(self._meanwhile, run) if run.has_spare_work() else None
         return Response(body=body, content_type=encoding, headers=headers, after=after)
+
+    def _keep_suspended(self, run: _ServerRun) -> None:
+        """Remember where a device's session stands until it commits, for a resume (Alert 225)."""
+        table = self._table.suspended
+        if run.committed:
+            table.pop(run.device_id, None)
+        elif run.suspend is not None and self._table.keeps_suspended:
+            table.pop(run.device_id, None)
+            table[run.device_id] = run.suspend  # newest last
+            while len(table) > MAX_SUSPENDED:
+                table.pop(next(iter(table)))
 
     def _meanwhile(self, run: _ServerRun) -> None:
         """Work a session can do while the client reads our answer (after it was sent)."""
@@ -332,6 +354,14 @@ class _ServerRun(TreeEdits):
         self.server_anchor = Anchor()
         self.outgoing_sent = False  # our changes are on their way: what we commit is known
         self.prebuilt = False
+        self.committed = False
+        # carried over between sessions (see app/carryover.py)
+        self.refusals: dict[str, Refusal] = load_refusals(snap.files.get("refused")) if snap else {}
+        self.held_before: set[str] = set()  # answered 409 in the interrupted session we resume
+        self.suspend: Suspended | None = None  # what a resume of this session would continue from
+        self.replayed: dict[str, tuple[ChangeKind, bytes | None, int]] = {}  # luid → change, status
+        self.prior_acked: dict[str, tuple[int, str]] = {}  # guid → (status, blob) before a resume
+        self.pending_maps: dict[str, str] = {}  # guid → luid for items not known yet
 
     # ------------------------------------------------------------------ session
     def handle(self, msg: Message) -> Message:
@@ -361,13 +391,18 @@ class _ServerRun(TreeEdits):
         elif isinstance(ev, SyncRequested):
             self._start(ev)
         elif isinstance(ev, ChangesReceived):
-            self.session.provide_results([self._apply(ch) for ch in ev.changes])
+            results = [self._replayed_result(ch) or self._apply(ch) for ch in ev.changes]
+            self.session.provide_results(results)
+            if self.suspend is not None:
+                self.suspend.received.extend((ch, r.code) for ch, r in zip(ev.changes, results, strict=True))
             if ev.final:
                 if self.mode is SyncMode.REFRESH_FROM_CLIENT:
                     self._refresh_deletes()
-                self.session.provide_changes(self._outgoing())
+                self.session.provide_changes(self._carry_out(self._outgoing()))
                 self.outgoing_sent = True
         elif isinstance(ev, Acknowledged):
+            if self.suspend is not None:
+                self.suspend.acked.update((c.key, (code, _blob_of(c))) for c, code in ev.results)
             self._acknowledged(ev.results)
         elif isinstance(ev, ItemRefused):
             self.report.local.err += 1
@@ -377,9 +412,13 @@ class _ServerRun(TreeEdits):
             )
         elif isinstance(ev, MapReceived):
             for luid, guid in ev.pairs:
+                if self.suspend is not None:
+                    self.suspend.maps[guid] = luid
                 item = self.items.get(guid)
                 if item is not None:
                     item.luid = luid
+                else:
+                    self.pending_maps[guid] = luid
         elif isinstance(ev, SessionComplete):
             self._finish()
 
@@ -412,6 +451,17 @@ class _ServerRun(TreeEdits):
             self.report.notes.append("slow sync: history rewritten since the last sync")
             refresh_required = True
             mode = SyncMode.SLOW
+        resumed: Suspended | None = None
+        if ev.resume:
+            # 200 for an Alert 225 tells the client we continue its session: it will not send again
+            # what we acknowledged.  Unless we can, a slow sync (508) compares everything.
+            resumed = self._suspended_session(ev) if mode is SyncMode.TWO_WAY else None
+            if resumed is None:
+                logger.warning("%s asked to resume a session we cannot continue: slow sync", self.device_id)
+                self.report.notes.append("slow sync: the interrupted session cannot be resumed")
+                mode, refresh_required = SyncMode.SLOW, True
+            else:
+                mode = resumed.mode
         self.mode = mode
         self.report.mode = mode.name.lower().replace("_", "-")
         self.server_anchor = Anchor(
@@ -438,6 +488,70 @@ class _ServerRun(TreeEdits):
                         self.local[changed] = tc
         self.by_path = {item.path: item for item in self.items.values()}
         self.by_luid = {item.luid: item for item in self.items.values() if item.luid}
+        self.suspend = Suspended(device_id=self.device_id, user=self.session.user,
+                                 state_commit=self.state_commit, client_last=ev.anchor.last, mode=mode)
+        if resumed is not None:
+            self._replay(resumed)
+
+    # ------------------------------------------------------------------ resume (OMA DS 1.2 Alert 225)
+    def _suspended_session(self, ev: SyncRequested) -> Suspended | None:
+        """The interrupted session of this device that a resume may continue, if one can be trusted."""
+        rec: Suspended | None = self.server._table.suspended.get(self.device_id)
+        if rec is None or not rec.trusted(
+            user=self.session.user, state_commit=self.state_commit, client_last=ev.anchor.last
+        ):
+            return None
+        logger.info("resuming the interrupted session of %s", self.device_id)
+        self.report.notes.append("resumed the interrupted session")
+        return rec
+
+    def _replay(self, rec: Suspended) -> None:
+        """Continue ``rec``: apply again the device's changes we accepted (it will not send them
+        again), and remember the statuses and LUIDs it gave ours (they are not sent again)."""
+        assert self.suspend is not None
+        for ch, code in rec.received:
+            if not ok_status(code):
+                continue  # refused or unanswered: the device sends it again
+            self._apply(ch)
+            if ch.luid:
+                self.replayed[ch.luid] = (ch.kind, ch.data, code)
+            self.suspend.received.append((ch, code))
+        self.held_before |= rec.held
+        self.suspend.held |= rec.held
+        self.prior_acked = dict(rec.acked)
+        self.suspend.acked.update(rec.acked)
+        self.suspend.maps.update(rec.maps)
+        self.pending_maps.update(rec.maps)
+
+    def _replayed_result(self, ch: InChange) -> ItemResult | None:
+        """A change the device sends again after a resume, unchanged: it has its status already."""
+        prior = self.replayed.get(ch.luid) if ch.luid else None
+        if prior is None or prior[:2] != (ch.kind, ch.data):
+            return None
+        return ItemResult(code=prior[2])
+
+    def _carry_out(self, out: list[OutChange]) -> list[OutChange]:
+        """Our changes minus those the device acknowledged before a resume, and minus those it
+        refused ``MAX_REFUSALS`` times unchanged (each session says so)."""
+        keep: list[OutChange] = []
+        for change in out:
+            prior = self.prior_acked.get(change.key)
+            if prior is not None and ok_status(prior[0]) and prior[1] == _blob_of(change):
+                self._acknowledged(((change, prior[0]),))
+                continue
+            refusal = self.refusals.get(change.key)
+            if refusal is not None and refusal.count >= MAX_REFUSALS and refusal.blob == _blob_of(change):
+                logger.warning("%s refused %s of %s %d times (status %d): not sent again until it changes",
+                               self.device_id, change.kind.value, change.key, refusal.count, refusal.code)
+                self.report.notes.append(f"not sent (refused {refusal.count} times): {change.key}")
+                continue
+            keep.append(change)
+        for guid, luid in list(self.pending_maps.items()):
+            item = self.items.get(guid)
+            if item is not None:
+                self._bind(item, luid)
+                del self.pending_maps[guid]
+        return keep
 
     def _rewind(self, last: str) -> None:
         """Continue from the saved state whose client anchor is the client's Last anchor, if any.
@@ -626,7 +740,8 @@ class _ServerRun(TreeEdits):
             and path not in self.touched_paths
         ):
             # the client deleted what we edited: by default the edit wins and goes back as an Add
-            outcome = resolve_delete_vs_modify(self.store.read_blob(self.notes[path]), None, self.opts.policy)
+            ours = self.store.read_blob(self.notes[path])
+            outcome = resolve_delete_vs_modify(ours, None, self._policy(path))
             self._count(outcome, path)
             self.touched_paths.update(p for p in (change.old_path, path) if p)
             if outcome.code == St.CONFLICT:
@@ -647,7 +762,7 @@ class _ServerRun(TreeEdits):
         """The client edited a note we deleted since the last sync."""
         path = item.path
         body = self.wire.local_body(note.body, None)
-        outcome = resolve_delete_vs_modify(None, body, self.opts.policy)
+        outcome = resolve_delete_vs_modify(None, body, self._policy(path))
         self._count(outcome, path)
         self.touched_paths.add(path)
         self.matched.add(item.guid)
@@ -666,11 +781,22 @@ class _ServerRun(TreeEdits):
             self.extra_out.append(OutChange(kind=ChangeKind.DELETE, key=item.guid, peer_key=item.luid))
         return ItemResult(code=outcome.code)
 
+    def _policy(self, path: str) -> Policy:
+        """The conflict policy for ``path``: under ``error``, a conflict answered 409 in the
+        interrupted session we resume (a Synthesis client aborts on 409 and sends the note again on
+        resume) is settled as under ``merge``, so the device is not stuck and nothing is lost.  A
+        client that completes its session keeps its 409 until someone resolves the conflict."""
+        if self.opts.policy is Policy.ERROR and path in self.held_before:
+            return Policy.MERGE
+        return self.opts.policy
+
     def _count(self, outcome: Outcome, path: str) -> None:
         if outcome.code != St.OK:
             self.report.conflicts += 1
         if outcome.code == St.CONFLICT_MERGED and not outcome.unresolved:
             self.report.merged += 1
+        if outcome.code == St.CONFLICT and self.suspend is not None:
+            self.suspend.held.add(path)
         if outcome.unresolved:
             self.report.unresolved.append(path)
             logger.warning(
@@ -719,7 +845,7 @@ class _ServerRun(TreeEdits):
                 base,
                 server,
                 client,
-                self.opts.policy,
+                self._policy(path),
                 self._merge3,
                 duplicates_ok=self.session.profile.accepts_209,
             )
@@ -930,7 +1056,18 @@ class _ServerRun(TreeEdits):
                                    self.session.oversized.get(change.key), self.session.peer_max_obj_size,
                                    f"{self.device_id}'s")
                 )
+            if change.kind is ChangeKind.MODIFY and code in GONE_CODES:
+                # the device no longer has the item (it deleted it meanwhile): an Add next session
+                item = self.items.get(change.key)
+                if item is not None:
+                    self._unbind(item)
+                self._refused(change, code)
+                self.report.remote.err += 1
+                logger.warning("%s no longer has %s (status %d): it is sent again as a new note",
+                               self.device_id, change.key, code)
+                continue
             if code >= 300 and code != St.ALREADY_EXISTS:
+                self._refused(change, code)
                 self.report.remote.err += 1
                 logger.warning(
                     "%s refused %s of %s (status %d)", self.device_id, change.kind.value, change.key, code
@@ -938,11 +1075,21 @@ class _ServerRun(TreeEdits):
                 continue
             if eff is not None:
                 self._agreed(eff.writes, eff.deletes)
+            self.refusals.pop(change.key, None)
             if change.kind is ChangeKind.DELETE:
                 item = self.items.pop(change.key, None)
                 if item is not None:
                     self.by_path.pop(item.path, None)
             bump(self.report.remote, change.kind)
+
+    def _refused(self, change: OutChange, code: int) -> None:
+        """Count a refusal of this content (an edit of the note starts the count again)."""
+        blob = _blob_of(change)
+        refusal = self.refusals.get(change.key)
+        if refusal is None or refusal.blob != blob:
+            refusal = self.refusals[change.key] = Refusal(blob=blob, code=code, count=0)
+        refusal.count += 1
+        refusal.code = code
 
     # ------------------------------------------------------------------ commit
     def has_spare_work(self) -> bool:
@@ -995,6 +1142,9 @@ class _ServerRun(TreeEdits):
                 "user": self.session.user,
             }
             files = {"state": dump_kv(state), "map": dump_rows(rows)}
+            refused = dump_refusals({g: r for g, r in self.refusals.items() if g in self.items})
+            if refused is not None:
+                files["refused"] = refused
             if self.peer_devinf is not None:
                 files["devinf"] = devinf_to_json(self.peer_devinf)
             extras = dump_extras({p: v for p, v in self.wire.extras.items() if p in live or p in self.notes})
@@ -1022,6 +1172,7 @@ class _ServerRun(TreeEdits):
                 defer_worktree=True,  # written right after our answer: see spare_work
             )
         report.commit = new_commit
+        self.committed = True
         if self.opts.on_report is not None:
             self.opts.on_report(report)
         logger.info("%s", _summary_line(report))
@@ -1046,6 +1197,11 @@ class _ServerRun(TreeEdits):
             if now.get(path) == before.get(path):
                 deletes.add(path)
         return writes, deletes
+
+
+def _blob_of(change: OutChange) -> str:
+    """The blob an outgoing change carries ("" for a Delete)."""
+    return str(getattr(change, "_blob", "") or "")
 
 
 def _conflict_name(path: str) -> str:

@@ -64,6 +64,10 @@ class SessionTable:
     runs: dict[str, Any] = field(default_factory=dict)
     devices: dict[tuple[str, str], str] = field(default_factory=dict)
     strikes: dict[str, Strikes] = field(default_factory=dict)
+    #: device id -> its interrupted session (app/carryover.Suspended), for a resume (Alert 225)
+    suspended: dict[str, Any] = field(default_factory=dict)
+    #: whether ``suspended`` is kept (a table shared by processes keeps none: a resume is a slow sync)
+    keeps_suspended: bool = True
 
     @contextlib.contextmanager
     def transaction(self, externals: Mapping[str, object]) -> Iterator[None]:
@@ -112,6 +116,7 @@ class DirTable(SessionTable):
 
     def __init__(self, folder: Path) -> None:
         super().__init__()
+        self.keeps_suspended = False
         self.folder = folder
         self._loaded: set[str] = set()
         self._dropped: set[str] = set()

@@ -102,6 +102,8 @@ class SyncRequested(Event):
     device_id: str
     source_uri: str
     target_uri: str
+    #: Alert 225: the client asks to resume its interrupted session (``mode`` is then two-way)
+    resume: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -144,6 +144,10 @@ class ServerSession(SessionBase):
                 if cmd.code == 222:
                     wants_next = True
                     self._status(hdr.msg_id, cmd, St.OK)
+                elif cmd.code == 224:
+                    # suspend (OMA DS 1.2): the session ends here; the client resumes it with 225
+                    self._status(hdr.msg_id, cmd, St.OK)
+                    self.suspended = True
                 elif cmd.code in SYNC_ALERTS and self.phase is Phase.INIT:
                     self._on_sync_alert(hdr, cmd, events)
                 elif cmd.code in SYNC_ALERTS:
@@ -169,7 +173,14 @@ class ServerSession(SessionBase):
         self._auth_chal = None
         return self._advance(msg, events, wants_next)
 
+    #: the client suspended the session (Alert 224): it ends without committing anything
+    suspended = False
+
     def _advance(self, msg: Message, events: list[Event], wants_next: bool) -> list[Event]:
+        if self.suspended:
+            self._reply_final = True
+            self.phase = Phase.ERROR
+            return events
         if self.phase is Phase.INIT:
             self._reply_final = True
             return events  # DevInf-only exchange: answer Results, keep the session
@@ -278,6 +289,7 @@ class ServerSession(SessionBase):
                 device_id=self.device_id,
                 source_uri=self.remote_uri,
                 target_uri=target,
+                resume=alert.code == 225,
             )
         )
 

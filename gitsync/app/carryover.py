@@ -1,0 +1,94 @@
+"""What one server session with a device leaves to the next one.
+
+- **Refusals**: a change the device refused is sent again next session (its effect was never
+  agreed), but not forever: after ``MAX_REFUSALS`` refusals of the same content it waits until
+  the note changes again, and each session says so.
+- **Gone items**: a Replace answered 404/410/211 means the device no longer has the item; its
+  LUID is dropped so the next session sends the note as an Add.
+- **Reported conflicts**: under policy ``error`` a conflict is answered 409; a Synthesis-based
+  client aborts the session on that and sends the note again when it resumes: the resumed session
+  settles it as under ``merge`` (both versions kept), so the device is not stuck on it.
+- **Suspended sessions** (OMA DS 1.2 suspend/resume, Alert 224/225): what an interrupted session
+  had agreed with the device — the device's changes we answered, the statuses and LUIDs it gave
+  ours — so that a resume continues it instead of re-sending, or losing, what was acknowledged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gitsync.model import SyncMode
+from gitsync.protocol.constants import St
+from gitsync.protocol.events import InChange
+from gitsync.sync.state import dump_rows, parse_rows
+
+__all__ = [
+    "GONE_CODES",
+    "MAX_REFUSALS",
+    "Refusal",
+    "Suspended",
+    "dump_refusals",
+    "load_refusals",
+    "ok_status",
+]
+
+#: statuses a device gives a Replace for an item it no longer has
+GONE_CODES = frozenset({St.NOT_FOUND, 410, St.DELETE_NOT_FOUND})
+#: refusals of one unchanged note after which it is no longer sent
+MAX_REFUSALS = 3
+#: how many suspended sessions a server keeps (oldest dropped first)
+MAX_SUSPENDED = 1000
+
+
+def ok_status(code: int) -> bool:
+    """Whether a status means the command was carried out."""
+    return 200 <= code < 300 or code == St.ALREADY_EXISTS
+
+
+@dataclass(slots=True)
+class Refusal:
+    """How often the device refused the note ``blob`` (our GUID is the key)."""
+
+    blob: str
+    code: int
+    count: int
+
+
+def load_refusals(data: bytes | None) -> dict[str, Refusal]:
+    out: dict[str, Refusal] = {}
+    for guid, blob, code, count in parse_rows(data, 4):
+        if code.isdigit() and count.isdigit():
+            out[guid] = Refusal(blob=blob, code=int(code), count=int(count))
+    return out
+
+
+def dump_refusals(refusals: dict[str, Refusal]) -> bytes | None:
+    if not refusals:
+        return None
+    return dump_rows((g, r.blob, str(r.code), str(r.count)) for g, r in refusals.items())
+
+
+@dataclass(slots=True, kw_only=True)
+class Suspended:
+    """An interrupted session with one device, as far as the device knows it.
+
+    ``received``: the device's changes we answered, with our status (it does not send again
+    those we accepted); ``acked``: the status it gave each of our changes and the blob it carried
+    (by GUID); ``maps``:
+    the LUIDs it gave our Adds; ``held``: paths answered 409 under policy ``error``.
+    """
+
+    device_id: str
+    user: str | None
+    state_commit: str | None
+    client_last: str | None
+    mode: SyncMode
+    received: list[tuple[InChange, int]] = field(default_factory=list)
+    acked: dict[str, tuple[int, str]] = field(default_factory=dict)
+    maps: dict[str, str] = field(default_factory=dict)
+    held: set[str] = field(default_factory=set)
+
+    def trusted(self, *, user: str | None, state_commit: str | None, client_last: str | None) -> bool:
+        """Whether a resume may continue from here: same login, the device's state unchanged
+        since (no session of it committed meanwhile), and the device starts from the same anchor."""
+        return (user, state_commit, client_last) == (self.user, self.state_commit, self.client_last)
