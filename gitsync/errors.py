@@ -15,7 +15,6 @@ Every exception the package raises on purpose derives from :class:`GitsyncError`
     │   ├── RepositoryBusy (UserError)   another sync holds the lock
     │   └── RepositoryStateError (UserError)  detached HEAD, merge in progress, ...
     ├── TransportError (UserError)  the peer cannot be reached or answered garbage HTTP
-    ├── SyncConflict (UserError)  a conflict the policy says to stop on (exit 3)
     └── SafetyStop (UserError)    a guard (mass delete, empty peer) stopped the sync
 
     Interrupted (KeyboardInterrupt, outside the tree on purpose: ``except Exception`` must not
@@ -40,7 +39,6 @@ __all__ = [
     "RepositoryStateError",
     "SafetyStop",
     "StoreError",
-    "SyncConflict",
     "TransportError",
     "UserError",
 ]
@@ -107,16 +105,6 @@ class RepositoryStateError(StoreError, UserError):
 
 class TransportError(UserError):
     """The peer could not be reached, or answered something that is not SyncML over HTTP."""
-
-
-class SyncConflict(UserError):
-    """A conflict that the chosen policy says to stop on."""
-
-    exit_code = 3
-
-    def __init__(self, message: str, *, paths: tuple[str, ...] = ()) -> None:
-        super().__init__(message)
-        self.paths = paths
 
 
 class SafetyStop(UserError):

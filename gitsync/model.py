@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["MODE_NAMES", "ChangeKind", "SyncMode", "mode_from_name"]
+__all__ = ["MODE_NAMES", "ChangeKind", "SyncMode"]
 
 
 class SyncMode(enum.IntEnum):
@@ -47,11 +47,6 @@ MODE_NAMES: dict[str, SyncMode] = {
     "pull": SyncMode.ONE_WAY_FROM_SERVER,
     "pull-over": SyncMode.REFRESH_FROM_SERVER,
 }
-
-
-def mode_from_name(name: str) -> SyncMode:
-    """Return the mode for a sync-notes mode name (``KeyError`` if unknown)."""
-    return MODE_NAMES[name]
 
 
 class ChangeKind(enum.Enum):

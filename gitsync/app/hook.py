@@ -3,8 +3,8 @@
 The hook script does no syncing itself.  It starts ``gitsync-notes hook run DIR`` detached
 (``setsid``, stdin from /dev/null, stdout and stderr appended to ``.git/gitsync-hook.log``) and
 exits 0 at once, so ``git commit`` is never blocked, slowed or failed by it, even when the server
-hangs or ``gitsync-notes`` is missing (pygit2.md §5: a child that keeps git's stdout would make a
-caller that captures the output wait for the whole sync).
+hangs or ``gitsync-notes`` is missing (a child that kept git's stdout would make a caller that
+captures the output wait for the whole sync).
 
 Coalescing ("never two syncs at once"): every hook run first appends one byte to
 ``.git/gitsync-run-again`` and then tries ``.git/gitsync-hook.lock`` without waiting (the script
@@ -26,7 +26,6 @@ import contextlib
 import fcntl
 import logging
 import os
-import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -107,7 +106,7 @@ printf . >>"$gitdir/{RUN_AGAIN_NAME}" 2>/dev/null
 if command -v flock >/dev/null 2>&1 && ! flock -n "$gitdir/{HOOK_LOCK_NAME}" true 2>/dev/null; then
     exit 0
 fi
-# what git exports to hooks must not reach the sync (pygit2.md section 5)
+# what git exports to hooks must not reach the sync (GIT_DIR, GIT_INDEX_FILE... would redirect it)
 unset GIT_DIR GIT_WORK_TREE GIT_INDEX_FILE GIT_PREFIX GIT_AUTHOR_DATE GIT_COMMITTER_DATE \\
     GIT_EDITOR GIT_EXEC_PATH GIT_CONFIG_PARAMETERS GIT_REFLOG_ACTION GIT_OBJECT_DIRECTORY \\
     GIT_ALTERNATE_OBJECT_DIRECTORIES GIT_COMMON_DIR GIT_NAMESPACE GIT_QUARANTINE_PATH
@@ -437,10 +436,3 @@ def record_result(store: GitStore, peer: str, *, ok: bool, summary: str, origin:
     except OSError as exc:
         logger.warning("cannot record the sync result in %s: %s", _status_path(store), exc)
 
-
-def is_executable(path: Path) -> bool:
-    """Whether git would run the hook file at ``path``."""
-    try:
-        return bool(path.stat().st_mode & stat.S_IXUSR)
-    except OSError:
-        return False

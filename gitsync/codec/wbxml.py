@@ -2,7 +2,7 @@
 
 Phones and the Synthesis engine (SyncEvolution) speak SyncML as WBXML by default, so the
 bridge must read and write it. Token tables are the OMA SyncML, MetInf and DevInf code
-pages (protocol.md section 7, verified against captured Synthesis traffic).
+pages (checked against captured Synthesis traffic by tests/codec/test_wbxml.py).
 
 The encoder makes the same choices as the Synthesis engine so that decoding and
 re-encoding one of its messages gives the same bytes: WBXML 1.2, UTF-8, empty string

@@ -1,8 +1,8 @@
 """SyncML credentials: building and checking ``syncml:auth-basic`` and ``syncml:auth-md5``.
 
 MD5 (SyncML 1.1+): ``b64(md5(b64(md5("user:pass")) + ":" + nonce))`` with the nonce as
-raw bytes (the decoded NextNonce; empty on first contact). Verified against a captured
-SyncEvolution message (protocol.md §8). Pure functions: no clock, no I/O.
+raw bytes (the decoded NextNonce; empty on first contact). Verified against captured
+SyncEvolution messages (tests/protocol/test_synthesis_replay.py). Pure functions: no clock, no I/O.
 
 The users table maps a name to a :class:`~gitsync.protocol.passwords.PasswordEntry` (a hash, the
 MD5 secret, or a plain password) or, for callers that build it in code, to a plain password.

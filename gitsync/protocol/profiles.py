@@ -1,7 +1,8 @@
 """Peer quirks as one data table, chosen from the peer's DevInf (Man/Mod/DevID, SwV).
 
 Every behaviour difference between peers is a field of :class:`PeerProfile`; code asks
-the profile, never the peer's name. Sources: ../shared/reference/protocol.md §0, §5.
+the profile, never the peer's name. Each rule is exercised against the real peer by the tests in
+tests/interop/ and against captured traffic by tests/protocol/test_synthesis_replay.py.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ PYSYNCML = PeerProfile(
     slow_sync_with_shared_notes=False,
 )
 
-#: The peer quirk table, first match wins (sources: protocol.md §0, §5, peers/README.md).
+#: The peer quirk table, first match wins.
 PROFILES: tuple[Rule, ...] = (
     Rule("pysyncml", PYSYNCML),
     Rule("syncevolution", SYNTHESIS),

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from gitsync.errors import LocalProtocolError
-from gitsync.model import ChangeKind, SyncMode
+from gitsync.model import SyncMode
 from gitsync.protocol.auth import Users, check_cred
 from gitsync.protocol.constants import AUTH_BASIC, AUTH_MD5, SYNC_ALERTS, St, ver_proto
 from gitsync.protocol.events import (
@@ -319,13 +319,6 @@ class ServerSession(SessionBase):
             self._queue.append(self._get_devinf())
         self.phase = Phase.ALERTED
 
-    def deny_sync(self, code: int) -> None:
-        """Refuse :class:`SyncRequested` with a status (e.g. 417 retry later)."""
-        self._require(Phase.WAIT_ACCEPT)
-        assert self._alert is not None
-        self._status(self._alert_msg_id, self._alert, code)
-        self.phase = Phase.ERROR
-
     # ---------------------------------------------------------------- app answers
     def provide_results(self, results: Sequence[ItemResult]) -> None:
         """Our verdict on each change of the last :class:`ChangesReceived`, in order."""
@@ -381,7 +374,3 @@ class ServerSession(SessionBase):
     def wants_changes(self) -> bool:
         """Whether the application must call :meth:`provide_changes` now."""
         return self.phase is Phase.NEED_CHANGES
-
-    def out_kind(self, change: OutChange) -> ChangeKind:
-        """The kind of an outgoing change (helper for drivers' summaries)."""
-        return change.kind

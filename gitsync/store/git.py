@@ -301,7 +301,7 @@ _FROM_ENV_VARS = (
 
 
 def _open_with_index(root: str, index_path: str) -> tuple[pygit2.Repository, pygit2.Index]:
-    """Open the repository at ``root`` with ``index_path`` as its index (see pygit2.md §1).
+    """Open the repository at ``root`` with ``index_path`` as its index.
 
     libgit2 only takes another index file through ``GIT_INDEX_FILE`` with ``FROM_ENV``, and reads it
     lazily, so the index is touched while the variable is set.  The other variables ``FROM_ENV``
@@ -1352,7 +1352,7 @@ class GitStore:
                     raise pygit2.GitError(f"tree {tree_id} is missing")
             except pygit2.GitError as exc:
                 # Objects only our index knew were pruned by `git gc` (refs/gitsync/worktree normally
-                # prevents that; pygit2.md §4): rebuild from HEAD and re-hash what differs.
+                # prevents that): rebuild from HEAD and re-hash what differs.
                 logger.warning("stat cache refers to pruned objects (%s); rebuilding it", exc)
                 index.clear()
                 self._normalise_private(index)
