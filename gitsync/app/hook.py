@@ -33,6 +33,7 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gitsync.atomic import atomic_write
 from gitsync.errors import ConfigError, RepositoryStateError
 
 if TYPE_CHECKING:
@@ -177,10 +178,7 @@ def hook_state(store: GitStore) -> HookState:
 
 
 def _write_executable(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.gitsync-tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.chmod(0o755)
-    os.replace(tmp, path)
+    atomic_write(path, text.encode("utf-8"), mode=0o755)
 
 
 def install(store: GitStore, command: str = DEFAULT_COMMAND) -> InstallResult:
@@ -380,9 +378,7 @@ def trim_log(store: GitStore) -> None:
             fh.seek(-LOG_KEEP, os.SEEK_END)
             tail = fh.read()
         tail = tail[tail.find(b"\n") + 1 :]
-        tmp = path.with_name(f".{LOG_NAME}.tmp")
-        tmp.write_bytes(b"(older lines removed)\n" + tail)
-        os.replace(tmp, path)
+        atomic_write(path, b"(older lines removed)\n" + tail)
     except OSError as exc:
         logger.debug("cannot trim %s: %s", path, exc)
 
@@ -429,10 +425,7 @@ def record_result(store: GitStore, peer: str, *, ok: bool, summary: str, origin:
             f"{r.peer}\t{r.when:.3f}\t{'ok' if r.ok else 'failed'}\t{r.origin}\t{r.summary}\n"
             for r in sorted(results.values(), key=lambda r: r.peer)
         ]
-        path = _status_path(store)
-        tmp = path.with_name(f".{STATUS_NAME}.{os.getpid()}.tmp")
-        tmp.write_text("".join(lines), encoding="utf-8")
-        os.replace(tmp, path)
+        atomic_write(_status_path(store), "".join(lines).encode("utf-8"))
     except OSError as exc:
         logger.warning("cannot record the sync result in %s: %s", _status_path(store), exc)
 

@@ -24,12 +24,12 @@ import logging
 import os
 import pickle
 import re
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gitsync.atomic import atomic_write
 from gitsync.protocol.events import OutChange
 from gitsync.protocol.messages import Cred
 
@@ -187,7 +187,7 @@ class DirTable(SessionTable):
             if key in self.runs:
                 buf = io.BytesIO()
                 _Pickler(buf, self._externals).dump(self.runs[key])
-                _atomic_write(self.folder / f"{key}.session", buf.getvalue())
+                atomic_write(self.folder / f"{key}.session", buf.getvalue())
         for key in self._dropped:
             with contextlib.suppress(FileNotFoundError):
                 (self.folder / f"{key}.session").unlink()
@@ -200,7 +200,7 @@ class DirTable(SessionTable):
                 k: {"count": s.count, "last": s.last, "until": s.until} for k, s in self.strikes.items()
             },
         }
-        _atomic_write(self.folder / "index.json", json.dumps(index).encode())
+        atomic_write(self.folder / "index.json", json.dumps(index).encode())
 
 
 class _Pickler(pickle.Pickler):
@@ -254,15 +254,3 @@ def _rebuild_slots(cls: type, state: dict[str, object]) -> object:
 
 def _blank_cred(type: str, format: str | None) -> Cred:
     return Cred(type=type, data="", format=format)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise

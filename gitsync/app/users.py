@@ -8,12 +8,11 @@ password: see :mod:`gitsync.protocol.passwords`. ``gitsync-notes user add FILE N
 from __future__ import annotations
 
 import logging
-import os
 import re
 import stat
-import tempfile
 from pathlib import Path
 
+from gitsync.atomic import atomic_write
 from gitsync.errors import ConfigError
 from gitsync.protocol.passwords import PasswordEntry, hash_password, md5_secret, parse_entry
 
@@ -137,28 +136,7 @@ def _lines(path: Path) -> list[str]:
 
 def _write(path: Path, lines: list[str]) -> None:
     data = "".join(f"{ln}\n" for ln in lines).encode("utf-8")
-    folder = path.parent if str(path.parent) else Path(".")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)  # mode 0600
+        atomic_write(path, data, mode=0o600, durable=True)
     except OSError as exc:
         raise ConfigError(f"cannot write users file {path}: {exc.strerror}") from exc
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise ConfigError(f"cannot write users file {path}: {exc.strerror}") from exc
-    try:
-        dfd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass

@@ -67,6 +67,7 @@ from pygit2.enums import (
     RepositoryState,
 )
 
+from gitsync.atomic import atomic_write
 from gitsync.environ import ENV_LOCK
 from gitsync.errors import ConfigError, RepositoryBusy, RepositoryStateError, StoreError
 from gitsync.model import ChangeKind
@@ -969,9 +970,7 @@ class GitStore:
             except StoreError:
                 return False
             if index is not None:
-                tmp = self._gitdir / f"index.gitsync-undo.{os.getpid()}"
-                tmp.write_bytes(index)
-                os.replace(tmp, self._gitdir / "index")
+                atomic_write(self._gitdir / "index", index)
             logger.info("the sync failed: took back the local-changes commit %s", commit[:12])
             return True
 

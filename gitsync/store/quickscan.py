@@ -23,7 +23,6 @@ Only the standard library is used here; ``gitsync.store.git`` owns pygit2.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import struct
 import sys
@@ -32,6 +31,7 @@ from collections.abc import Sequence
 from itertools import chain
 from operator import attrgetter
 
+from gitsync.atomic import atomic_write
 from gitsync.store._names import JOURNAL_COMPONENT, WORKTREE_COMPONENT
 
 __all__ = ["load", "repo_key", "save"]
@@ -202,14 +202,10 @@ def save(root: str, key: bytes, output: str) -> bool:
     for blob in (key, output.encode("utf-8", "surrogateescape"), b"\0".join(paths), fstats.tobytes(),
                  b"\0".join(dpaths), dstats.tobytes()):
         body += [_U32.pack(len(blob)), blob]
-    tmp = os.path.join(gitsync_dir, f"{RECEIPT}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "wb") as fh:
-            fh.write(b"".join(body))
-        os.replace(tmp, os.path.join(gitsync_dir, RECEIPT))
+        atomic_write(os.path.join(gitsync_dir, RECEIPT), b"".join(body))
     except OSError:  # a read-only .git: no receipt, the full scan runs next time
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        pass
         return False
     return True
 
