@@ -186,6 +186,8 @@ class ServerSession(SessionBase):
             return events  # DevInf-only exchange: answer Results, keep the session
         if self.phase is Phase.WAIT_ACCEPT:
             return events
+        if self.phase is Phase.ALERTED and self._queue and wants_next:
+            return events  # the client asks for the rest of package 2
         if self.phase in (Phase.ALERTED, Phase.RECEIVING):
             self.phase = Phase.NEED_RESULTS
             self._pkg3_final = msg.final
@@ -353,9 +355,13 @@ class ServerSession(SessionBase):
             resp_uri=self.config.resp_uri,
             meta=Meta(max_msg_size=self.config.max_msg_size, max_obj_size=self.config.max_obj_size),
         )
-        commands: list[Command] = list(self._queue)
-        self._queue = []
-        final = True
+        held = False
+        if self.phase in (Phase.INIT, Phase.ALERTED):
+            commands, held = self._fit_queue()  # package 2 (or a DevInf exchange) may need several
+        else:
+            commands = list(self._queue)
+            self._queue = []
+        final = not held
         if self.phase is Phase.SENDING:
             budget = self._budget()
             sync, complete = self._take_sync_chunk(budget)

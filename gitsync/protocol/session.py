@@ -673,6 +673,27 @@ class SessionBase:
         used += sum(estimate_size(c, wbxml=wbxml) for c in self._queue)
         return max(int(self.peer_max_msg_size * _FILL) - used, 1)
 
+    def _fit_queue(self) -> tuple[list[Command], bool]:
+        """Our queued commands (DevInf, Alert...) for the next message, and whether some wait.
+
+        All of them, unless the peer's MaxMsgSize cannot take them with the statuses: then as many
+        as fit (at least one) and the rest go in the next message, which the peer asks for with
+        Alert 222 (a package over several messages, like a Sync package).
+        """
+        queue, self._queue = self._queue, []
+        if not queue or not self.profile.multi_message or not self.peer_max_msg_size:
+            return queue, False
+        wbxml = self._wbxml
+        room = int(self.peer_max_msg_size * _FILL) - _MSG_OVERHEAD[wbxml]
+        room -= sum(estimate_size(d, wbxml=wbxml) for d in self._statuses)
+        used = 0
+        for index, cmd in enumerate(queue):
+            used += estimate_size(cmd, wbxml=wbxml)
+            if index and used > room:
+                self._queue = queue[index:]
+                return queue[:index], True
+        return queue, False
+
     # ---------------------------------------------------------------- building
     def _build(self, header: SyncHdr, commands: list[Command], final: bool) -> tuple[Command, ...]:
         """Number statuses and commands; remember which CmdID carries which change."""
