@@ -47,6 +47,12 @@ logger = logging.getLogger("gitsync")
     type=click.IntRange(min=1024),
     help="Largest note we accept (bytes, default 64 MiB); bigger ones are refused (413) and reported.",
 )
+@click.option(
+    "--max-msg-size",
+    type=click.IntRange(min=1024, max=16 * 1024 * 1024),
+    help="Largest message a client may send us (bytes, default 512 KiB; our MaxMsgSize): bigger "
+    "packages come in several messages.",
+)
 @click.option("-F", "--no-filename-sync", is_flag=True, help="Do not take file names from clients.")
 @click.option(
     "--certificate",
@@ -132,6 +138,7 @@ def _serve(directory: str, **kw: Any) -> int:
             on_report=on_report,
             max_obj_size=kw["max_obj_size"] or DEFAULT_MAX_OBJ_SIZE,
             trusted_proxies=kw["trusted"],
+            **({"max_msg_size": kw["max_msg_size"]} if kw["max_msg_size"] else {}),
         )
         server = SyncServer(store, options)
         apps.append(server.wsgi_app())
@@ -164,6 +171,7 @@ def _serve_per_user(
         on_report=on_report,
         trusted_proxies=kw["trusted"],
         max_obj_size=kw["max_obj_size"] or DEFAULT_MAX_OBJ_SIZE,
+        **({"max_msg_size": kw["max_msg_size"]} if kw["max_msg_size"] else {}),
     )
     server = PerUserServer(folder, users, options)
     apps.append(server.wsgi_app())

@@ -31,7 +31,6 @@ from gitsync.protocol.messages import (
     Alert,
     Anchor,
     Chal,
-    Command,
     DevInf,
     Item,
     Map,

@@ -435,3 +435,26 @@ def test_interrupted_session_then_next(tmp_path: Path, how: str, at: int) -> Non
         assert again.returncode == 0, again.stdout
         assert_same(folder, phone)
         assert len(phone.notes()) == 41
+
+
+def test_serve_max_msg_size(tmp_path: Path, serving: object) -> None:
+    """``serve --max-msg-size``: the client sees our MaxMsgSize and splits what it sends to fit it
+    (30 notes of 3 KB in several messages); a small MaxMsgSize of its own (its minimum, 10 KB) splits
+    what we send.  (Package 2 split under a tiny MaxMsgSize: tests/protocol/test_package_split.py.)"""
+    folder = tmp_path / "server"
+    for name, text in _many("server", 30).items():
+        write(folder, f"{name}.txt", text)
+    server = serving("--max-msg-size", "12000")  # type: ignore[operator]
+    phone = make_client(tmp_path, server, max_msg_size=10240, loglevel=4, wbxml=False)
+    for name, text in _many("phone", 30).items():
+        phone.write(name, text)
+    phone.sync()
+    assert_same(folder, phone)
+    assert len(phone.notes()) == 60
+    (log,) = (tmp_path / "phone" / "cache" / "syncevolution").glob("client-*/syncevolution-log.html")
+    assert "MaxMsgSize found in SyncHdr: 12000" in log.read_text(errors="replace")
+    sent = sorted(log.parent.glob("*_outgoing.xml"))
+    received = sorted(log.parent.glob("*_incoming.xml"))
+    assert len(sent) >= 6 and len(received) >= 6  # split both ways
+    assert max(p.stat().st_size for p in sent) <= 12000
+    assert max(p.stat().st_size for p in received) <= 10240

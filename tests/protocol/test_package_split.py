@@ -20,7 +20,9 @@ LIMITS = {XML_TYPE: 2200, WBXML_TYPE: 1300}
 
 
 @pytest.mark.parametrize("encoding", [XML_TYPE, WBXML_TYPE])
-def test_package_2_is_split_under_a_small_max_msg_size(encoding: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_package_2_is_split_under_a_small_max_msg_size(
+    encoding: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     limit = LIMITS[encoding]
     from_server: list[tuple[int, Message]] = []
 
