@@ -50,6 +50,18 @@ class PeerProfile:
 
 
 DEFAULT = PeerProfile(name="generic")
+#: Synthesis engine (SyncEvolution 2.0 server and client, many phones).  What its *client* does, as
+#: seen against our server (tests/interop/test_syncevolution_client.py); each is handled for every
+#: peer, so none needs a flag here:
+#: - sends Put+Get DevInf with the Alert in every session; stores text/plain as CRLF files;
+#: - aborts the whole session on an item status 409 (and on other errors), keeps what it had sent
+#:   for a resume, and after any failed session alerts 225 whatever mode was asked: it takes status
+#:   200 as "resumed" and sends only what we did not acknowledge (we resume, or answer 508);
+#: - suspends on SIGTERM (Alert 224) when it can, and answers 404 to a Replace for an item it no
+#:   longer has (we send it as an Add next session);
+#: - alerts 200, not 204, for one-way-from-server and drops its local changes from its change
+#:   tracking in that mode (a slow sync brings them back);
+#: - never uses a MaxMsgSize below 10240, whatever it is configured with.
 SYNTHESIS = PeerProfile(name="synthesis", crlf_text=True, adds_trailing_newline=True)
 
 @dataclass(frozen=True, slots=True)
