@@ -106,7 +106,7 @@ def make_id(*parts: str) -> str:
 
 def peer_ref_name(text: str) -> str:
     """A readable, ref-safe peer name from a URL or device id."""
-    text = re.sub(r"^[a-z]+://", "", text.strip().lower())
+    text = re.sub(r"^[a-z]+://([^/@]*@)?", "", text.strip().lower())  # never a user name or password
     text = re.sub(r"[^a-z0-9._-]+", "-", text).strip("-.")
     return text[:80] or "peer"
 

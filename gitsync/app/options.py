@@ -8,6 +8,7 @@ and gives the :class:`ClientOptions` the client driver runs with.  No click, no 
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from gitsync.errors import ConfigError, UserError
 from gitsync.model import MODE_NAMES, SyncMode
 from gitsync.protocol.session import DEFAULT_MAX_OBJ_SIZE
 from gitsync.sync.state import parse_kv
+from gitsync.transport.urls import parse_server_url
 
 if TYPE_CHECKING:
     from gitsync.app.pysyncml_import import PysyncmlState
@@ -34,6 +36,7 @@ __all__ = [
     "peer_remote",
     "resolve_client",
     "resolve_peer",
+    "take_userinfo",
 ]
 
 #: Asked for the password of a user when none was given; None when nobody can be asked.
@@ -99,6 +102,25 @@ class ResolvedSync:
     remember: dict[str, str | None]  # git config to set once the sync worked (None: leave)
 
 
+def take_userinfo(req: SyncRequest) -> SyncRequest:
+    """``--remote http://alice:pw@host/`` is ``--remote http://host/ -u alice -p pw``: the URL is
+    checked (ConfigError), and what is remembered or named (config, peer ref, commit trailers)
+    carries no password.  Cheap and idempotent: the CLI calls it before creating anything."""
+    if not req.remote:
+        return req
+    server = parse_server_url(req.remote)
+    if server.username and req.username and req.username != server.username:
+        raise ConfigError(
+            f"the URL names the user {server.username!r} but --username says {req.username!r}"
+        )
+    return dataclasses.replace(
+        req,
+        remote=server.url,
+        username=req.username or server.username,
+        password=req.password if req.password is not None else server.password,
+    )
+
+
 def peer_name(url: str) -> str:
     """The peer name made from a server URL (when ``--peer`` is not given)."""
     return peer_ref_name(url)
@@ -161,13 +183,13 @@ def resolve_client(
 
     cfg = store.config_get
     taken = pysyncml_import.find(store.root)
+    req = take_userinfo(req)
     remote, peer = resolve_peer(store, req.remote, req.peer)
     if not remote and taken is not None and taken.url and not req.peer:
         remote = taken.url  # a sync-notes folder taken over: its server
     if not remote:
-        raise ConfigError("no server given: use --remote URL (it is remembered for later syncs)")
-    if not remote.startswith(("http://", "https://")):
-        raise ConfigError(f"--remote must be an http:// or https:// URL, not {remote!r}")
+        raise ConfigError("no server given: use --remote URL, which is remembered for later syncs")
+    remote = parse_server_url(remote).url  # a remembered one too (older versions kept userinfo)
     device_id = (
         req.device_id
         or cfg("gitsync.deviceid")

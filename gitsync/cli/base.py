@@ -25,11 +25,14 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USAGE",
     "POLICIES",
+    "Folder",
+    "Seconds",
     "fail",
     "main",
     "open_store",
     "run",
     "setup_logging",
+    "usage_hint",
     "verbosity",
 ]
 
@@ -51,9 +54,23 @@ def setup_logging(verbose: int, quiet: bool) -> None:
     logging.basicConfig(level=level, format="%(levelname)s: %(message)s", stream=sys.stderr, force=True)
 
 
-def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
+def fail(message: str, code: int = EXIT_ERROR, ctx: click.Context | None = None) -> NoReturn:
+    """One ``gitsync-notes: ...`` line on stderr, then exit ``code``; a usage error (exit 2) ends
+    with where to read about the command: ``(try: gitsync-notes sync --help)``."""
+    if code == EXIT_USAGE:
+        message = f"{message.rstrip('.')} ({usage_hint(ctx or click.get_current_context(silent=True))})"
     click.echo(f"gitsync-notes: {message}", err=True)
     sys.exit(code)
+
+
+def usage_hint(ctx: click.Context | None) -> str:
+    """``try: gitsync-notes [COMMAND...] --help`` for the command being run (whatever the program
+    was called, so a test through click's runner reads as a user would)."""
+    names: list[str] = []
+    while ctx is not None and ctx.parent is not None:
+        names.insert(0, ctx.info_name or "")
+        ctx = ctx.parent
+    return " ".join(["try: gitsync-notes", *names, "--help"])
 
 
 def run(fn: Callable[[], int | None]) -> None:
@@ -76,6 +93,38 @@ def run(fn: Callable[[], int | None]) -> None:
     sys.exit(code or EXIT_OK)
 
 
+class Folder(click.Path):
+    """A DIRECTORY argument; a missing one (when it must exist) or a file is a usage error in the
+    words every command uses: ``notes folder X does not exist``."""
+
+    def __init__(self, *, exists: bool = True) -> None:
+        super().__init__(file_okay=True, dir_okay=True)
+        self.must_exist = exists
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        path = Path(value)
+        if self.must_exist and not path.exists():
+            raise click.UsageError(f"notes folder {value} does not exist", ctx)
+        if path.exists() and not path.is_dir():
+            raise click.UsageError(f"notes folder {value} is not a folder", ctx)
+        return super().convert(value, param, ctx)
+
+
+class Seconds(click.ParamType[float]):
+    """A duration option: a finite number of seconds above 0 (at most a day)."""
+
+    name = "seconds"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not 0 < seconds <= 86400:  # NaN fails this too
+            self.fail(f"{value} is not a number of seconds above 0 and at most 86400", param, ctx)
+        return seconds
+
+
 def verbosity(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option("-v", "--verbose", count=True, help="More output (repeat for debug output).")(f)
     return click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")(f)
@@ -96,7 +145,7 @@ class _Main(click.Group):
         try:
             rv = super().main(*args, **kwargs)
         except click.UsageError as exc:
-            fail(exc.format_message(), EXIT_USAGE)
+            fail(exc.format_message(), EXIT_USAGE, exc.ctx)
         except click.Abort:
             fail("aborted", EXIT_ERROR)
         except click.ClickException as exc:

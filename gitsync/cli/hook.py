@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from gitsync.cli.base import EXIT_OK, main, open_store, run
+from gitsync.cli.base import EXIT_OK, Folder, main, open_store, run
 
 if TYPE_CHECKING:
     from gitsync.store.git import GitStore
@@ -25,7 +25,7 @@ def hook() -> None:
 
 
 @hook.command("install")
-@click.argument("directory", type=click.Path(file_okay=False, dir_okay=True, exists=True))
+@click.argument("directory", type=Folder())
 @click.option(
     "--command",
     metavar="PATH",
@@ -48,7 +48,7 @@ def install_cmd(directory: str, command: str | None) -> None:
 
 
 @hook.command("uninstall")
-@click.argument("directory", type=click.Path(file_okay=False, dir_okay=True, exists=True))
+@click.argument("directory", type=Folder())
 def uninstall_cmd(directory: str) -> None:
     """Remove the post-commit hook from DIRECTORY (a hook it ran first is put back)."""
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from gitsync.cli.base import EXIT_OK, fail, main, open_store, run
+from gitsync.cli.base import EXIT_OK, Folder, fail, main, open_store, run
 
 if TYPE_CHECKING:
     from gitsync.store.git import GitStore
@@ -96,7 +96,7 @@ def render_entry(entry: SyncEntry, width: int) -> str:
 
 
 @main.command("log")
-@click.argument("directory", type=click.Path(file_okay=False, dir_okay=True, exists=True))
+@click.argument("directory", type=Folder())
 @click.option("--peer", help="Only the syncs with this peer.")
 @click.option("-n", "--max-count", type=click.IntRange(min=1), help="Show at most this many syncs.")
 @click.option("--changes", is_flag=True, help="Only syncs that changed something.")
@@ -127,7 +127,7 @@ def log_cmd(directory: str, peer: str | None, max_count: int | None, changes: bo
 
 
 @main.command("status")
-@click.argument("directory", type=click.Path(file_okay=False, dir_okay=True, exists=True))
+@click.argument("directory", type=Folder())
 def status_cmd(directory: str) -> None:
     """The hook, a running sync, and the last result of each peer of DIRECTORY."""
     run(lambda: _status(directory))

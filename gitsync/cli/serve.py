@@ -12,6 +12,7 @@ import click
 from gitsync.cli.base import (
     EXIT_OK,
     POLICIES,
+    Folder,
     main,
     open_store,
     run,
@@ -28,7 +29,7 @@ logger = logging.getLogger("gitsync")
 
 # ---------------------------------------------------------------------- serve
 @main.command()
-@click.argument("directory", type=click.Path(file_okay=True, dir_okay=True))
+@click.argument("directory", type=Folder(exists=False))
 @click.option("-L", "--listen", "port", type=click.IntRange(0, 65535), default=8080, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option(

@@ -14,6 +14,8 @@ from gitsync.cli.base import (
     EXIT_CONFLICT,
     EXIT_OK,
     POLICIES,
+    Folder,
+    Seconds,
     main,
     open_store,
     run,
@@ -42,7 +44,7 @@ MODE_HELP = {
 
 # ---------------------------------------------------------------------- sync
 @main.command()
-@click.argument("directory", type=click.Path(file_okay=True, dir_okay=True))
+@click.argument("directory", type=Folder(exists=False))
 @click.option("-r", "--remote", metavar="URL", help="URL of the SyncML server (remembered).")
 @click.option(
     "-m",
@@ -97,7 +99,7 @@ MODE_HELP = {
 @click.option(
     "--dry-run", is_flag=True, help="Show what would be sent; write nothing and contact no one."
 )
-@click.option("--timeout", type=float, default=60.0, show_default=True, help="HTTP timeout in seconds.")
+@click.option("--timeout", type=Seconds(), default=60.0, show_default=True, help="HTTP timeout in seconds.")
 @click.option(
     "--ca-file",
     type=click.Path(exists=True, dir_okay=False, resolve_path=True),
@@ -111,6 +113,11 @@ def sync(directory: str, **kw: Any) -> None:
 
 
 def _sync(directory: str, **kw: Any) -> int:
+    from gitsync.app.options import SyncRequest, take_userinfo
+
+    # a bad URL is a usage error before anything is created; userinfo becomes -u/-p
+    req = take_userinfo(SyncRequest(remote=kw["remote"], username=kw["username"], password=kw["password"]))
+    kw.update(remote=req.remote, username=req.username, password=req.password)
     if kw["describe"] or kw["local"]:
         return _inspect(directory, **kw)
     from gitsync.app import pysyncml_import

@@ -363,5 +363,26 @@ class ClientSession(SessionBase):
             if item.source:
                 self.remote_uri = item.source
         self.server_anchor = anchor
-        if self.mode is not self.config.mode:
-            logger.info("server switched the sync mode from %d to %d", self.config.mode, self.mode)
+        asked = self.config.mode
+        if self.mode is not asked and self.mode is not SyncMode.SLOW:
+            # a slow sync compares every note and deletes nothing: any server may force one (508);
+            # any other mode we did not ask for could replace or drop notes on either side
+            raise self._fail(
+                f"the server answered our {_MODE_WORDS[asked][0]} request with a "
+                f"{_MODE_WORDS[self.mode][0]} sync ({int(self.mode)}), which would "
+                f"{_MODE_WORDS[self.mode][1]}; refused, nothing was changed",
+                St.NOT_SUPPORTED,
+            )
+        if self.mode is not asked:
+            logger.info("server switched the sync mode from %d to %d", asked, self.mode)
+
+
+#: Each mode as a user would say it, and what it does to the notes on each side.
+_MODE_WORDS: dict[SyncMode, tuple[str, str]] = {
+    SyncMode.TWO_WAY: ("two-way", "exchange only the changes since the last sync"),
+    SyncMode.SLOW: ("slow", "compare every note"),
+    SyncMode.ONE_WAY_FROM_CLIENT: ("one-way-from-client", "send our changes and take none of the server's"),
+    SyncMode.REFRESH_FROM_CLIENT: ("refresh-from-client", "replace every note on the server with ours"),
+    SyncMode.ONE_WAY_FROM_SERVER: ("one-way-from-server", "take the server's changes and send none of ours"),
+    SyncMode.REFRESH_FROM_SERVER: ("refresh-from-server", "replace every note here with the server's"),
+}
