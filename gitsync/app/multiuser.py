@@ -6,10 +6,11 @@ its own whose users table holds *that user only*, with its own sessions, device 
 lock. A request reaches a user's server by
 
 1. the path: the RespURI we hand out is ``<base>/~<user>/<path>?sessionid=...``, so every later
-   message of a session names its user; or
+   message of a session names its user (a path naming a user without a repository gets 404); or
 2. the credentials of a first message: the user name of basic credentials, or the LocName of
    MD5 ones (SyncML MD5 carries no name: per-user mode needs the client to send its LocName,
-   as SyncEvolution, Funambol and our client do).
+   as SyncEvolution, Funambol and our client do). A user's repository is created by the first
+   message with their right basic password, or the first MD5 message naming them.
 
 Routing is not authentication: the user's server still checks every credential, against that one
 user. So a name in the path or the credentials of someone else leads only to that user's server,
@@ -35,7 +36,7 @@ from gitsync.app.server import ServerOptions, SyncServer
 from gitsync.app.sessions import DirTable
 from gitsync.codec import decode, encode
 from gitsync.errors import CodecError, GitsyncError, ProtocolError
-from gitsync.protocol.auth import Users
+from gitsync.protocol.auth import Users, check_cred
 from gitsync.protocol.constants import AUTH_BASIC, AUTH_MD5
 from gitsync.protocol.messages import Message, SyncHdr
 from gitsync.protocol.passwords import PasswordEntry
@@ -105,17 +106,28 @@ class PerUserServer:
             status = exc.status_hint if exc.status_hint in (400, 413, 415) else 400
             return Response(status=status, body=f"{exc}\n".encode())
         named = path_user(request.path)
-        if named is not None:
-            if named not in self.users:
+        if named is not None:  # a RespURI we handed out: that user's repository exists
+            if named not in self.users or not (self.root / named).is_dir():
                 return Response(status=404, body=b"no such user\n")
             user = named
         else:
             claim = claimed_user(msg.header)
-            if claim is None or claim not in self.users:
+            if claim is None or claim not in self.users or not self._may_create(claim, msg.header):
                 return self._challenge(msg, encoding)
             user = claim
             request = dataclasses.replace(request, path=f"/~{user}{request.path}")
         return self._server(user).handle_message(request, msg, encoding)
+
+    def _may_create(self, user: str, hdr: SyncHdr) -> bool:
+        """Whether a message may reach ``user``'s repository: always once it exists; before, only
+        with the right password (basic) — MD5 needs the device's nonce, so an MD5 message naming
+        the user creates it, and that user's server then checks the digest."""
+        if (self.root / user).is_dir():
+            return True
+        cred = hdr.cred
+        if cred is not None and (cred.type or AUTH_BASIC).strip().lower() == AUTH_MD5:
+            return True
+        return check_cred(cred, {user: self.users[user]}, nonce=b"", username_hint=user) == user
 
     def _server(self, user: str) -> SyncServer:
         with self._lock:

@@ -7,9 +7,13 @@ password: see :mod:`gitsync.protocol.passwords`. ``gitsync-notes user add FILE N
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
+import os
 import re
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 from gitsync.atomic import atomic_write
@@ -99,8 +103,14 @@ def user_line(name: str, password: str, *, scheme: str = "bcrypt", with_md5: boo
 def set_user(path: Path, name: str, line: str) -> bool:
     """Put ``line`` in ``path`` for user ``name`` (replacing its old line); ``True`` if it was new.
 
-    The file is replaced atomically (a reader sees the old or the new file) and gets mode 0600.
+    The file is replaced atomically (a reader sees the old or the new file) and gets mode 0600;
+    two commands changing it at once take turns (a lock file beside it), so neither change is lost.
     """
+    with _locked(path):
+        return _set_user(path, name, line)
+
+
+def _set_user(path: Path, name: str, line: str) -> bool:
     lines, found = [], False
     for old in _lines(path):
         if old.partition(":")[0].strip() == name and not old.lstrip().startswith("#"):
@@ -117,12 +127,31 @@ def set_user(path: Path, name: str, line: str) -> bool:
 
 def remove_user(path: Path, name: str) -> bool:
     """Remove user ``name`` from ``path``; ``False`` if it was not there."""
+    with _locked(path):
+        return _remove_user(path, name)
+
+
+def _remove_user(path: Path, name: str) -> bool:
     old = _lines(path)
     keep = [ln for ln in old if ln.lstrip().startswith("#") or ln.partition(":")[0].strip() != name]
     if len(keep) == len(old):
         return False
     _write(path, keep)
     return True
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    lock = path.parent / f".{path.name}.lock"
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise ConfigError(f"cannot write users file {path}: {exc.strerror}") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _lines(path: Path) -> list[str]:

@@ -8,6 +8,7 @@ import base64
 import dataclasses
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -185,6 +186,17 @@ def test_guessed_ids_and_paths_reach_nothing_of_another_user(tmp_path: Path, str
             r = post(port, _with_cred(second, "alice"), path=path)
             assert r.status == 200 and r.header_status() in codes, (what, r.status, r.body[:300])
             assert secret not in r.body and base64.b64encode(secret)[:12] not in r.body, what
+        # a first message with a wrong password creates no repository
+        shutil.rmtree(root / "alice", ignore_errors=True)
+        r = post(port, _with_cred(first, None), path="/notes")  # no credentials: a challenge
+        assert r.header_status() in (401, 407) and not (root / "alice").exists()
+        msg1 = decode(first, XML_TYPE)[0]
+        wrong_pw = dataclasses.replace(msg1.header, cred=basic_cred("alice", "no"))
+        bad = dataclasses.replace(msg1, header=wrong_pw)
+        r = post(port, encode(bad, XML_TYPE), path="/notes")
+        assert r.header_status() == 401 and not (root / "alice").exists()
+        r = post(port, first, path="/~alice/notes")
+        assert r.status == 404 and not (root / "alice").exists()
         for path in ("/~carol/notes", "/~..%2F..%2Fetc/notes", "/~../notes"):
             r = post(port, first, path=path)
             assert r.status == 404 and secret not in r.body, path

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -44,7 +46,7 @@ def test_user_add_writes_hashes_only_with_mode_0600(tmp_path: Path) -> None:
     bob = parse_entry(lines[3].partition(":")[2])
     assert bob.scheme == "sha512-crypt" and bob.check("bob", PW) and bob.md5 is None
     assert parse_entry(lines[1].partition(":")[2]).check("carol", "new pw")
-    assert sorted(os.listdir(tmp_path)) == ["users"]  # no temporary file left
+    assert sorted(os.listdir(tmp_path)) == [".users.lock", "users"]  # no temporary file left
     res = cli("runner", "user", "remove", users, "bob")
     assert res.code == 0
     assert [ln.split(":")[0] for ln in users.read_text().splitlines()[1:]] == ["carol", "alice"]
@@ -138,3 +140,26 @@ def test_syncevolution_md5_message_against_an_md5_secret(tmp_path: Path) -> None
         reply = rp.post(_capture(HTTP_PKG1, "m1-c2s-pkg1.wbxml"))
         status = reply.commands[0]
         assert isinstance(status, Status) and status.cmd == "SyncHdr" and status.code == code
+
+
+
+def test_user_add_waits_for_another_change_of_the_file(tmp_path: Path) -> None:
+    """Two changes at once take turns (a lock beside the file): neither is lost."""
+    users = tmp_path / "users"
+    users.write_text("carol:x\n")
+    fd = os.open(tmp_path / ".users.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # another `user add` in the middle of its change
+    proc = subprocess.Popen([*peers.gitsync_command(), "user", "add", str(users), "alice", "--password-stdin",
+                             "--scheme", "sha512-crypt"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    try:
+        assert proc.stdin is not None
+        proc.stdin.write(b"pw\n")
+        proc.stdin.close()
+        with pytest.raises(subprocess.TimeoutExpired):
+            proc.wait(timeout=2)
+        assert users.read_text() == "carol:x\n"
+        users.write_text("carol:x\nbob:y\n")  # what the other change wrote
+    finally:
+        os.close(fd)
+    assert proc.wait(timeout=30) == 0
+    assert [ln.split(":")[0] for ln in users.read_text().splitlines()] == ["carol", "bob", "alice"]
