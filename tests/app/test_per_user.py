@@ -87,8 +87,12 @@ def _sync_all(url: str, devices: dict[str, tuple[Path, str, list[str]]]) -> None
     assert len(results) == len(devices)
 
 
-@pytest.mark.parametrize("kind", ["serve", pytest.param("gunicorn", marks=pytest.mark.skipif(
-    not HAVE_GUNICORN, reason="gunicorn is not installed (test extra)"))])
+_GUNICORN = pytest.param("gunicorn", marks=[  # slow: 15 s; the default run has the built-in server
+    pytest.mark.slow, pytest.mark.skipif(not HAVE_GUNICORN, reason="gunicorn is not installed (test extra)")
+])
+
+
+@pytest.mark.parametrize("kind", ["serve", _GUNICORN])
 def test_two_users_two_devices_each_in_parallel(tmp_path: Path, kind: str) -> None:
     devices = {
         "alice-phone": (tmp_path / "a1", "alice", []),
@@ -208,6 +212,6 @@ def test_user_names_that_cannot_name_a_folder_are_refused(tmp_path: Path) -> Non
     users = tmp_path / "users"
     for bad in ("../x", ".git", "a/b", "Alice\nalice"):
         users.write_text("".join(f"{n}:pw\n" for n in bad.split("\n")))
-        res = cli("script", "serve", tmp_path / "root", "--per-user", "--users", users, "--listen", "0")
+        res = cli("runner", "serve", tmp_path / "root", "--per-user", "--users", users, "--listen", "0")
         assert res.code == 2 and len(res.lines) == 1, (bad, res.err)
     assert not (tmp_path / "root").exists()
