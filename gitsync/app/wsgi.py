@@ -10,7 +10,9 @@ Each worker opens its own :class:`~gitsync.store.git.GitStore` on its first requ
 the fork: libgit2 handles must not cross it); the repository lock keeps their commits apart.
 
 Settings come from the arguments, else the environment (``GITSYNC_NOTES_DIR``,
-``GITSYNC_USERS_FILE``), else the repository's git config (``gitsync.usersfile``, ``gitsync.policy``,
+``GITSYNC_USERS_FILE``; ``GITSYNC_PER_USER=1`` for a repository per user, with ``GITSYNC_AUTH=md5``
+for its challenge type; ``GITSYNC_TRUSTED_PROXIES`` for the reverse proxies whose forwarded headers
+count), else the repository's git config (``gitsync.usersfile``, ``gitsync.policy``,
 ``gitsync.auth``) as for ``gitsync-notes serve``.
 """
 

@@ -12,7 +12,7 @@ from gitsync.cli.base import EXIT_OK, main, run
 
 @main.group()
 def user() -> None:
-    """Manage the users file of ``serve`` (hashed passwords, mode 0600)."""
+    """Manage the users file of serve (hashed passwords, mode 0600)."""
 
 
 @user.command("add")
