@@ -78,7 +78,10 @@ def sync_peer(
                 record_result(store, opts.name, ok=False, summary=summary, origin=origin)
                 _explain_slow_sync_failure(opts.mode, exc)
                 raise
-            record_result(store, opts.name, ok=True, summary=report.subject(opts.name), origin=origin)
+            unwritten = len(store.unwritten())  # notes that came in but could not be written here
+            summary = report.subject(opts.name) + (f"; {unwritten} note(s) not written into the folder"
+                                                   if unwritten else "")
+            record_result(store, opts.name, ok=not unwritten, summary=summary, origin=origin)
     finally:
         transport.close()
     _remember(store, resolved.remember)

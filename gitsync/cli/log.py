@@ -136,6 +136,7 @@ def status_cmd(directory: str) -> None:
 def _status(directory: str) -> int:
     from gitsync.app.hook import hook_state, load_results, log_path, run_again_generation, sync_running
     from gitsync.app.options import client_peers
+    from gitsync.store.unwritten import describe
 
     store = open_store(directory, create=False)
     branch = (store.branch() or "(detached HEAD)").removeprefix("refs/heads/")
@@ -166,6 +167,11 @@ def _status(directory: str) -> int:
             base = snap.synced_tree
             waiting = len(store.diff(base, store.scan_worktree_tree()))
             click.echo(f"  waiting to be sent: {waiting} change{'s' if waiting != 1 else ''}")
+    unwritten = store.unwritten()
+    if unwritten:
+        click.echo(f"Not yet written into the folder ({len(unwritten)}; the next sync writes them):")
+        for note in unwritten:
+            click.echo(f"  {describe(note)}")
     log = log_path(store)
     if log.exists():
         click.echo(f"Hook log: {log}")

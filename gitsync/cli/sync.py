@@ -12,6 +12,7 @@ import click
 
 from gitsync.cli.base import (
     EXIT_CONFLICT,
+    EXIT_ERROR,
     EXIT_OK,
     POLICIES,
     Folder,
@@ -190,6 +191,15 @@ def sync_store(store: GitStore, **kw: Any) -> int:
         click.echo(render_table(report))
     for line in report.skipped:  # even with -q: something did not happen
         click.echo(f"gitsync-notes: {line}", err=True)
+    unwritten = store.unwritten()  # each was logged with what to do when its write failed
+    if unwritten:
+        click.echo(
+            f"gitsync-notes: {len(unwritten)} note{'s' if len(unwritten) != 1 else ''} could not be "
+            f"written into {store.root} (see above; `gitsync-notes status` lists them): the next sync "
+            f"writes them",
+            err=True,
+        )
+        return EXIT_ERROR
     if report.unresolved:
         click.echo(
             f"gitsync-notes: unresolved conflicts (markers left, or refused by the server) in: "

@@ -13,6 +13,7 @@ from gitsync.errors import StoreError
 __all__ = [
     "JOURNAL_COMPONENT",
     "TEMP_PREFIX",
+    "UNWRITTEN_COMPONENT",
     "WORKTREE_COMPONENT",
     "check_path",
     "check_state_name",
@@ -28,7 +29,9 @@ TEMP_PREFIX = ".gitsync-tmp-"
 JOURNAL_COMPONENT = "journal"
 #: ``refs/gitsync/worktree`` keeps the stat cache's objects reachable; not a peer either.
 WORKTREE_COMPONENT = "worktree"
-_RESERVED_COMPONENTS = frozenset({JOURNAL_COMPONENT, WORKTREE_COMPONENT})
+#: ``refs/gitsync/unwritten`` lists the notes a sync could not write into the folder yet.
+UNWRITTEN_COMPONENT = "unwritten"
+_RESERVED_COMPONENTS = frozenset({JOURNAL_COMPONENT, WORKTREE_COMPONENT, UNWRITTEN_COMPONENT})
 
 _SAFE = frozenset(string.ascii_letters + string.digits + "-_")
 _RESERVED_STATE_NAMES = frozenset({"synced", "head", "branch"})
@@ -82,7 +85,8 @@ def encode_peer(peer: str) -> str:
 
     Letters, digits, ``-``, ``_`` and inner dots stay as they are; everything else is percent-encoded
     (UTF-8), as are dots that Git forbids (leading, doubled, trailing, or starting a ``.lock`` suffix).
-    ``journal`` and ``worktree`` get their first letter encoded: the store uses those ref names.
+    ``journal``, ``worktree`` and ``unwritten`` get their first letter encoded: the store uses those
+    ref names.
     """
     if not isinstance(peer, str) or not peer:
         raise StoreError("peer name must be a non-empty string")

@@ -48,6 +48,7 @@ import fcntl
 import logging
 import os
 import shutil
+import stat
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -73,12 +74,14 @@ from gitsync.errors import ConfigError, RepositoryBusy, RepositoryStateError, St
 from gitsync.model import ChangeKind
 from gitsync.store import _names
 from gitsync.store._worktree import Blocked, Kind, Worktree
+from gitsync.store.unwritten import Found, Ledger, Seen, Unwritten, Verdict, decide, describe, reason_of
 
 __all__ = [
     "CRASH_POINTS",
     "EMPTY_TREE",
     "STALE_FOREIGN_LOCK_SECONDS",
     "STALE_GITSYNC_LOCK_SECONDS",
+    "UNWRITTEN_CRASH_POINTS",
     "GitStore",
     "SyncStateSnapshot",
     "TreeChange",
@@ -110,6 +113,9 @@ CRASH_POINTS: Final = (
     "worktree-updated",
     "journal-deleted",
 )
+#: Steps of writing the notes an earlier sync left unwritten (``_retry_unwritten``): after the
+#: files were written, before the record of them was updated.
+UNWRITTEN_CRASH_POINTS: Final = ("unwritten-retried",)
 
 #: tree builds with more paths than this are not memoised (their keys would hold every path)
 _MEMO_MAX_PATHS: Final = 5000
@@ -218,7 +224,8 @@ class _Outcome:
     ALREADY = "already"
     DELETED = "deleted"
     ABSENT = "absent"
-    SKIPPED = "skipped"
+    SKIPPED = "skipped"  # the user changed the path: their change wins
+    FAILED = "failed"  # the write or delete did not happen: recorded as unwritten
 
 
 class _Node:
@@ -359,6 +366,26 @@ def _is_note(path: str, mode: int) -> bool:
     return _is_regular(mode) and path not in _TOP_LEVEL_NON_NOTES
 
 
+def _after_unwritten(update: _PathUpdate, unwritten: Mapping[str, Unwritten]) -> _PathUpdate:
+    """``update`` as it applies to the folder when an earlier update of its path did not happen:
+    the folder still holds that one's old content (or nothing, or an obstacle)."""
+    entry = unwritten.get(update.path)
+    if entry is None:
+        return update
+    target = {str(update.old) if update.old is not None else None,
+              str(update.new) if update.new is not None else None}
+    if entry.new not in target:
+        return update  # the branch was moved elsewhere meanwhile: that entry is stale
+    return _PathUpdate(update.path, Oid(hex=entry.old) if entry.old else None, update.new, update.new_mode)
+
+
+def _error_text(exc: BaseException) -> str:
+    """The system's words for a failed write, without the path (the caller names the note)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
 def _subject(message: str) -> str:
     return message.strip().splitlines()[0] if message.strip() else "(no message)"
 
@@ -441,6 +468,8 @@ class GitStore:
         self._built_cache: dict[tuple[Any, ...], str] = {}  # build_tree arguments -> tree
         self._deferred: dict[str, _Deferred] = {}  # journal ref -> work-tree update still to do
         self._state_blobs: dict[tuple[str, int], tuple[bytes, Oid]] = {}  # big state files seen
+        self._ledger = Ledger(repo, self._cas_ref, self._signature)  # notes not yet written
+        self._told: set[Unwritten] = set()  # unwritten notes already reported by this process
 
     @property
     def git_dir(self) -> Path:
@@ -690,6 +719,7 @@ class GitStore:
         self._lock_fd, self._lock_depth = fd, 1
         try:
             self._finish_journals()
+            self._retry_unwritten()
             yield True
         finally:
             self._lock_fd, self._lock_depth = None, 0
@@ -750,6 +780,90 @@ class GitStore:
     def unsettled(self) -> bool:
         """Whether a session this store committed still has to update the work tree."""
         return bool(self._deferred)
+
+    # ---- notes a sync could not write (see gitsync.store.unwritten) -------------------------
+
+    def unwritten(self) -> list[Unwritten]:
+        """The notes committed by a sync but not (yet) written into the folder, by path."""
+        _, entries = self._ledger.load()
+        return [entries[p] for p in sorted(entries)]
+
+    def _seen(self, wt: Worktree, path: str) -> tuple[Seen, str | None, int]:
+        """(what is at ``path``, a file's blob id, its mode) for :func:`decide`."""
+        try:
+            kind, data, mode = wt.read(path)
+        except (OSError, StoreError) as exc:
+            logger.debug("cannot read %s: %s", path, exc)
+            return Seen.UNREADABLE, None, 0
+        if kind is Kind.FILE and data is not None:
+            return Seen.FILE, str(pygit2.hash(data)), mode
+        return (Seen.MISSING if kind is Kind.MISSING else Seen.OBSTACLE), None, mode
+
+    def _tell(self, entry: Unwritten) -> None:
+        """Log ``entry`` once per process (a server retries at every session)."""
+        if entry not in self._told:
+            self._told.add(entry)
+            logger.error("%s", describe(entry))
+
+    def _retry_unwritten(self) -> None:
+        """Write what earlier syncs could not, before anyone scans the folder (lock held)."""
+        if self._ledger.target() is None:
+            return
+        at, entries = self._ledger.load()
+        left: dict[str, Unwritten] = {}
+        with Worktree(self.root) as wt:
+            for path, entry in entries.items():
+                seen, blob, _ = self._seen(wt, path)
+                verdict = decide(entry, seen, blob)
+                if verdict is Verdict.USER:
+                    logger.warning("%s was changed here after a sync could not write it: your version "
+                                   "is kept and syncs as your change (the peer's is in `git log -- %s`)",
+                                   path, path)
+                elif verdict is Verdict.KEEP:
+                    left[path] = entry
+                elif verdict is Verdict.APPLY:
+                    update = _PathUpdate(path, Oid(hex=entry.old) if entry.old else None,
+                                         Oid(hex=entry.new) if entry.new else None, entry.mode)
+                    outcome, failure = (self._apply_delete(wt, update) if update.new is None
+                                        else self._apply_write(wt, update))
+                    if failure is not None:
+                        left[path] = failure
+                    elif outcome in (_Outcome.WRITTEN, _Outcome.DELETED):
+                        logger.warning("%s: %s now (a sync could not do it before)", path,
+                                       "deleted" if update.new is None else "written")
+        _crash("unwritten-retried")
+        for entry in left.values():
+            self._tell(entry)
+        if left != entries:
+            self._ledger.save(at, left, "notes written that an earlier sync could not write")
+
+    def _overlay_unwritten(self, tree: Oid) -> Oid:
+        """``tree`` (a scan of the folder) with each note not yet written read as written.
+
+        So a failed write is never taken for the user's deletion or revert.  Whatever is in the
+        way of such a note (a file ``a`` where ``a/b`` belongs) stays out of the tree, untouched
+        on disk, until it is moved.  A change the user made at that path is left to win.
+        """
+        if self._ledger.target() is None:
+            return tree
+        _, entries = self._ledger.load()
+        writes: dict[str, tuple[Oid, int | None]] = {}
+        deletes: list[str] = []
+        with Worktree(self.root) as wt:
+            for path, entry in entries.items():
+                seen, blob, _ = self._seen(wt, path)
+                if decide(entry, seen, blob) in (Verdict.APPLY, Verdict.KEEP):
+                    if entry.new is None:
+                        deletes.append(path)
+                    else:
+                        writes[path] = (Oid(hex=entry.new), entry.mode)
+        if not writes and not deletes:
+            return tree
+        try:
+            return self._edit_tree(self._tree(tree), writes, deletes, force=True)
+        except (StoreError, pygit2.GitError) as exc:
+            logger.warning("cannot account for the notes not yet written: %s", exc)
+            return tree
 
     def _require_lock(self) -> None:
         if not self._lock_depth:  # pragma: no cover - programming error
@@ -1499,6 +1613,7 @@ class GitStore:
         with self._try_lock() as locked:
             scan = self._refresh_private(cleanup=locked)
             tree, _ = self._compose(self._head_tree(), scan)
+            tree = self._overlay_unwritten(tree)
             if locked:
                 self._persist_private()
         return str(tree)
@@ -1594,6 +1709,7 @@ class GitStore:
                 except _IndexChanged:
                     continue
                 new_tree, private_tree = self._compose(staged, scan)
+                new_tree = self._overlay_unwritten(new_tree)
                 self._persist_private()
                 if new_tree == head_tree_id:
                     return head
@@ -1696,7 +1812,7 @@ class GitStore:
         for ref in self._repo.references:
             if ref.startswith(STATE_PREFIX):
                 rest = ref[len(STATE_PREFIX):]
-                if "/" not in rest and rest != _names.WORKTREE_COMPONENT:
+                if "/" not in rest and rest not in (_names.WORKTREE_COMPONENT, _names.UNWRITTEN_COMPONENT):
                     names.append(_names.decode_peer(rest))
         return sorted(names)
 
@@ -1932,19 +2048,34 @@ class GitStore:
         """
         if not plan:
             return
+        at, unwritten = self._ledger.load()
         outcomes: list[tuple[_PathUpdate, str]] = []
+        failures: dict[str, Unwritten] = {}
         first = True
         with Worktree(self.root) as wt:
             for update in sorted((u for u in plan if u.new is None), key=lambda u: u.path, reverse=True):
-                outcomes.append((update, self._apply_delete(wt, update)))
+                outcome, failure = self._apply_delete(wt, _after_unwritten(update, unwritten))
+                outcomes.append((update, outcome))
+                if failure is not None:
+                    failures[update.path] = failure
                 if first:
                     _crash("worktree-partial")
                     first = False
             for update in (u for u in plan if u.new is not None):
-                outcomes.append((update, self._apply_write(wt, update)))
+                outcome, failure = self._apply_write(wt, _after_unwritten(update, unwritten))
+                outcomes.append((update, outcome))
+                if failure is not None:
+                    failures[update.path] = failure
                 if first:
                     _crash("worktree-partial")
                     first = False
+        if unwritten or failures:
+            # recorded before the journal goes: a crash until then redoes this whole update
+            left = {p: e for p, e in unwritten.items() if p not in {u.path for u in plan}} | failures
+            if left != unwritten:
+                self._ledger.save(at, left, "notes a sync could not write into the folder")
+            for entry in failures.values():
+                self._tell(entry)
         _, index = self._private()
         base = self._index_tree_cached(index)
         touched: set[str] = set()
@@ -2005,36 +2136,52 @@ class GitStore:
         except pygit2.GitError:
             return None
 
-    def _apply_delete(self, wt: Worktree, update: _PathUpdate) -> str:
-        kind, data, _ = wt.read(update.path)
+    @staticmethod
+    def _failed(update: _PathUpdate, found: Found, reason: str, error: str) -> tuple[str, Unwritten]:
+        logger.info("cannot %s %s: %s", "delete" if update.new is None else "write", update.path, error)
+        return _Outcome.FAILED, Unwritten(
+            update.path, str(update.old) if update.old is not None else None,
+            str(update.new) if update.new is not None else None, update.new_mode, found, reason, error)
+
+    def _apply_delete(self, wt: Worktree, update: _PathUpdate) -> tuple[str, Unwritten | None]:
+        try:
+            kind, data, _ = wt.read(update.path)
+        except OSError as exc:
+            return self._failed(update, Found.UNKNOWN, reason_of(exc), _error_text(exc))
         if kind == Kind.MISSING:
             wt.prune(update.path)
-            return _Outcome.ABSENT
+            return _Outcome.ABSENT, None
         if kind == Kind.FILE and data is not None and pygit2.hash(data) == update.old:
             try:
                 wt.remove(update.path)
             except (OSError, Blocked) as exc:
-                logger.warning("cannot delete %s: %s", update.path, exc)
-                return _Outcome.SKIPPED
-            return _Outcome.DELETED
+                return self._failed(update, Found.OLD, reason_of(exc), _error_text(exc))
+            return _Outcome.DELETED, None
         logger.warning("%s was changed locally; not deleting it (it will sync as a local change)",
                        update.path)
-        return _Outcome.SKIPPED
+        return _Outcome.SKIPPED, None
 
-    def _apply_write(self, wt: Worktree, update: _PathUpdate) -> str:
+    def _apply_write(self, wt: Worktree, update: _PathUpdate) -> tuple[str, Unwritten | None]:
         assert update.new is not None
-        kind, data, st_mode = wt.read(update.path)
+        try:
+            kind, data, st_mode = wt.read(update.path)
+        except OSError as exc:
+            return self._failed(update, Found.UNKNOWN, reason_of(exc), _error_text(exc))
         if kind == Kind.FILE and data is not None:
             current = pygit2.hash(data)
             if current == update.new:
-                return _Outcome.ALREADY
+                return _Outcome.ALREADY, None
             if current != update.old:
                 logger.warning("%s was changed locally; not overwriting it (it will sync as a local "
                                "change)", update.path)
-                return _Outcome.SKIPPED
-        elif kind != Kind.MISSING:
-            logger.warning("not writing %s: something other than a file is in the way", update.path)
-            return _Outcome.SKIPPED
+                return _Outcome.SKIPPED, None
+        elif kind == Kind.OTHER:
+            what = ("a folder" if stat.S_ISDIR(st_mode) else "a symlink" if stat.S_ISLNK(st_mode)
+                    else "something other than a file")
+            return self._failed(update, Found.OBSTACLE, "obstacle", f"{what} is in the way")
+        elif kind == Kind.BLOCKED:
+            return self._failed(update, Found.OBSTACLE, "obstacle",
+                                "a file or symlink is in the way of its folder")
         blob = self._repo.get(update.new)
         assert isinstance(blob, pygit2.Blob)
         try:
@@ -2042,9 +2189,10 @@ class GitStore:
                      executable=update.new_mode == int(FileMode.BLOB_EXECUTABLE),
                      old_mode=st_mode if kind == Kind.FILE else 0)
         except (OSError, Blocked) as exc:
-            logger.warning("cannot write %s: %s", update.path, exc)
-            return _Outcome.SKIPPED
-        return _Outcome.WRITTEN
+            found = Found.OBSTACLE if isinstance(exc, Blocked) else \
+                Found.OLD if kind == Kind.FILE else Found.MISSING
+            return self._failed(update, found, reason_of(exc), _error_text(exc))
+        return _Outcome.WRITTEN, None
 
     # ---- recovery -----------------------------------------------------------------------------
 

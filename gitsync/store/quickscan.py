@@ -14,7 +14,8 @@ Safety rules, each a reason to write no receipt (the full scan then runs every t
   repository, a socket): ignore rules would then matter, and they are not in the key;
 * a file or folder whose ctime/mtime is not older than the stat cache (Git's "racy" entries:
   a change in the same clock tick would keep its stat data);
-* an index other than version 2/3, a conflict stage, an unfinished sync (a journal ref).
+* an index other than version 2/3, a conflict stage, an unfinished sync (a journal ref), notes
+  a sync could not write (``refs/gitsync/unwritten``).
 
 A change after the receipt moves a file's or folder's ctime past the recorded one (adding,
 removing or renaming an entry changes its folder's mtime), or changes a ref or a config file.
@@ -32,7 +33,7 @@ from itertools import chain
 from operator import attrgetter
 
 from gitsync.atomic import atomic_write
-from gitsync.store._names import JOURNAL_COMPONENT, WORKTREE_COMPONENT
+from gitsync.store._names import JOURNAL_COMPONENT, UNWRITTEN_COMPONENT, WORKTREE_COMPONENT
 
 __all__ = ["load", "repo_key", "save"]
 
@@ -166,6 +167,8 @@ def save(root: str, key: bytes, output: str) -> bool:
     journals = os.path.join(root, ".git", "refs", "gitsync", JOURNAL_COMPONENT)
     if os.path.isdir(journals) and os.listdir(journals):
         return False  # an unfinished sync: the next full open recovers it
+    if os.path.exists(os.path.join(root, ".git", "refs", "gitsync", UNWRITTEN_COMPONENT)):
+        return False  # notes a sync could not write: the next run tries again
     indexed = _index_stats(os.path.join(gitsync_dir, "index"))
     walked = _walk(os.fsencode(root))
     if indexed is None or walked is None:
