@@ -6,6 +6,7 @@ The command modules attach themselves to ``main``; ``gitsync.cli`` imports them 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -133,6 +134,8 @@ def verbosity(f: Callable[..., Any]) -> Callable[..., Any]:
 def open_store(directory: str, *, create: bool = True) -> GitStore:
     from gitsync.store.git import GitStore
 
+    if "GITSYNC_CRASH_AT" in os.environ:  # kill tests: opening may already write (recovery)
+        import gitsync.app.faults  # noqa: F401
     return GitStore.open(Path(directory), create=create)
 
 

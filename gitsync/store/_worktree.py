@@ -120,6 +120,26 @@ class Worktree:
         finally:
             self._close(fds)
 
+    def blocker(self, path: str) -> int | None:
+        """The ``st_mode`` of the first component on the way to ``path`` that is not a plain
+        folder (a symlink, a file...), None when every folder on the way is one or is missing."""
+        parts = self._split(path)
+        fd = os.dup(self._root_fd)
+        try:
+            for part in parts[:-1]:
+                try:
+                    st = os.stat(part, dir_fd=fd, follow_symlinks=False)
+                    if not stat.S_ISDIR(st.st_mode):
+                        return st.st_mode
+                    new = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                except OSError:
+                    return None
+                os.close(fd)
+                fd = new
+            return None
+        finally:
+            os.close(fd)
+
     def is_regular_file(self, path: str) -> bool:
         """Whether ``path`` is a regular file reached without following symlinks."""
         parts = self._split(path)

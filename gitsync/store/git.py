@@ -470,6 +470,7 @@ class GitStore:
         self._state_blobs: dict[tuple[str, int], tuple[bytes, Oid]] = {}  # big state files seen
         self._ledger = Ledger(repo, self._cas_ref, self._signature)  # notes not yet written
         self._told: set[Unwritten] = set()  # unwritten notes already reported by this process
+        self._told_hidden: set[str] = set()  # notes behind a symlinked folder, reported
 
     @property
     def git_dir(self) -> Path:
@@ -835,7 +836,10 @@ class GitStore:
         for entry in left.values():
             self._tell(entry)
         if left != entries:
-            self._ledger.save(at, left, "notes written that an earlier sync could not write")
+            try:
+                self._ledger.save(at, left, "notes written that an earlier sync could not write")
+            except (pygit2.GitError, OSError, StoreError) as exc:  # decided again next time
+                logger.warning("cannot update the record of notes not yet written: %s", exc)
 
     def _overlay_unwritten(self, tree: Oid) -> Oid:
         """``tree`` (a scan of the folder) with each note not yet written read as written.
@@ -1583,6 +1587,9 @@ class GitStore:
                     if _is_regular(o.mode):
                         if wt.is_regular_file(o.path):
                             readd.append(o.path)
+                        elif self._behind_non_folder(wt, o.path):
+                            writes[o.path] = (o.id, int(o.mode))
+                            kept = True
                         else:
                             deletes.append(o.path)
                     else:
@@ -1604,6 +1611,22 @@ class GitStore:
         if not writes and not deletes:
             return base.id, private_tree
         return self._edit_tree(base, writes, deletes, force=True), private_tree
+
+    def _behind_non_folder(self, wt: Worktree, path: str) -> bool:
+        """Whether ``path`` is out of sight behind a symlink (or fifo...) where its folder was.
+
+        Such a note was not deleted by the user (a symlink is never followed, but the note may well
+        be at its other end): it is kept as it was and not synced until the folder is back.  A
+        regular file there is a note that replaced the folder: that is the user's change.
+        """
+        mode = wt.blocker(path)
+        if mode is None or stat.S_ISREG(mode):
+            return False
+        if path not in self._told_hidden:
+            self._told_hidden.add(path)
+            logger.warning("%s is kept as it was: a folder on its path is not a plain folder (a symlink?); "
+                           "it syncs again once that is a folder", path)
+        return True
 
     def scan_worktree_tree(self) -> str | None:
         """The tree the work tree would be committed as right now (HEAD's symlinks etc. kept).
@@ -2073,7 +2096,11 @@ class GitStore:
             # recorded before the journal goes: a crash until then redoes this whole update
             left = {p: e for p, e in unwritten.items() if p not in {u.path for u in plan}} | failures
             if left != unwritten:
-                self._ledger.save(at, left, "notes a sync could not write into the folder")
+                try:
+                    self._ledger.save(at, left, "notes a sync could not write into the folder")
+                except (pygit2.GitError, OSError) as exc:  # the journal stays: the next run redoes this
+                    raise StoreError(f"sync saved, but the notes it could not write into {self.root} "
+                                     f"could not be recorded ({exc}); the next run tries again") from exc
             for entry in failures.values():
                 self._tell(entry)
         _, index = self._private()
