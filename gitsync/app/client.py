@@ -38,10 +38,10 @@ from gitsync.app.paths import IdMap, PathMap
 from gitsync.app.pysyncml_import import restrict_devinf
 from gitsync.app.safety import check_deletes, choose_mode, delete_guard
 from gitsync.codec import XML_TYPE, decode, encode
-from gitsync.errors import GitsyncError, SafetyStop, StoreError
+from gitsync.errors import GitsyncError, RemoteProtocolError, SafetyStop, StoreError
 from gitsync.formats.lineendings import canonical
 from gitsync.model import ChangeKind, SyncMode
-from gitsync.protocol.client import ClientConfig, ClientSession
+from gitsync.protocol.client import ClientConfig, ClientSession, retry_later_message
 from gitsync.protocol.constants import St
 from gitsync.protocol.events import (
     Acknowledged,
@@ -236,7 +236,14 @@ class _ClientRun(TreeEdits):
             scanning.wait()
             logger.debug("received:\n%r", reply_body[:4000])
             reply, _ = decode(reply_body, media)
-            events = session.receive(reply)
+            try:
+                events = session.receive(reply)
+            except RemoteProtocolError as exc:
+                seconds = getattr(self.transport, "retry_after", None)  # the HTTP Retry-After
+                if exc.status_hint == St.RETRY_LATER and seconds is not None and "retry later" in str(exc):
+                    message = retry_later_message(seconds)
+                    raise RemoteProtocolError(message, status_hint=St.RETRY_LATER) from exc
+                raise
             for event in events:
                 self._on(event)
             # only a bare end of session leaves what _prebuild computed as it was

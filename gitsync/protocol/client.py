@@ -53,7 +53,7 @@ from gitsync.protocol.messages import (
 from gitsync.protocol.profiles import profile_for
 from gitsync.protocol.session import DEFAULT_MAX_OBJ_SIZE, Phase, SessionBase, alert_next_message
 
-__all__ = ["ClientConfig", "ClientSession"]
+__all__ = ["ClientConfig", "ClientSession", "retry_later_message"]
 
 logger = logging.getLogger(__name__)
 
@@ -321,6 +321,8 @@ class ClientSession(SessionBase):
                 raise AuthError(f"the server {what} (status {code})", status_hint=code)
             if code == St.AUTH_ACCEPTED:
                 self._cred = None  # authenticated for the rest of the session
+            elif code == St.RETRY_LATER:
+                raise self._fail(retry_later_message(_seconds(st)), code)
             elif code >= 300:
                 raise self._fail(f"the server refused the message (status {code})", code)
             return False
@@ -375,6 +377,22 @@ class ClientSession(SessionBase):
             )
         if self.mode is not asked:
             logger.info("server switched the sync mode from %d to %d", asked, self.mode)
+
+
+def retry_later_message(seconds: int | None) -> str:
+    """What a user is told when the server says "retry later" (417): after wrong passwords, our
+    server (and others) refuse logins for a while."""
+    when = f"retry in {seconds} s" if seconds is not None else "retry later"
+    return f"the server refuses logins for now (too many failed logins, or it is busy): {when} (status 417)"
+
+
+def _seconds(st: Status) -> int | None:
+    """The delay a Status carries in an item's data (digits only), if any."""
+    for item in st.items:
+        text = item.data.decode("ascii", "replace") if isinstance(item.data, bytes) else item.data
+        if isinstance(text, str) and text.strip().isdigit() and len(text.strip()) <= 9:
+            return min(int(text.strip()), 86400)
+    return None
 
 
 #: Each mode as a user would say it, and what it does to the notes on each side.

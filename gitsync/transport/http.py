@@ -45,6 +45,7 @@ class HttpTransport:
         self._timeout = timeout
         self._max_reply = max_reply
         self.round_trips = 0
+        self.retry_after: int | None = None  # the last answer's Retry-After, in seconds
         self.bytes_sent = 0
         self.bytes_received = 0
 
@@ -83,6 +84,7 @@ class HttpTransport:
         except (urllib3.exceptions.HTTPError, OSError) as exc:  # the answer was cut off
             raise TransportError(f"the connection to {url} broke during the answer: {_reason(exc)}") from exc
         self.round_trips += 1
+        self.retry_after = _retry_after(resp.headers.get("Retry-After"))
         self.bytes_sent += len(body)
         self.bytes_received += len(data)
         if len(data) > self._max_reply:
@@ -95,7 +97,9 @@ class HttpTransport:
             where = resp.headers.get("Location", "")
             raise TransportError(f"{url} redirects to {where[:200]}: not followed (correct --remote)")
         if resp.status_code != 200:
-            raise TransportError(f"{url} answered HTTP {resp.status_code} {resp.reason or ''}".rstrip())
+            later = f"; retry in {self.retry_after} s" if self.retry_after is not None else ""
+            answer = f"{url} answered HTTP {resp.status_code} {resp.reason or ''}".rstrip()
+            raise TransportError(answer + later)
         if media not in _SYNCML_TYPES:
             what = media or "no content type"
             raise TransportError(f"{url} is not a SyncML server (it answered {what})")
@@ -147,3 +151,9 @@ def _reason(exc: Exception) -> str:
         if marker in text:
             return marker.lower()
     return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
+def _retry_after(value: str | None) -> int | None:
+    """Retry-After in seconds (the delay form only; a date, or nonsense, gives None)."""
+    text = (value or "").strip()
+    return min(int(text), 86400) if text.isdigit() and len(text) <= 9 else None
