@@ -319,3 +319,39 @@ def test_kill9_while_writing_the_pending_notes(tmp_path: Path) -> None:
         _ok(_sync(b))
         _same(expected, b)
         assert res.code == 0
+
+
+def test_server_killed_while_writing_its_pending_notes(tmp_path: Path) -> None:
+    from tests.crash.harness import HOST, child_env, free_port, gitsync_argv, wait_port
+
+    srv_dir, a, b = tmp_path / "srv", tmp_path / "a", tmp_path / "b"
+    for folder in (srv_dir, a, b):
+        folder.mkdir()
+    with gitsync_server(srv_dir) as srv:
+        write_notes(a, {"top.txt": b"top\n"})
+        _ok(_sync(a, srv.url))
+        _ok(_sync(b, srv.url))
+        (srv_dir / "x.txt").symlink_to(tmp_path / "elsewhere.txt")
+        write_notes(a, {"x.txt": b"x from a\n", "top.txt": b"top, edited\n"})
+        _ok(_sync(a))
+        peers.wait_settled(srv_dir)
+    expected = {"x.txt": b"x from a\n", "top.txt": b"top, edited\n"}
+    assert "x.txt: not written (a symlink is in the way)" in _status(srv_dir)
+    (srv_dir / "x.txt").unlink()
+    port = free_port()
+    argv = gitsync_argv("serve", str(srv_dir), "--listen", str(port))
+    killed = subprocess.run(argv, capture_output=True, timeout=60,
+                            env=child_env({"GITSYNC_CRASH_AT": "unwritten-retried:1"}))
+    assert killed.returncode == -signal.SIGKILL, killed.stderr  # died writing x.txt on start
+    proc = subprocess.Popen(argv, env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_port(port, proc)
+        _ok(cli("runner", "sync", b, "--remote", f"http://{HOST}:{port}/"))
+        _same(expected, srv_dir, b)
+        _ok(cli("runner", "sync", a, "--remote", f"http://{HOST}:{port}/"))
+        _same(expected, a)
+        assert _head_notes(srv_dir) == set(expected)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert "Not yet written" not in _status(srv_dir)
