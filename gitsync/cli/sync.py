@@ -184,7 +184,7 @@ def sync_store(store: GitStore, **kw: Any) -> int:
         if outcome.would_take_over:
             click.echo("The sync-notes state in .sync would be taken over first: the sync would then be")
             click.echo("two-way and send only what changed since sync-notes last synced.")
-        return EXIT_OK
+        return EXIT_ERROR if outcome.dry_run.guard else EXIT_OK  # as the real sync would exit
     report = outcome.report
     assert report is not None
     if not quiet:
