@@ -51,6 +51,7 @@ __all__ = [
     "PeerResult",
     "RunOutcome",
     "Wait",
+    "forget_result",
     "hook_script",
     "hook_state",
     "install",
@@ -413,6 +414,19 @@ def load_results(store: GitStore) -> dict[str, PeerResult]:
         with contextlib.suppress(ValueError):
             out[peer] = PeerResult(peer, float(when), ok == "ok", summary, origin)
     return out
+
+
+def forget_result(store: GitStore, peer: str) -> bool:
+    """Drop ``peer``'s last result (``gitsync-notes peer forget``); whether there was one."""
+    results = load_results(store)
+    if results.pop(peer, None) is None:
+        return False
+    lines = [
+        f"{r.peer}\t{r.when:.3f}\t{'ok' if r.ok else 'failed'}\t{r.origin}\t{r.summary}\n"
+        for r in sorted(results.values(), key=lambda r: r.peer)
+    ]
+    atomic_write(_status_path(store), "".join(lines).encode("utf-8"))
+    return True
 
 
 def record_result(store: GitStore, peer: str, *, ok: bool, summary: str, origin: str) -> None:

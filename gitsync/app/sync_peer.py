@@ -76,6 +76,10 @@ def sync_peer(
             except (Exception, KeyboardInterrupt) as exc:  # a signal too: status must not say "ok"
                 summary = exc.what if isinstance(exc, Interrupted) else str(exc) or type(exc).__name__
                 record_result(store, opts.name, ok=False, summary=summary, origin=origin)
+                if origin == "cli" and store.config_get("gitsync.remote") is None:
+                    # a failed first sync: the retry without --remote goes to the same server
+                    # (a wrong URL is dropped with `gitsync-notes peer forget DIR NAME`)
+                    _remember(store, {k: v for k, v in resolved.remember.items() if k in _FIRST_TRY})
                 _explain_slow_sync_failure(opts.mode, exc)
                 raise
             unwritten = len(store.unwritten())  # notes that came in but could not be written here
@@ -86,6 +90,10 @@ def sync_peer(
         transport.close()
     _remember(store, resolved.remember)
     return SyncOutcome(opts.name, report=report)
+
+
+#: What a failed first sync remembers: where it tried, and as which device.
+_FIRST_TRY = ("gitsync.remote", "gitsync.peer", "gitsync.deviceid", "gitsync.username")
 
 
 def _remember(store: GitStore, settings: dict[str, str | None]) -> None:

@@ -163,6 +163,9 @@ def _status(directory: str) -> int:
             what = "ok" if result.ok else "FAILED"
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(result.when)) + "Z"
             click.echo(f"  last attempt: {when}  ({result.origin}) {what}: {result.summary}")
+            if snap is None and not result.ok:
+                forget = f"gitsync-notes peer forget {store.root} {name}"
+                click.echo(f"  never synced; a wrong URL? forget it: {forget}")
         if snap is not None and name in urls:
             base = snap.synced_tree
             waiting = len(store.diff(base, store.scan_worktree_tree()))

@@ -1839,6 +1839,34 @@ class GitStore:
                     names.append(_names.decode_peer(rest))
         return sorted(names)
 
+    def forget_peer(self, peer: str) -> list[str]:
+        """Delete what the repository keeps about ``peer``: its state ref (with its history of
+        sessions), its ``gitsync.<peer>.*`` config, and the default server if it was that peer.
+        The notes and the branch are untouched.  Call under :meth:`lock`.  Returns what went."""
+        gone: list[str] = []
+        if self._repo.references.get(self._journal_ref(peer)) is not None:
+            raise StoreError(f"a sync with {peer} is still being finished: run gitsync-notes status first")
+        ref = self._state_ref(peer)
+        if self._repo.references.get(ref) is not None:
+            self._repo.references.delete(ref)
+            gone.append(ref)
+        config = self._repo.config
+        prefix = f"gitsync.{peer}."
+        keys = [e.name for e in config if e.name.startswith(prefix) and "." not in e.name[len(prefix):]]
+        default = self.config_get("gitsync.peer")
+        remote = self.config_get("gitsync.remote")
+        if default == peer or (default is None and remote and remote == self.config_get(f"{prefix}remote")):
+            keys += [k for k in ("gitsync.peer", "gitsync.remote") if self.config_get(k) is not None]
+        for key in dict.fromkeys(keys):
+            try:
+                del config[key]
+            except KeyError:
+                continue  # set globally, not in .git/config: not ours to remove
+            except (ValueError, pygit2.GitError) as exc:
+                raise ConfigError(f"cannot unset git config {key!r}: {exc}") from exc
+            gone.append(key)
+        return gone
+
     def _snapshot(self, commit: pygit2.Commit) -> SyncStateSnapshot:
         files: dict[str, bytes] = {}
         synced: str | None = None
