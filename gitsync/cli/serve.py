@@ -73,6 +73,18 @@ logger = logging.getLogger("gitsync")
     is_flag=True,
     help="DIRECTORY is a root: each user of --users gets the repository DIRECTORY/<user>.",
 )
+@click.option("--max-connections", type=click.IntRange(1), default=64, show_default=True,
+              help="Connections open at once.")
+@click.option("--max-connections-per-address", type=click.IntRange(1), default=16, show_default=True,
+              help="Connections open at once from one client address.")
+@click.option("--max-body", type=click.IntRange(1024), default=16 * 1024 * 1024, show_default=True,
+              help="Largest request body in bytes (also bounds what decoding one may cost).")
+@click.option("--request-timeout", type=click.FloatRange(1), default=60.0, show_default=True,
+              help="Seconds for a whole request to arrive.")
+@click.option("--idle-timeout", type=click.FloatRange(0.5), default=15.0, show_default=True,
+              help="Seconds a connection may stay silent (also between two requests).")
+@click.option("--max-sessions-per-address", type=click.IntRange(1), default=32, show_default=True,
+              help="Open SyncML sessions not yet logged in, per client address.")
 @verbosity
 def serve(directory: str, **kw: Any) -> None:
     """Serve the notes in DIRECTORY to SyncML clients over HTTP."""
@@ -89,7 +101,7 @@ def _serve(directory: str, **kw: Any) -> int:
     from gitsync.protocol.session import DEFAULT_MAX_OBJ_SIZE
     from gitsync.sync.conflict import Policy
     from gitsync.transport.proxy import parse_trusted
-    from gitsync.transport.serve import make_http_server
+    from gitsync.transport.serve import ServerLimits, make_http_server
     from gitsync.transport.tls import server_context
 
     folder = Path(directory)
@@ -111,7 +123,14 @@ def _serve(directory: str, **kw: Any) -> int:
         return apps[0](environ, start_response)
 
     try:
-        httpd = make_http_server(app, kw["host"], kw["port"], ssl_context=tls)
+        limits = ServerLimits(
+            max_connections=kw["max_connections"],
+            max_connections_per_address=kw["max_connections_per_address"],
+            max_body=kw["max_body"],
+            request_timeout=kw["request_timeout"],
+            idle_timeout=kw["idle_timeout"],
+        )
+        httpd = make_http_server(app, kw["host"], kw["port"], ssl_context=tls, limits=limits)
     except OSError as exc:
         raise ConfigError(f"cannot listen on {kw['host']}:{kw['port']}: {exc.strerror or exc}") from exc
     try:
@@ -139,6 +158,8 @@ def _serve(directory: str, **kw: Any) -> int:
             on_report=on_report,
             max_obj_size=kw["max_obj_size"] or DEFAULT_MAX_OBJ_SIZE,
             trusted_proxies=kw["trusted"],
+            max_body=kw["max_body"],
+            max_sessions_per_address=kw["max_sessions_per_address"],
             **({"max_msg_size": kw["max_msg_size"]} if kw["max_msg_size"] else {}),
         )
         server = SyncServer(store, options)
@@ -171,6 +192,8 @@ def _serve_per_user(
         filename_sync=not kw["no_filename_sync"],
         on_report=on_report,
         trusted_proxies=kw["trusted"],
+        max_body=kw["max_body"],
+        max_sessions_per_address=kw["max_sessions_per_address"],
         max_obj_size=kw["max_obj_size"] or DEFAULT_MAX_OBJ_SIZE,
         **({"max_msg_size": kw["max_msg_size"]} if kw["max_msg_size"] else {}),
     )

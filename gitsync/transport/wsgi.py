@@ -10,7 +10,10 @@ runs.  It must be work nobody waits for, or that whoever needs it next does anyw
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from http.cookies import CookieError, SimpleCookie
@@ -102,6 +105,43 @@ def make_wsgi_app(
     return app
 
 
+#: under gunicorn (which hands the application its socket), seconds a body may take to arrive, and
+#: may stay silent: a slow client then holds one worker thread that long at most
+BODY_TIMEOUT = 60.0
+BODY_IDLE_TIMEOUT = 15.0
+
+
+def _read_body(environ: dict[str, Any], stream: Any, length: int) -> bytes:
+    """``length`` bytes of body; under gunicorn with a deadline (a server that buffers the body
+    itself, as ``gitsync-notes serve`` does, needs none)."""
+    sock = environ.get("gunicorn.socket")
+    if sock is None or not hasattr(sock, "settimeout"):
+        data: bytes = stream.read(length)
+        return data
+    expired: list[bool] = []
+
+    def cut() -> None:  # ends a read blocked on a client that trickles its body
+        expired.append(True)
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RD)
+
+    timer = threading.Timer(BODY_TIMEOUT, cut)
+    timer.daemon = True
+    timer.start()
+    sock.settimeout(BODY_IDLE_TIMEOUT)
+    try:
+        data = stream.read(length)
+    except OSError as exc:
+        raise TimeoutError("client too slow") from exc
+    finally:
+        timer.cancel()
+        with contextlib.suppress(OSError):
+            sock.settimeout(None)
+    if expired:
+        raise TimeoutError("client too slow")
+    return bytes(data)
+
+
 def _dispatch(
     environ: dict[str, Any], handler: Handler, max_body: int, trusted: TrustedProxies = ()
 ) -> Response:
@@ -120,7 +160,10 @@ def _dispatch(
             return Response(status=413, body=b"message too large\n")
         if length == 0:
             return Response(status=400, body=b"empty body\n")  # answered at once: nothing to wait for
-        body = stream.read(length)
+        try:
+            body = _read_body(environ, stream, length)
+        except TimeoutError:
+            return Response(status=408, body=b"client too slow\n")
         if len(body) < length:
             return Response(status=400, body=b"truncated body\n")
     elif environ.get("wsgi.input_terminated"):  # chunked, de-chunked by the server (gunicorn)
