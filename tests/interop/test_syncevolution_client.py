@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import subprocess
 import threading
 import time
@@ -261,8 +262,7 @@ def test_policy_error_reports_once_then_settles(tmp_path: Path, serving: object)
 COMBOS = [
     pytest.param(wbxml, ver, auth, id=f"{'wbxml' if wbxml else 'xml'}-{ver}-{auth}",
                  marks=() if (wbxml, ver, auth) in _DEFAULT_COMBOS else pytest.mark.slow)
-    for _DEFAULT_COMBOS in [{(False, "1.1", "basic"), (True, "1.2", "md5"), (False, "1.2", "md5"),
-                             (True, "1.1", "basic")}]
+    for _DEFAULT_COMBOS in [{(False, "1.1", "basic"), (True, "1.2", "md5")}]  # each value once
     for wbxml in (False, True)
     for ver in ("1.1", "1.2")
     for auth in ("basic", "md5")
@@ -361,17 +361,39 @@ class _Tap:
         self.count = 0
         self.bodies: list[bytes] = []
         self.on_request: Callable[[int], None] | None = None
+        self.rewrite: Callable[[bytes], bytes] | None = None  # edits what the client sent
+        self.replies: list[bytes] = []
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         self.count += 1
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length)
+        if self.rewrite is not None:
+            body = self.rewrite(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
         self.bodies.append(body)
         environ["wsgi.input"] = io.BytesIO(body)
         if self.on_request is not None:
             threading.Thread(target=self.on_request, args=(self.count,), daemon=True).start()
             time.sleep(0.3)  # the signal arrives while this message is at the server
-        return self.app(environ, start_response)
+        result = self.app(environ, start_response)
+        reply = b"".join(result)
+        self.replies.append(reply)
+        return _Closing(reply, result)
+
+
+class _Closing(list[bytes]):
+    """A WSGI body that closes the application's own body when the server closes it (our server
+    writes the notes a session brought from that close, after the answer has gone out)."""
+
+    def __init__(self, reply: bytes, inner: Any) -> None:
+        super().__init__([reply])
+        self.inner = inner
+
+    def close(self) -> None:
+        close = getattr(self.inner, "close", None)
+        if close is not None:
+            close()
 
 
 @contextlib.contextmanager
@@ -400,7 +422,7 @@ def _many(prefix: str, n: int) -> dict[str, bytes]:
 @pytest.mark.parametrize(
     ("how", "at"),
     [
-        pytest.param("term", 3, id="term-while-client-sends"),
+        pytest.param("term", 3, id="term-while-client-sends", marks=pytest.mark.slow),
         pytest.param("kill", 3, id="kill-while-client-sends"),
         pytest.param("term", 9, id="term-while-server-sends"),
         pytest.param("kill", 9, id="kill-while-server-sends", marks=pytest.mark.slow),
@@ -428,6 +450,9 @@ def test_interrupted_session_then_next(tmp_path: Path, how: str, at: int) -> Non
         res = phone.wait(timeout=60)
         tap.on_request = None
         assert res.returncode != 0, "the session was not interrupted"
+        sent_before = sum(r.count(b" edited") for r in tap.replies)
+        tap.replies.clear()
+        tap.bodies.clear()
         for _ in range(2):
             again = phone.sync(check=False)
             if again.returncode == 0:
@@ -435,6 +460,15 @@ def test_interrupted_session_then_next(tmp_path: Path, how: str, at: int) -> Non
         assert again.returncode == 0, again.stdout
         assert_same(folder, phone)
         assert len(phone.notes()) == 41
+        sent_after = sum(r.count(b" edited") for r in tap.replies)
+        phone_after = sum(b.count(b"phone note") for b in tap.bodies)
+        print(f"server edits sent before the interruption: {sent_before}, after: {sent_after}; "
+              f"phone notes after: {phone_after}")
+        if how == "term":
+            # it suspended, and we resumed: the phone notes we had acknowledged do not come again
+            # (a slow sync, the fallback, would bring all 20), nor do ours it had acknowledged
+            assert phone_after < 20
+            assert sent_before + sent_after <= 20 + 4, (sent_before, sent_after)
 
 
 def test_serve_max_msg_size(tmp_path: Path, serving: object) -> None:
@@ -458,3 +492,25 @@ def test_serve_max_msg_size(tmp_path: Path, serving: object) -> None:
     assert len(sent) >= 6 and len(received) >= 6  # split both ways
     assert max(p.stat().st_size for p in sent) <= 12000
     assert max(p.stat().st_size for p in received) <= 10240
+
+
+def test_a_refused_note_is_not_sent_forever(tmp_path: Path) -> None:
+    """A device that refuses our Add of one note every time (its statuses rewritten to 510 on the
+    way): the note is offered in three sessions, then no more while it is unchanged, and each
+    session says so; an edit of the note offers it again."""
+    folder = tmp_path / "server"
+    write(folder, "refused.txt", b"refuse me\n")
+    with tapped_server(folder) as (url, tap):
+        phone = peers.SyncEvolutionClient(tmp_path / "phone", url, wbxml=False).configure()
+        tap.rewrite = lambda body: re.sub(
+            rb"(<Cmd>Add</Cmd>(?:(?!</Status>).)*?<Data>)2\d\d(</Data>)", rb"\g<1>510\2", body, flags=re.S)
+        offered = []
+        for _ in range(5):
+            tap.replies.clear()
+            phone.sync(check=False)
+            offered.append(sum(r.count(b"refuse me") for r in tap.replies))
+        assert offered == [1, 1, 1, 0, 0]
+        write(folder, "refused.txt", b"refuse me, edited\n")
+        tap.replies.clear()
+        phone.sync(check=False)
+        assert sum(r.count(b"refuse me, edited") for r in tap.replies) == 1
