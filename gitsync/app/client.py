@@ -27,7 +27,7 @@ from gitsync.app.common import (
     load_extras,
     make_id,
     our_devinf,
-    parse_or_none,
+    parse_or_why,
     too_large_line,
 )
 from gitsync.app.faults import crash_point
@@ -131,6 +131,7 @@ class _ClientRun(TreeEdits):
         self.synced_writes: dict[str, str] = {}
         self.synced_deletes: set[str] = set()
         self.effects: dict[str, _Effect] = {}
+        self.unsent: set[str] = set()  # keys of changes the peer cannot carry (not sent)
         self.received: set[str] = set()  # LUIDs the server sent this session
         self.merged_keys: set[str] = set()  # LUIDs whose change the server merged (207)
         self.nonce: str | None = None
@@ -369,11 +370,17 @@ class _ClientRun(TreeEdits):
                         self.synced_deletes.update(eff.deletes)
                         continue
                     out.append(self._out(ChangeKind.MODIFY, luid_or_none, tc.new_path, tc.new_blob, eff))
+        if self.unsent:  # notes the server cannot carry exactly: not sent, reported, kept here
+            out = [change for change in out if change.key not in self.unsent]
+            for luid in self.unsent:
+                self.effects.pop(luid, None)
         self.sent = len(out)
         self._tick("sending", 0, len(out))
         session.provide_changes(out)
 
     def _out(self, kind: ChangeKind, luid: str, path: str, blob: str, eff: _Effect) -> OutChange:
+        if self._unsendable(path, blob):
+            self.unsent.add(luid)
         self.effects[luid] = eff
         # rendered when its message is built: a slow sync holds no payloads
         return LazyOutChange(kind=kind, key=luid, wire=self.wire, store=self.store, path=path, blob=blob)
@@ -429,6 +436,7 @@ class _ClientRun(TreeEdits):
                 gone = eff.deletes[0] if eff and eff.deletes else change.key
                 self.report.unresolved.append(self.luid_path.get(change.key) or gone)
             if code == St.TOO_LARGE:
+                self.report.too_large_out += 1  # reported; not a failure of the sync
                 path = self.luid_path.get(change.key) or change.key
                 self.report.skipped.append(
                     too_large_line(f"not sent: {path}", self.session.oversized.get(change.key),
@@ -461,18 +469,17 @@ class _ClientRun(TreeEdits):
             if ch.kind is ChangeKind.DELETE:
                 return self._apply_delete(ch)
             assert ch.data is not None
-            note = parse_or_none(self.wire, ch.data, ch.content_type)
-            if note is None:
-                local.err += 1
-                return ItemResult(code=St.UNSUPPORTED_TYPE)
+            note = parse_or_why(self.wire, ch.data, ch.content_type)
             luid = ch.luid
             if ch.kind is ChangeKind.ADD and ch.guid in self.guid_luid:
                 luid = self.guid_luid[ch.guid]  # re-sent Add of a note we already have
             path = self.luid_path.get(luid) if luid else None
+            if isinstance(note, str):
+                return self._unreadable(ch, note, None if path is None or path not in self.notes else luid)
             if path is None or path not in self.notes:
                 return self._apply_add(ch, note.body, note)
             existing = self.store.read_blob(self.notes[path])
-            body = self.wire.local_body(note.body, existing)
+            body = self.wire.local_body(note.body, existing, exact=note.exact)
             target = path
             if self.wire.carries_name and note.name:
                 wanted = self.wire.path_for(note, lambda p: self.notes.taken(p, besides=path), fallback=path)
@@ -480,7 +487,7 @@ class _ClientRun(TreeEdits):
                     target = wanted
             assert luid is not None
             self.received.add(luid)
-            if target == path and Wire.same_text(existing, body):
+            if target == path and Wire.same_text(existing, body, exact=note.exact):
                 self.wire.remember(path, note, ch.content_type)
                 return ItemResult(code=St.OK, luid=luid)
             if luid in self.merged_keys and has_conflict_markers(body) and not has_conflict_markers(existing):
@@ -496,14 +503,32 @@ class _ClientRun(TreeEdits):
             local.err += 1
             return ItemResult(code=St.COMMAND_FAILED)
 
+    def _unreadable(self, ch: InChange, why: str, luid: str | None) -> ItemResult:
+        """An item we cannot read: its payload is kept as a note of its own (an error of this
+        sync), and the server is told it arrived, so it does not send it again.  A new item is
+        bound to that note; a Replace of a note we have leaves that note as it was."""
+        assert ch.data is not None
+        path = self._keep_unreadable(ch.guid or ch.luid, ch.data, ch.content_type, why, self.notes.taken)
+        if luid is not None:
+            self.received.add(luid)
+            return ItemResult(code=St.OK, luid=luid)
+        luid = ch.luid or make_id(path, self.notes[path])
+        self.luid_path[luid] = path
+        if ch.guid:
+            self.guid_luid[ch.guid] = luid
+            self.luid_guid[luid] = ch.guid
+        self.received.add(luid)
+        return ItemResult(code=St.ITEM_ADDED, luid=luid)
+
     def _apply_add(self, ch: InChange, body: bytes, note: object) -> ItemResult:
         from gitsync.formats import NoteData
 
         assert isinstance(note, NoteData)
-        body = self.wire.local_body(body, None)
+        body = self.wire.local_body(body, None, exact=note.exact)
         # the same note may already be here (a session that died after the server sent it)
         path = self.wire.path_for(note, set(), fallback=None)
-        if path in self.notes and Wire.same_text(self.store.read_blob(self.notes[path]), body):
+        here = self.store.read_blob(self.notes[path]) if path in self.notes else None
+        if here is not None and Wire.same_text(here, body, exact=note.exact):
             luid = self.luid_path.id_at(path) or make_id(path, self.notes[path])
         elif self.mode is SyncMode.REFRESH_FROM_SERVER and path in self.notes and path not in self.writes:
             # refresh: the server's note of the same name replaces ours (no "(2)" copy)
@@ -555,7 +580,8 @@ class _ClientRun(TreeEdits):
     def _refresh_deletes(self) -> None:
         """Refresh from server: after the whole package arrived, drop what it did not send."""
         keep = {self.luid_path[lu] for lu in self.received if lu in self.luid_path}
-        extra = [p for p in self.notes if p not in keep]
+        # a note the server cannot carry was never sent: it is not missing there, it stays
+        extra = [p for p in self.notes if p not in keep and not self._unsendable(p, self.notes[p])]
         self._guard(len(extra), len(self.notes), "here")
         for path in extra:
             self._delete(path)
@@ -567,13 +593,15 @@ class _ClientRun(TreeEdits):
         self.report.mode = "refresh-from-server"
         gone = self.synced_deletes - set(self.synced_writes)
         agreed = self.store.list_notes(self.store.build_tree(self.synced_tree, self.synced_writes, gone))
-        extra = [p for p in self.notes if p not in agreed]
+        # a note the server cannot carry (never sent, or its edit never sent) stays as it is
+        kept = {p for p, blob in self.notes.items() if agreed.get(p) != blob and self._unsendable(p, blob)}
+        extra = [p for p in self.notes if p not in agreed and p not in kept]
         self._guard(len(extra), len(self.notes), "here")
         for path in extra:
             self._delete(path)
             bump(self.report.local, ChangeKind.DELETE)
         for path, blob in agreed.items():
-            if self.notes.get(path) != blob:
+            if self.notes.get(path) != blob and path not in kept:
                 kind = ChangeKind.MODIFY if path in self.notes else ChangeKind.ADD
                 self._write(None, path, blob)
                 bump(self.report.local, kind)

@@ -9,17 +9,21 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from gitsync import __version__
 from gitsync.app.paths import PathMap
 from gitsync.errors import FormatError
-from gitsync.formats import OUR_FORMATS, NoteData, NoteFormat, format_for, negotiate
-from gitsync.formats.lineendings import adapt, canonical, detect, to_crlf, to_lf
+from gitsync.formats import EXACT, OUR_FORMATS, NoteData, NoteFormat, format_for, negotiate, offers
+from gitsync.formats.lineendings import adapt, canonical, detect, is_mixed, to_crlf, to_lf
 from gitsync.formats.names import name_from_text, safe_relpath, unique_path
+from gitsync.formats.text import not_text
 from gitsync.model import ChangeKind
 from gitsync.protocol.messages import CTInfo, DataStore, DevInf
 from gitsync.protocol.profiles import PeerProfile
+
+if TYPE_CHECKING:
+    from gitsync.store.git import GitStore
 
 __all__ = [
     "DEFAULT_MAX_MSG_SIZE",
@@ -53,7 +57,8 @@ class Transport(Protocol):
 
 
 def our_devinf(dev_id: str, *, server: bool, display_name: str | None = None) -> DevInf:
-    """The DevInf we advertise: one notes store, SIF-N 1.1 preferred (pysyncml needs it)."""
+    """The DevInf we advertise: one notes store, SIF-N 1.1 preferred (pysyncml needs it), and the
+    exact format in CTCap (what gitsync peers send each other, :mod:`gitsync.formats.exact`)."""
     cts = tuple(CTInfo(ct_type=f.content_type, ver_ct=f.version) for f in OUR_FORMATS)
     store = DataStore(
         source_ref="notes",
@@ -63,6 +68,7 @@ def our_devinf(dev_id: str, *, server: bool, display_name: str | None = None) ->
         rx=cts[1:],
         tx_pref=cts[:1],
         tx=cts[1:],
+        ctcaps=(CTInfo(ct_type=EXACT.content_type, ver_ct=EXACT.version),),  # gitsync peers only
         sync_types=(1, 2, 3, 4, 5, 6, 7),
     )
     return DevInf(
@@ -150,20 +156,44 @@ class Wire:
     known_dirs: set[str] = field(default_factory=set)  # ... except into folders it already has
     extras: Extras = field(default_factory=dict)  # kept in the peer's state, never in the work tree
     trim_newline: bool = False  # the peer adds a line break to text/plain each way: take one off
+    ascii_only: bool = False  # the peer takes ASCII text and names only
 
     @classmethod
     def negotiate(
         cls, devinf: DevInf | None, uri: str, profile: PeerProfile, *, filename_sync: bool = True
     ) -> Wire:
-        """Pick the best common format for the peer's datastore ``uri``."""
-        fmt = negotiate(peer_datastore(devinf, uri))
+        """Pick the best common format for the peer's datastore ``uri``: the exact one (any file,
+        byte for byte) when the peer can receive it, else the first of the peer's list we speak."""
+        store = peer_datastore(devinf, uri)
+        fmt = EXACT if offers(store, EXACT) else negotiate(store)
         return cls(
             fmt=fmt,
             crlf=profile.crlf_text,
             filename_sync=filename_sync,
             flat=profile.flat_names,
             trim_newline=profile.adds_trailing_newline,
+            ascii_only=profile.ascii_only,
         )
+
+    @property
+    def exact(self) -> bool:
+        """Whether notes travel byte for byte (any file can be sent)."""
+        return self.fmt.content_type == EXACT.content_type
+
+    def refusal(self, path: str, content: bytes) -> str | None:
+        """Why the note at ``path`` cannot be sent to this peer without being altered, or ``None``.
+
+        Such a note is not sent (and reported): a text peer would store a lossy copy (U+FFFD,
+        re-encoded bytes) and could send that copy back over the original.
+        """
+        if self.exact:
+            return None
+        why = not_text(content, ascii_only=self.ascii_only)
+        if why is None and self.ascii_only and self.carries_name and not path.isascii():
+            why = "non-ASCII name"
+        if why is None:
+            return None
+        return f"{why}; {self.fmt.content_type} carries text only"
 
     @property
     def carries_name(self) -> bool:
@@ -189,6 +219,8 @@ class Wire:
     def render_planned(self, plan: tuple[str, tuple[tuple[str, str], ...]], content: bytes) -> bytes:
         """The payload of a note file whose name and kept fields :meth:`plan` gave."""
         name, extra = plan
+        if self.exact:
+            return self.fmt.render(NoteData(name=name, body=content))
         body = to_crlf(content) if self.crlf else content
         if self.trim_newline and self.fmt.content_type == "text/plain":
             body = _drop_last_break(body)  # the peer puts it back when it stores the note
@@ -230,16 +262,26 @@ class Wire:
             self.known_dirs.add(folder)
             folder = folder.rpartition("/")[0]
 
-    def local_body(self, body: bytes, existing: bytes | None) -> bytes:
-        """Incoming text in the local file's line-ending convention (LF for new notes)."""
+    def local_body(self, body: bytes, existing: bytes | None, *, exact: bool = False) -> bytes:
+        """Incoming text in the local file's line-ending convention (LF for new notes).
+
+        An ``exact`` body (:attr:`NoteData.exact`: the peer sent the file's bytes) that is not
+        plain text is kept as is (see :func:`verbatim`)."""
+        if exact and verbatim(body):
+            return body
         if existing is not None:
             return adapt(body, detect(existing))
         return to_lf(body) if self.crlf else body
 
     @staticmethod
-    def same_text(a: bytes, b: bytes) -> bool:
-        """Whether two versions differ only in line endings / trailing blank lines."""
-        return a == b or canonical(a) == canonical(b)
+    def same_text(a: bytes, b: bytes, *, exact: bool = False) -> bool:
+        """Whether two versions differ only in line endings / trailing blank lines (``exact``:
+        whether they are the same bytes; a peer sending exact bytes means every byte)."""
+        if a == b:
+            return True
+        if exact and (verbatim(a) or verbatim(b)):
+            return False
+        return canonical(a) == canonical(b)
 
     def path_for(
         self,
@@ -259,6 +301,13 @@ class Wire:
             return unique_path(name, taken)
         lowered = {p.lower() for p in taken}
         return unique_path(name, lambda p: p.lower() in lowered)
+
+
+def verbatim(body: bytes) -> bool:
+    """Whether a file is not plain text (binary, not UTF-8, control characters, mixed line
+    breaks): received exactly, it is written and compared byte for byte.  Plain text keeps the
+    usual rules (the local file's line endings; a line-ending change alone is no change)."""
+    return not_text(body) is not None or is_mixed(body)
 
 
 def _drop_last_break(body: bytes) -> bytes:
@@ -298,6 +347,46 @@ class SyncReport:
     dry_run: bool = False
     notes: list[str] = field(default_factory=list)  # human remarks
     skipped: list[str] = field(default_factory=list)  # one line per note not sent or not taken, and why
+    #: notes not sent because the peer cannot carry them exactly (text peers): path → why
+    uncarried: dict[str, str] = field(default_factory=dict)
+    #: outgoing notes over the peer's MaxObjSize (in ``skipped``, counted in remote Err): not failures
+    too_large_out: int = 0
+    #: notes the peer sent that we could not read, kept as their raw payload: (path, why)
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+
+    def skip(self, path: str, why: str) -> None:
+        """Record a note not sent to (or not deleted because of) this peer, once per sync."""
+        if path not in self.uncarried:
+            self.uncarried[path] = why
+            self.skipped.append(f"not sent to {self.peer} (kept here): {path}: {why}")
+            logger.info("not sent to %s: %s (%s)", self.peer, path, why)
+
+    def failed(self) -> bool:
+        """Whether an item failed on either side (the sync then exits non-zero).  A note not sent
+        because the peer cannot take it (format, MaxObjSize) is reported, not a failure: it would
+        fail every hook sync for good while nothing is lost."""
+        return bool(self.local.err or self.remote.err > self.too_large_out)
+
+    def problems(self) -> list[str]:
+        """One line per note not sent or not taken and per unreadable one, for the user (stderr);
+        other failed items are logged as they happen."""
+        return [
+            *self.skipped,
+            *(f"unreadable note from {self.peer}, kept as {path}: {why}" for path, why in self.unreadable),
+        ]
+
+    def outcome(self, name: str) -> str:
+        """:meth:`subject` plus what was not synced, for ``gitsync-notes status``."""
+        parts = [self.subject(name)]
+        if self.uncarried:
+            listed = ", ".join(self.uncarried)
+            parts.append(f"{len(self.uncarried)} note(s) not sent, {name} cannot carry them: {listed}")
+        if self.unreadable:
+            kept = ", ".join(path for path, _ in self.unreadable)
+            parts.append(f"{len(self.unreadable)} unreadable, kept as: {kept}")
+        if self.failed():
+            parts.append(f"errors: {self.local.err} here, {self.remote.err} at {name}")
+        return "; ".join(parts)
 
     def subject(self, name: str) -> str:
         """The sync commit's subject line."""
@@ -312,13 +401,25 @@ def too_large_line(what: str, size: int | None, limit: int | None, whose: str) -
     return f"{what}: {got}, over {whose} MaxObjSize ({cap})"
 
 
-def parse_or_none(wire: Wire, data: bytes, content_type: str | None) -> NoteData | None:
-    """Parse a payload, logging instead of raising on a bad one."""
+def parse_or_why(wire: Wire, data: bytes, content_type: str | None) -> NoteData | str:
+    """Parse a payload; for one we cannot read (bad SIF/vNote, a type we do not speak), why."""
     try:
         return wire.parse(data, content_type)
     except FormatError as exc:
-        logger.warning("cannot read a note payload (%s): %s", content_type, exc)
-        return None
+        return f"cannot read this {content_type or wire.fmt.content_type} payload: {exc}"
+
+
+_UNREADABLE_EXT = {"text/x-s4j-sifn": ".xml", "text/x-vnote": ".vnt", "text/plain": ".txt"}
+
+
+def unreadable_name(item_id: str | None, content_type: str | None) -> str:
+    """Where the raw payload of an unreadable item is kept: ``unreadable-<its id>.<ext>``.
+
+    Derived from the peer's id, so the same item gives the same name; the extension says what
+    the payload is (``.xml`` for SIF-N, ``.vnt`` for vNote, ``.txt`` for text, else ``.bin``)."""
+    media = (content_type or "").split(";")[0].strip().lower()
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", item_id or "").strip("._")[:64] or "item"
+    return f"unreadable-{stem}{_UNREADABLE_EXT.get(media, '.bin')}"
 
 
 def bump(counts: Counts, kind: ChangeKind) -> None:
@@ -342,8 +443,40 @@ class TreeEdits:
     synced_deletes: set[str]
     wire: Wire
 
+    report: SyncReport
+    store: GitStore
+
     def _touch(self, path: str) -> None:
         """Hook: a path this session settled (the server remembers them)."""
+
+    def _unsendable(self, path: str, blob: str) -> bool:
+        """Whether the note ``path`` (blob ``blob``) cannot go to this peer unaltered (then it is
+        reported as skipped: it is not sent, and a refresh must not delete it here)."""
+        if self.wire.exact:
+            return False
+        why = self.wire.refusal(path, self.store.read_blob(blob))
+        if why is None:
+            return False
+        self.report.skip(path, why)
+        return True
+
+    def _keep_unreadable(
+        self,
+        item_id: str | None,
+        data: bytes,
+        content_type: str | None,
+        why: str,
+        taken: Callable[[str], bool],
+    ) -> str:
+        """Keep a payload we cannot read as a note of its own, byte for byte, and count it as an
+        error (the sync exits non-zero).  The caller answers the peer with success, so that it
+        does not send the item again every session; nothing is lost, the user sees the file."""
+        path = unique_path(unreadable_name(item_id, content_type), taken)
+        self._write(None, path, self.store.write_blob(data))
+        self.report.local.err += 1
+        self.report.unreadable.append((path, why))
+        logger.warning("%s sent a note we cannot read, kept as %s: %s", self.report.peer, path, why)
+        return path
 
     def _agreed(self, writes: Mapping[str, str], deletes: Iterable[str]) -> None:
         """The peer acknowledged a change: both sides now have ``writes`` and lack ``deletes``."""

@@ -39,6 +39,7 @@ from gitsync.app.common import (
     load_extras,
     make_id,
     our_devinf,
+    parse_or_why,
     peer_ref_name,
     too_large_line,
 )
@@ -351,6 +352,7 @@ class _ServerRun(TreeEdits):
         self.synced_writes: dict[str, str] = {}
         self.synced_deletes: set[str] = set()
         self.effects: dict[str, _Effect] = {}
+        self.unsent: set[str] = set()  # keys of changes the peer cannot carry (not sent)
         self.extra_out: list[OutChange] = []
         self.server_anchor = Anchor()
         self.outgoing_sent = False  # our changes are on their way: what we commit is known
@@ -399,7 +401,7 @@ class _ServerRun(TreeEdits):
             if ev.final:
                 if self.mode is SyncMode.REFRESH_FROM_CLIENT:
                     self._refresh_deletes()
-                self.session.provide_changes(self._carry_out(self._outgoing()))
+                self.session.provide_changes(self._carry_out(self._sendable(self._outgoing())))
                 self.outgoing_sent = True
         elif isinstance(ev, Acknowledged):
             if self.suspend is not None:
@@ -584,7 +586,8 @@ class _ServerRun(TreeEdits):
         if blob is None or path in self.touched_paths:
             return False
         existing = self.store.read_blob(blob)
-        return Wire.same_text(existing, self.wire.local_body(note.body, existing))
+        body = self.wire.local_body(note.body, existing, exact=note.exact)
+        return Wire.same_text(existing, body, exact=note.exact)
 
     def _history_rewritten(self) -> bool:
         """Whether the branch no longer contains the commit of the last sync with this device
@@ -604,13 +607,10 @@ class _ServerRun(TreeEdits):
             if ch.kind is ChangeKind.DELETE:
                 return self._apply_delete(ch)
             assert ch.data is not None
-            try:
-                note = self.wire.parse(ch.data, ch.content_type)
-            except GitsyncError as exc:
-                logger.warning("%s sent a note we cannot read: %s", self.device_id, exc)
-                local.err += 1
-                return ItemResult(code=St.UNSUPPORTED_TYPE)
+            note = parse_or_why(self.wire, ch.data, ch.content_type)
             item = self.by_luid.get(ch.luid) if ch.luid else None
+            if isinstance(note, str):
+                return self._unreadable(ch, note, item)
             if item is not None and item.path not in self.notes:
                 self._follow_local_rename(item)
                 gone = self.local.get(item.path)
@@ -631,6 +631,21 @@ class _ServerRun(TreeEdits):
             local.err += 1
             return ItemResult(code=St.COMMAND_FAILED)
 
+    def _unreadable(self, ch: InChange, why: str, item: _Item | None) -> ItemResult:
+        """An item we cannot read: its payload is kept as a note of its own (an error of this
+        session), and the client is told it arrived, so it does not send it again.  A new item
+        is bound to that note; a Replace of a note we have leaves that note as it was."""
+        assert ch.data is not None
+        path = self._keep_unreadable(ch.luid, ch.data, ch.content_type, why, self._taken)
+        self.wire.saw(path)
+        if item is not None and item.path in self.notes:
+            self.matched.add(item.guid)
+            return ItemResult(code=St.OK)
+        new = _Item(guid=make_id(path, self.notes[path]), luid=None, path=path)
+        self._register(new)
+        self._bind(new, ch.luid)
+        return ItemResult(code=St.ITEM_ADDED)
+
     def _apply_add(self, ch: InChange, note: NoteData) -> ItemResult:
         # slow sync / refresh: is this note already here? (same name, or same text)
         if self.mode.sends_all or ch.kind is ChangeKind.MODIFY or self._here_already(note):
@@ -639,9 +654,9 @@ class _ServerRun(TreeEdits):
             if existing_blob is not None and proposed not in self.touched_paths:
                 item = self._item_for_path(proposed)
                 existing = self.store.read_blob(existing_blob)
-                body = self.wire.local_body(note.body, existing)
+                body = self.wire.local_body(note.body, existing, exact=note.exact)
                 self._bind(item, ch.luid)
-                if Wire.same_text(existing, body):
+                if Wire.same_text(existing, body, exact=note.exact):
                     self.synced_writes[proposed] = existing_blob
                     self.touched_paths.add(proposed)
                     self.wire.remember(proposed, note, ch.content_type)
@@ -654,7 +669,7 @@ class _ServerRun(TreeEdits):
                 base, ct = self._synced_blob(proposed), ch.content_type
                 return self._conflict(item, existing, body, base=base, note=note, content_type=ct)
         path = self.wire.path_for(note, self._taken)
-        body = self.wire.local_body(note.body, None)
+        body = self.wire.local_body(note.body, None, exact=note.exact)
         blob = self.store.write_blob(body)
         self._write(None, path, blob)
         self.wire.saw(path)
@@ -668,7 +683,7 @@ class _ServerRun(TreeEdits):
     def _apply_replace(self, item: _Item, note: NoteData, content_type: str | None) -> ItemResult:
         path = item.path
         existing = self.store.read_blob(self.notes[path])
-        body = self.wire.local_body(note.body, existing)
+        body = self.wire.local_body(note.body, existing, exact=note.exact)
         self.matched.add(item.guid)
         change = self.local.get(path) if path not in self.touched_paths else None
         here = change is not None and change.kind is ChangeKind.MODIFY
@@ -696,7 +711,7 @@ class _ServerRun(TreeEdits):
                 told=wanted,
             )
         self.touched_paths.update({path, synced_path})
-        if target == path and Wire.same_text(existing, body):
+        if target == path and Wire.same_text(existing, body, exact=note.exact):
             self.synced_writes[path] = self.notes[path]
             self.wire.remember(path, note, content_type)
             if renamed_here and wanted != target:
@@ -762,7 +777,7 @@ class _ServerRun(TreeEdits):
     def _edit_vs_delete(self, item: _Item, note: NoteData, content_type: str | None) -> ItemResult:
         """The client edited a note we deleted since the last sync."""
         path = item.path
-        body = self.wire.local_body(note.body, None)
+        body = self.wire.local_body(note.body, None, exact=note.exact)
         outcome = resolve_delete_vs_modify(None, body, self._policy(path))
         self._count(outcome, path)
         self.touched_paths.add(path)
@@ -838,7 +853,7 @@ class _ServerRun(TreeEdits):
         """
         path = item.path
         target = target or path
-        if base is not None and Wire.same_text(base, client):
+        if base is not None and Wire.same_text(base, client, exact=note.exact):
             # the client still has the last synced text (slow sync re-sends it): only we changed it
             outcome = Outcome(code=St.OK, server=server, send=server)
         else:
@@ -935,7 +950,11 @@ class _ServerRun(TreeEdits):
     def _refresh_deletes(self) -> None:
         """Refresh from client: after its whole package, drop what it did not send."""
         keep = {self.items[g].path for g in self.matched if g in self.items}
-        extra = [p for p in self.notes if p not in keep and p not in self.touched_paths]
+        extra = [
+            p
+            for p in self.notes
+            if p not in keep and p not in self.touched_paths and not self._unsendable(p, self.notes[p])
+        ]  # a note the client cannot carry was never sent to it: it stays
         total = len(self.notes)
         if total >= 4 and len(extra) > total // 2:
             logger.warning("refresh from %s deletes %d of %d notes", self.device_id, len(extra), total)
@@ -949,6 +968,8 @@ class _ServerRun(TreeEdits):
 
     # ------------------------------------------------------------------ outgoing
     def _out(self, kind: ChangeKind, item: _Item, path: str, blob: str, eff: _Effect) -> OutChange:
+        if self._unsendable(path, blob):
+            self.unsent.add(item.guid)
         self.effects[item.guid] = eff
         # rendered when its message is built: a slow sync holds no payloads
         peer_key = item.luid if kind is not ChangeKind.ADD else None
@@ -971,6 +992,14 @@ class _ServerRun(TreeEdits):
     def _queue_replace(self, item: _Item, path: str, blob: str) -> None:
         kind = ChangeKind.MODIFY if item.luid else ChangeKind.ADD
         self.extra_out.append(self._out(kind, item, path, blob, _Effect({path: blob}, [], kind)))
+
+    def _sendable(self, out: list[OutChange]) -> list[OutChange]:
+        """``out`` without the notes the client cannot carry exactly (reported, kept here)."""
+        if not self.unsent:
+            return out
+        for key in self.unsent:
+            self.effects.pop(key, None)
+        return [change for change in out if change.key not in self.unsent]
 
     def _outgoing(self) -> list[OutChange]:
         out = list(self.extra_out)
@@ -1051,6 +1080,7 @@ class _ServerRun(TreeEdits):
         for change, code in results:
             eff = self.effects.pop(change.key, None)
             if code == St.TOO_LARGE:
+                self.report.too_large_out += 1  # reported; not a failure of the sync
                 item = self.items.get(change.key)
                 self.report.skipped.append(
                     too_large_line(f"not sent: {item.path if item else change.key}",

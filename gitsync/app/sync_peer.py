@@ -83,9 +83,10 @@ def sync_peer(
                 _explain_slow_sync_failure(opts.mode, exc)
                 raise
             unwritten = len(store.unwritten())  # notes that came in but could not be written here
-            summary = report.subject(opts.name) + (f"; {unwritten} note(s) not written into the folder"
+            summary = report.outcome(opts.name) + (f"; {unwritten} note(s) not written into the folder"
                                                    if unwritten else "")
-            record_result(store, opts.name, ok=not unwritten, summary=summary, origin=origin)
+            record_result(store, opts.name, ok=not unwritten and not report.failed(), summary=summary,
+                          origin=origin)
     finally:
         transport.close()
     _remember(store, resolved.remember)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = [
     "EXIT_CONFLICT",
     "EXIT_ERROR",
+    "EXIT_ITEMS",
     "EXIT_OK",
     "EXIT_USAGE",
     "POLICIES",
@@ -40,6 +41,8 @@ __all__ = [
 logger = logging.getLogger("gitsync")
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_CONFLICT = 0, 1, 2, 3
+#: the sync was committed, but some items failed (unreadable, not applied, refused): see stderr
+EXIT_ITEMS = 4
 POLICIES = ("merge", "client-wins", "server-wins", "keep-both", "error")
 
 

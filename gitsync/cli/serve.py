@@ -147,7 +147,7 @@ def _serve(directory: str, **kw: Any) -> int:
         def on_report(report: SyncReport) -> None:
             if not kw["quiet"]:
                 click.echo(f"session with {report.peer}:\n{render_table(report)}", err=True)
-            for line in report.skipped:
+            for line in report.problems():
                 click.echo(f"gitsync-notes: session with {report.peer}: {line}", err=True)
 
         options = ServerOptions(

@@ -13,6 +13,7 @@ import click
 from gitsync.cli.base import (
     EXIT_CONFLICT,
     EXIT_ERROR,
+    EXIT_ITEMS,
     EXIT_OK,
     POLICIES,
     Folder,
@@ -189,7 +190,7 @@ def sync_store(store: GitStore, **kw: Any) -> int:
     assert report is not None
     if not quiet:
         click.echo(render_table(report))
-    for line in report.skipped:  # even with -q: something did not happen
+    for line in report.problems():  # even with -q: something did not happen
         click.echo(f"gitsync-notes: {line}", err=True)
     unwritten = store.unwritten()  # each was logged with what to do when its write failed
     if unwritten:
@@ -206,8 +207,9 @@ def sync_store(store: GitStore, **kw: Any) -> int:
             f"{', '.join(report.unresolved)}",
             err=True,
         )
+    if report.unresolved:
         return EXIT_CONFLICT
-    return EXIT_OK
+    return EXIT_ITEMS if report.failed() else EXIT_OK
 
 
 class Progress:

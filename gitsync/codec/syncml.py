@@ -673,7 +673,8 @@ def _item_node(item: Item, command_meta: Meta | None) -> Node:
 
 
 def _devinf_node(devinf: DevInf) -> Node:
-    """DevInf in DevInf 1.2 DTD order (also valid for 1.1 peers: our own DevInf has no CTCap)."""
+    """DevInf in DevInf 1.2 DTD order (CTCap inside each DataStore, as 1.2 has it; peers reading
+    1.1 ignore it there, and our DevInf lists only the gitsync-only exact format in it)."""
     node = Node("DevInf", ns=DEVINF_NS)
     node.add("VerDTD", devinf.ver_dtd)
     optional = (
@@ -718,11 +719,12 @@ def _datastore_node(store: DataStore) -> Node:
             ct.add("CTType", info.ct_type)
             if info.ver_ct is not None:
                 ct.add("VerCT", info.ver_ct)
-    for info in store.ctcaps:  # only a decoded peer DevInf has these; ours never does
+    for info in store.ctcaps:
         ct = node.add("CTCap")
         ct.add("CTType", info.ct_type)
         if info.ver_ct is not None:
             ct.add("VerCT", info.ver_ct)
+        ct.add("Property").add("PropName", "BODY")  # DevInf 1.2 wants at least one Property
     if store.sync_types:
         cap = node.add("SyncCap")
         for sync_type in store.sync_types:

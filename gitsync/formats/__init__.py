@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from gitsync.formats.base import NoteData, NoteFormat, UnsupportedFormat
+from gitsync.formats.exact import ExactFormat
 from gitsync.formats.plain import TextFormat
 from gitsync.formats.sif import SifNoteFormat
 from gitsync.formats.vnote import VNoteFormat
@@ -43,12 +44,14 @@ class PeerDataStore(Protocol):
 
 
 __all__ = [
+    "EXACT",
     "OUR_FORMATS",
     "SIFN_10",
     "SIFN_11",
     "TEXT_10",
     "TEXT_11",
     "VNOTE_11",
+    "ExactFormat",
     "NoteData",
     "NoteFormat",
     "PeerContentType",
@@ -59,6 +62,7 @@ __all__ = [
     "VNoteFormat",
     "format_for",
     "negotiate",
+    "offers",
 ]
 
 SIFN_11: NoteFormat = SifNoteFormat(version="1.1")
@@ -66,6 +70,9 @@ SIFN_10: NoteFormat = SifNoteFormat(version="1.0")
 TEXT_10: NoteFormat = TextFormat(version="1.0")
 TEXT_11: NoteFormat = TextFormat(version="1.1")
 VNOTE_11: NoteFormat = VNoteFormat(version="1.1")
+#: Any file, byte for byte, see :mod:`.exact`. Advertised in our DataStore's CTCap only (not in
+#: Rx/Tx, so a peer going by its own list never picks it); sent to peers that list it (gitsync).
+EXACT: NoteFormat = ExactFormat()
 
 #: What we advertise (Rx and Tx), in preference order; the first is our Rx-Pref/Tx-Pref.
 OUR_FORMATS: tuple[NoteFormat, ...] = (SIFN_11, SIFN_10, TEXT_10, TEXT_11, VNOTE_11)
@@ -83,7 +90,7 @@ def _match(content_type: str, version: str | None) -> NoteFormat | None:
     nothing; SIF-N 1.0/1.1 and vNote 1.0/1.1 carry the same fields).
     """
     media = _media_type(content_type)
-    same_type = [fmt for fmt in OUR_FORMATS if fmt.content_type == media]
+    same_type = [fmt for fmt in (*OUR_FORMATS, EXACT) if fmt.content_type == media]
     wanted = version.strip() if version else None
     for fmt in same_type:
         if fmt.version == wanted:
@@ -119,3 +126,11 @@ def negotiate(peer: PeerDataStore | None) -> NoteFormat:
         if fmt is not None:
             return fmt
     return SIFN_11
+
+
+def offers(peer: PeerDataStore | None, fmt: NoteFormat) -> bool:
+    """Whether the peer lists ``fmt``'s content type in Rx-Pref, Rx or CTCap (it can receive it)."""
+    if peer is None:
+        return False
+    offered = (*peer.rx_pref, *peer.rx, *getattr(peer, "ctcaps", ()))
+    return any(_media_type(info.ct_type) == fmt.content_type for info in offered)

@@ -22,11 +22,14 @@ class NoteData:
     ``SUMMARY``), unsanitised, ``None`` when the format has no such field or it was
     absent. ``body`` is the file content, exactly. ``extra`` holds the fields we do not
     map, in order, so a round trip to the same kind of peer keeps them (Outlook colours).
+    ``exact``: the payload carried the file's bytes, not text (``application/x-gitsync-note``),
+    so the body is written and compared as is (no line-ending adaptation).
     """
 
     name: str | None
     body: bytes
     extra: tuple[tuple[str, str], ...] = ()
+    exact: bool = False
 
 
 @runtime_checkable

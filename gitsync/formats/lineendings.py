@@ -11,7 +11,7 @@ from __future__ import annotations
 import codecs
 import re
 
-__all__ = ["CRLF", "LF", "adapt", "canonical", "detect", "to_crlf", "to_lf"]
+__all__ = ["CRLF", "LF", "adapt", "canonical", "detect", "is_mixed", "to_crlf", "to_lf"]
 
 CRLF = b"\r\n"
 LF = b"\n"
@@ -27,6 +27,13 @@ def detect(data: bytes) -> bytes:
     crlf = data.count(CRLF)
     lone_lf = data.count(LF) - crlf
     return CRLF if crlf > lone_lf else LF
+
+
+def is_mixed(data: bytes) -> bool:
+    """Whether ``data`` has more than one kind of line break (CRLF, lone LF, lone CR)."""
+    crlf = data.count(CRLF)
+    kinds = (crlf, data.count(LF) - crlf, data.count(b"\r") - crlf)
+    return sum(1 for n in kinds if n) > 1
 
 
 def to_lf(data: bytes) -> bytes:

@@ -8,8 +8,13 @@ us drop bytes, so :func:`to_utf8` keeps what it cannot decode, and :func:`decode
 from __future__ import annotations
 
 import codecs
+import re
 
-__all__ = ["charset_codec", "decode_text", "to_utf8"]
+__all__ = ["charset_codec", "decode_text", "not_text", "to_utf8"]
+
+# What no text format can carry: C0 controls but TAB/LF/CR (XML 1.0 forbids them even as
+# references), and U+FFFE/U+FFFF.
+_NOT_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 def charset_codec(charset: str | None) -> str | None:
@@ -65,3 +70,24 @@ def decode_text(data: bytes, charset: str | None = None) -> str:
         except UnicodeDecodeError:
             continue
     return data.decode("latin-1")
+
+
+def not_text(data: bytes, *, ascii_only: bool = False) -> str | None:
+    """Why ``data`` is not text a text format (SIF-N, vNote, text/plain) carries exactly, or ``None``.
+
+    Text is UTF-8 without NUL and other control characters (TAB, LF and CR are fine; line
+    endings are a text peer's concern). Anything else (binary, Latin-1, CP1252, UTF-16) would
+    arrive re-encoded or as U+FFFD. ``ascii_only``: the peer cannot take non-ASCII text at all.
+    """
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            return "UTF-16 text"
+        return f"not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}): binary or another encoding"
+    bad = _NOT_TEXT.search(text)
+    if bad is not None:
+        return f"control character U+{ord(bad.group()):04X} (at character {bad.start()})"
+    if ascii_only and not text.isascii():
+        return "non-ASCII text"
+    return None

@@ -47,6 +47,9 @@ class PeerProfile:
     adds_trailing_newline: bool = False
     #: can run a slow sync when a note name is on both sides (pysyncml's server answers 500)
     slow_sync_with_shared_notes: bool = True
+    #: takes only ASCII note text and names (Python 2 pysyncml raises on anything else, both
+    #: roles): other notes are not sent to it, and reported (issue 14)
+    ascii_only: bool = False
 
 
 DEFAULT = PeerProfile(name="generic")
@@ -99,6 +102,7 @@ PYSYNCML = PeerProfile(
     replace_in_slow_sync=False,
     refresh_sends_all=False,
     slow_sync_with_shared_notes=False,
+    ascii_only=True,
 )
 
 #: The peer quirk table, first match wins.

@@ -166,7 +166,7 @@ def test_describe_says_what_and_with_whom_without_contacting_anyone(how: str, tm
     assert "User: alice (the password is never stored)" in out
     assert "Content types: text/x-s4j-sifn 1.1 (preferred)" in out  # ours
     assert "Device: gitsync-notes gitsync-notes" in out  # the peer, from its DevInf
-    assert "Content type used: text/x-s4j-sifn" in out
+    assert "Content type used: application/x-gitsync-note" in out  # byte for byte (issue 14)
     assert re.search(r"Last sync: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC, slow; 2 notes in common", out), out
     assert "Pending local changes: 0" in out
     assert repo_snapshot(client) == before
