@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from gitsync.formats.text import not_text
 from gitsync.protocol.constants import St
 
 __all__ = ["Outcome", "Policy", "has_conflict_markers", "resolve_delete_vs_modify", "resolve_modify"]
@@ -77,10 +78,22 @@ def resolve_modify(
     sides (207, unresolved), ``client-wins`` 208, ``server-wins`` 419, ``keep-both`` the
     client's version becomes a second note (209; 208 plus the server's version as the
     second note when the peer cannot take 209), ``error`` 409 and nothing changes.
+    Versions that are not text are never line-merged: ``merge`` keeps both of them.
     """
     if server == client:
         return Outcome(code=St.OK, server=server, send=None)
-    merged, clean = merge3(base, server, client)
+    if any(not_text(blob) is not None for blob in (base or b"", server, client)):
+        # not text (binary, another encoding): no line merge and no markers, which would alter
+        # every byte; one side unchanged since the last sync means the other side's edit wins
+        if base == server:
+            return Outcome(code=St.CONFLICT_MERGED, server=client, send=None)
+        if base == client:
+            return Outcome(code=St.CONFLICT_MERGED, server=server, send=server)
+        if policy is Policy.MERGE:
+            policy = Policy.KEEP_BOTH  # both versions kept whole: the user picks
+        merged, clean = server, False
+    else:
+        merged, clean = merge3(base, server, client)
     if clean:
         return Outcome(code=St.CONFLICT_MERGED, server=merged, send=merged if merged != client else None)
     if policy is Policy.CLIENT_WINS:

@@ -14,6 +14,7 @@ from gitsync.errors import FormatError
 from gitsync.formats import EXACT, SIFN_11, TEXT_10, NoteData, format_for
 from gitsync.formats.text import not_text
 from gitsync.protocol.messages import Add, Item, Message, Meta, Sync, SyncHdr
+from gitsync.sync.conflict import Policy, resolve_modify
 
 UNUSUAL = {
     "png": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)),
@@ -86,3 +87,19 @@ def test_the_exact_format_is_found_by_type_and_refuses_other_payloads() -> None:
         EXACT.parse(b"GITSYNC-NOTE 1\nno end of header")
     back = EXACT.parse(EXACT.render(NoteData(name=None, body=b"x")))
     assert back == NoteData(name=None, body=b"x", exact=True)
+
+
+@pytest.mark.parametrize("policy", list(Policy))
+def test_binary_conflicts_never_get_markers(policy: Policy) -> None:
+    base, server, client = b"\x89PNG\x00base", b"\x89PNG\x00server\n", b"\x89PNG\x00client\r\n"
+
+    def merge3(b: bytes | None, ours: bytes, theirs: bytes) -> tuple[bytes, bool]:
+        raise AssertionError("binary notes are not line-merged")
+
+    out = resolve_modify(base, server, client, policy, merge3, duplicates_ok=True)
+    kept = {out.server, out.copy, out.send} - {None}
+    assert kept <= {server, client}  # every version whole, never a mix with markers
+    if policy in (Policy.MERGE, Policy.KEEP_BOTH):
+        assert {out.server, out.copy} == {server, client} and not out.unresolved
+    assert resolve_modify(base, base, client, policy, merge3, duplicates_ok=True).server == client
+    assert resolve_modify(base, server, base, policy, merge3, duplicates_ok=True).send == server

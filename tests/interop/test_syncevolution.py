@@ -420,3 +420,24 @@ def test_cli_sync_with_syncevolution(server: peers.SyncEvolutionServer, tmp_path
         "sync", folder, "-p", PASSWORD, "--encoding", "wbxml", "--syncml", "1.1"
     )  # rest remembered
     assert read_notes(folder)["Back_from_SyncEvolution.txt"] == b"Back from SyncEvolution\n"
+
+
+def test_files_a_text_plain_server_cannot_carry_are_not_sent_and_stay(
+    server: peers.SyncEvolutionServer, tmp_path: Path
+) -> None:
+    """Issue 14: binary and non-UTF-8 notes are not sent to the text/plain server (it would store a
+    lossy copy), every sync says so, and a refresh from the server deletes none of them here."""
+    client = Client(tmp_path / "client", server)
+    unusual = {
+        "photo.png": b"\x89PNG\r\n\x1a\n\x00\x00" + bytes(range(256)),
+        "latin1.txt": "caf\u00e9\n".encode("latin-1"),
+        "nul.txt": b"a\x00b\n",
+    }
+    write_notes(client.dir, {**unusual, "text.txt": b"plain text\n"})
+    report = client.sync()
+    assert sorted(report.uncarried) == sorted(unusual) and not report.failed()
+    assert [f.read_bytes() for f in server.notes_dir.iterdir()] == [b"plain text\r\n"]
+    report = client.sync(SyncMode.REFRESH_FROM_SERVER)
+    assert sorted(report.uncarried) == sorted(unusual) and not report.failed()
+    assert client.notes() == {**unusual, "text.txt": b"plain text\n"}
+    assert git(client.dir, "status", "--porcelain") == ""
