@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from gitsync import __version__
 from gitsync.app.paths import PathMap
+from gitsync.codec.syncml import BAD_BASE64_TYPE
 from gitsync.errors import FormatError
 from gitsync.formats import EXACT, OUR_FORMATS, NoteData, NoteFormat, format_for, negotiate, offers
 from gitsync.formats.lineendings import adapt, canonical, detect, is_mixed, to_crlf, to_lf
@@ -403,6 +404,8 @@ def too_large_line(what: str, size: int | None, limit: int | None, whose: str) -
 
 def parse_or_why(wire: Wire, data: bytes, content_type: str | None) -> NoteData | str:
     """Parse a payload; for one we cannot read (bad SIF/vNote, a type we do not speak), why."""
+    if (content_type or "").strip().lower() == BAD_BASE64_TYPE:
+        return "its data is marked base64 (Meta Format b64) but is not base64"
     try:
         return wire.parse(data, content_type)
     except FormatError as exc:

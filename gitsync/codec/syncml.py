@@ -57,7 +57,12 @@ from gitsync.protocol.messages import (
     Unknown,
 )
 
-__all__ = ["message_to_node", "node_to_message"]
+__all__ = ["BAD_BASE64_TYPE", "message_to_node", "node_to_message"]
+
+#: The Meta/Type an Item gets when its data says Format b64 but is not base64: the item keeps
+#: its data as sent, and the application keeps it as an unreadable note (issue 14) instead of
+#: the whole message failing (which the peer would repeat every session).
+BAD_BASE64_TYPE = "application/x-gitsync-bad-base64"
 
 _INT = re.compile(r"[0-9]{1,18}\Z")
 _WHITESPACE = re.compile(rb"\s+")
@@ -343,15 +348,28 @@ def _item(node: Node, command_meta: Meta | None) -> Item:
     source, source_name = _loc(node, "Source")
     target, target_name = _loc(node, "Target")
     meta = _meta(node.find("Meta"))
+    try:
+        data = _payload(node.find("Data"), meta, command_meta)
+    except _BadBase64 as exc:
+        meta = dataclasses.replace(meta or _EMPTY_META, type=BAD_BASE64_TYPE, format=None)
+        data = exc.raw
     return Item(
         source=source,
         source_name=source_name,
         target=target,
         target_name=target_name,
         meta=meta,
-        data=_payload(node.find("Data"), meta, command_meta),
+        data=data,
         more_data=_flag(node, "MoreData"),
     )
+
+
+class _BadBase64(CodecError):
+    """Item data marked b64 that is not base64 (``raw``: the data as sent)."""
+
+    def __init__(self, raw: bytes) -> None:
+        super().__init__("Item data with Format b64 is not valid base64")
+        self.raw = raw
 
 
 def _payload(
@@ -373,7 +391,7 @@ def _payload(
         try:
             raw = base64.b64decode(_WHITESPACE.sub(b"", raw), validate=True)
         except (binascii.Error, ValueError) as exc:
-            raise CodecError("Item data with Format b64 is not valid base64") from exc
+            raise _BadBase64(raw) from exc
     if "devinf" in (_effective(item_meta, command_meta, "type") or "").lower() and raw.lstrip()[:1] == b"<":
         # Some peers send DevInf XML as escaped text or CDATA instead of as elements.
         try:

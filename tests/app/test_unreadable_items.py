@@ -6,9 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from gitsync.app.client import ClientOptions, sync_client
-from gitsync.formats import NoteData, SifNoteFormat
+from gitsync.app.common import Wire, parse_or_why
+from gitsync.codec import XML_TYPE, decode
+from gitsync.codec.syncml import BAD_BASE64_TYPE
+from gitsync.formats import TEXT_10, NoteData, SifNoteFormat
 from gitsync.model import ChangeKind
 from gitsync.protocol.events import OutChange
+from gitsync.protocol.messages import Add, Sync
 from gitsync.store.git import GitStore
 from tests.app.helpers import git, read_notes
 from tests.app.test_formats_session import SIFN, SIFN_10, URL, Device, Server, SifServer, add, replace
@@ -61,3 +65,25 @@ def test_our_client_keeps_what_it_cannot_read(tmp_path: Path) -> None:
     report = sync_client(store, opts, server)
     assert not report.failed() and server.got == []
     assert read_notes(folder) == {"unreadable-g1.xml": BAD_SIF}
+
+
+def test_bad_base64_in_one_item_is_that_items_problem_only() -> None:
+    body = (
+        b'<SyncML xmlns="SYNCML:SYNCML1.2"><SyncHdr><VerDTD>1.2</VerDTD><VerProto>SyncML/1.2</VerProto>'
+        b"<SessionID>1</SessionID><MsgID>2</MsgID><Target><LocURI>http://s/</LocURI></Target>"
+        b"<Source><LocURI>dev</LocURI></Source></SyncHdr><SyncBody><Sync><CmdID>1</CmdID>"
+        b"<Add><CmdID>2</CmdID><Meta><Type xmlns='syncml:metinf'>text/plain</Type>"
+        b"<Format xmlns='syncml:metinf'>b64</Format></Meta>"
+        b"<Item><Source><LocURI>good</LocURI></Source><Data>aGVsbG8K</Data></Item>"
+        b"<Item><Source><LocURI>bad</LocURI></Source><Data>!!not base64!!</Data></Item>"
+        b"</Add></Sync><Final/></SyncBody></SyncML>"
+    )
+    (sync,) = decode(body, XML_TYPE)[0].commands
+    assert isinstance(sync, Sync)
+    (add,) = sync.commands
+    assert isinstance(add, Add)
+    good, bad = add.items
+    assert good.data == b"hello\n"
+    assert bad.data == b"!!not base64!!" and bad.meta is not None and bad.meta.type == BAD_BASE64_TYPE
+    why = parse_or_why(Wire(fmt=TEXT_10), bad.data, BAD_BASE64_TYPE)
+    assert isinstance(why, str) and "not base64" in why

@@ -267,9 +267,8 @@ HOSTILE = {
         "<Status><CmdID>1</CmdID><CmdRef>0</CmdRef><Cmd>SyncHdr</Cmd><Data>200</Data></Status>"
     ),
     "copy-no-cmdid": doc("<Copy/>"),
-    "bad-b64": doc(
-        "<Add><CmdID>1</CmdID><Meta><Format>b64</Format></Meta><Item><Data>@@@</Data></Item></Add>"
-    ),
+    # "bad-b64" is no longer a message error: that item alone is kept as an unreadable note
+    # (issue 14 §3; tests/app/test_unreadable_items.py)
     "mapitem-no-target": doc(
         "<Map><CmdID>1</CmdID><MapItem><Source><LocURI>1</LocURI></Source></MapItem></Map>"
     ),
