@@ -189,7 +189,7 @@ class Wire:
         """
         if self.exact:
             return None
-        why = not_text(content, ascii_only=self.ascii_only)
+        why = not_text(content, ascii_only=self.ascii_only, controls_ok=self.fmt.content_type == "text/plain")
         if why is None and self.ascii_only and self.carries_name and not path.isascii():
             why = "non-ASCII name"
         if why is None:

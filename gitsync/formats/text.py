@@ -15,6 +15,7 @@ __all__ = ["charset_codec", "decode_text", "not_text", "to_utf8"]
 # What no text format can carry: C0 controls but TAB/LF/CR (XML 1.0 forbids them even as
 # references), and U+FFFE/U+FFFF.
 _NOT_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_NUL = re.compile("\x00")
 
 
 def charset_codec(charset: str | None) -> str | None:
@@ -72,12 +73,14 @@ def decode_text(data: bytes, charset: str | None = None) -> str:
     return data.decode("latin-1")
 
 
-def not_text(data: bytes, *, ascii_only: bool = False) -> str | None:
+def not_text(data: bytes, *, ascii_only: bool = False, controls_ok: bool = False) -> str | None:
     """Why ``data`` is not text a text format (SIF-N, vNote, text/plain) carries exactly, or ``None``.
 
     Text is UTF-8 without NUL and other control characters (TAB, LF and CR are fine; line
     endings are a text peer's concern). Anything else (binary, Latin-1, CP1252, UTF-16) would
     arrive re-encoded or as U+FFFD. ``ascii_only``: the peer cannot take non-ASCII text at all.
+    ``controls_ok``: control characters other than NUL are fine (text/plain travels as bytes,
+    base64-encoded when XML cannot hold them, and peers keep them; SIF-N and vNote cannot).
     """
     try:
         text = data.decode("utf-8")
@@ -85,7 +88,7 @@ def not_text(data: bytes, *, ascii_only: bool = False) -> str | None:
         if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
             return "UTF-16 text"
         return f"not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}): binary or another encoding"
-    bad = _NOT_TEXT.search(text)
+    bad = _NOT_TEXT.search(text) if not controls_ok else _NUL.search(text)
     if bad is not None:
         return f"control character U+{ord(bad.group()):04X} (at character {bad.start()})"
     if ascii_only and not text.isascii():

@@ -82,7 +82,7 @@ def resolve_modify(
     """
     if server == client:
         return Outcome(code=St.OK, server=server, send=None)
-    if any(not_text(blob) is not None for blob in (base or b"", server, client)):
+    if any(not_text(blob, controls_ok=True) is not None for blob in (base or b"", server, client)):
         # not text (binary, another encoding): no line merge and no markers, which would alter
         # every byte; one side unchanged since the last sync means the other side's edit wins
         if base == server:

@@ -75,6 +75,10 @@ def test_text_is_text() -> None:
         assert not_text(body) is None
         assert Wire(fmt=SIFN_11).refusal("a.txt", body) is None
     assert not_text("ü\n".encode(), ascii_only=True) == "non-ASCII text"
+    # text/plain travels as bytes (b64 when XML cannot hold them): controls but NUL are fine there
+    assert Wire(fmt=TEXT_10).refusal("c.txt", b"bell \x07 esc \x1b\n") is None
+    assert Wire(fmt=SIFN_11).refusal("c.txt", b"bell \x07 esc \x1b\n") is not None
+    assert Wire(fmt=TEXT_10).refusal("c.txt", b"nul \x00\n") is not None
     assert "UTF-16" in (not_text("x".encode("utf-16")) or "")
     assert Wire(fmt=SIFN_11, ascii_only=True).refusal("é.txt", b"ascii\n") is not None
 
