@@ -24,6 +24,7 @@ from gitsync.sync.state import dump_rows, parse_rows
 
 __all__ = [
     "GONE_CODES",
+    "MAX_KEPT_BYTES",
     "MAX_REFUSALS",
     "Refusal",
     "Suspended",
@@ -38,6 +39,9 @@ GONE_CODES = frozenset({St.NOT_FOUND, 410, St.DELETE_NOT_FOUND})
 MAX_REFUSALS = 3
 #: how many suspended sessions a server keeps (oldest dropped first)
 MAX_SUSPENDED = 1000
+#: note bytes one suspended session keeps; a bigger session is not resumed (slow sync instead), so
+#: a first sync of 20,000 notes does not hold them all in memory until it ends
+MAX_KEPT_BYTES = 4 * 1024 * 1024
 
 
 def ok_status(code: int) -> bool:
@@ -87,8 +91,23 @@ class Suspended:
     acked: dict[str, tuple[int, str]] = field(default_factory=dict)
     maps: dict[str, str] = field(default_factory=dict)
     held: set[str] = field(default_factory=set)
+    kept_bytes: int = 0
+    overflow: bool = False  # too much to keep: this session cannot be resumed
+
+    def keep(self, received: list[tuple[InChange, int]]) -> None:
+        """Remember the device's changes we answered, within ``MAX_KEPT_BYTES``."""
+        if self.overflow:
+            return
+        self.kept_bytes += sum(len(ch.data or b"") for ch, _ in received)
+        if self.kept_bytes > MAX_KEPT_BYTES:
+            self.overflow = True
+            self.received.clear()
+            return
+        self.received.extend(received)
 
     def trusted(self, *, user: str | None, state_commit: str | None, client_last: str | None) -> bool:
         """Whether a resume may continue from here: same login, the device's state unchanged
         since (no session of it committed meanwhile), and the device starts from the same anchor."""
+        if self.overflow:
+            return False
         return (user, state_commit, client_last) == (self.user, self.state_commit, self.client_last)

@@ -397,7 +397,7 @@ class _ServerRun(TreeEdits):
             results = [self._replayed_result(ch) or self._apply(ch) for ch in ev.changes]
             self.session.provide_results(results)
             if self.suspend is not None:
-                self.suspend.received.extend((ch, r.code) for ch, r in zip(ev.changes, results, strict=True))
+                self.suspend.keep(list(zip(ev.changes, [r.code for r in results], strict=True)))
             if ev.final:
                 if self.mode is SyncMode.REFRESH_FROM_CLIENT:
                     self._refresh_deletes()
@@ -518,7 +518,7 @@ class _ServerRun(TreeEdits):
             self._apply(ch)
             if ch.luid:
                 self.replayed[ch.luid] = (ch.kind, ch.data, code)
-            self.suspend.received.append((ch, code))
+            self.suspend.keep([(ch, code)])
         self.held_before |= rec.held
         self.suspend.held |= rec.held
         self.prior_acked = dict(rec.acked)

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from gitsync.app import carryover
 from gitsync.app.server import ServerOptions, SyncServer
 from gitsync.store.git import GitStore
 from gitsync.transport.serve import make_http_server
@@ -420,18 +421,23 @@ def _many(prefix: str, n: int) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize(
-    ("how", "at"),
+    ("how", "at", "resumable"),
     [
-        pytest.param("term", 3, id="term-while-client-sends", marks=pytest.mark.slow),
-        pytest.param("kill", 3, id="kill-while-client-sends"),
-        pytest.param("term", 9, id="term-while-server-sends"),
-        pytest.param("kill", 9, id="kill-while-server-sends", marks=pytest.mark.slow),
+        pytest.param("term", 3, True, id="term-while-client-sends", marks=pytest.mark.slow),
+        pytest.param("kill", 3, True, id="kill-while-client-sends"),
+        pytest.param("term", 9, True, id="term-while-server-sends"),
+        pytest.param("kill", 9, True, id="kill-while-server-sends", marks=pytest.mark.slow),
+        pytest.param("term", 9, False, id="term-too-big-to-resume"),
     ],
 )
-def test_interrupted_session_then_next(tmp_path: Path, how: str, at: int) -> None:
+def test_interrupted_session_then_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str, at: int, resumable: bool
+) -> None:
     """The client is stopped (SIGTERM: it suspends) or killed (SIGKILL) in the middle of a session
     that moves 20 notes each way in ~12 messages; the next session ends with both sides equal,
-    nothing lost or duplicated."""
+    nothing lost or duplicated.  A session too big to keep is not resumed: a slow sync instead."""
+    if not resumable:
+        monkeypatch.setattr(carryover, "MAX_KEPT_BYTES", 10_000)
     folder = tmp_path / "server"
     for name, text in _many("server", 20).items():
         write(folder, f"{name}.txt", text)
@@ -464,7 +470,9 @@ def test_interrupted_session_then_next(tmp_path: Path, how: str, at: int) -> Non
         phone_after = sum(b.count(b"phone note") for b in tap.bodies)
         print(f"server edits sent before the interruption: {sent_before}, after: {sent_after}; "
               f"phone notes after: {phone_after}")
-        if how == "term":
+        if not resumable:
+            assert phone_after >= 20  # the slow sync: the phone sends every note again
+        elif how == "term":
             # it suspended, and we resumed: the phone notes we had acknowledged do not come again
             # (a slow sync, the fallback, would bring all 20), nor do ours it had acknowledged
             assert phone_after < 20
