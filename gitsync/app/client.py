@@ -39,6 +39,7 @@ from gitsync.app.pysyncml_import import restrict_devinf
 from gitsync.app.safety import check_deletes, choose_mode, delete_guard
 from gitsync.codec import XML_TYPE, decode, encode
 from gitsync.errors import GitsyncError, RemoteProtocolError, SafetyStop, StoreError
+from gitsync.formats import EXACT, offers
 from gitsync.formats.lineendings import canonical
 from gitsync.model import ChangeKind, SyncMode
 from gitsync.protocol.client import ClientConfig, ClientSession, retry_later_message
@@ -69,6 +70,15 @@ logger = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]
 MAX_PASSES = 3
+
+
+def stale_devinf(devinf: DevInf | None) -> bool:
+    """Whether a cached DevInf of a gitsync server predates the exact format (it lists no CTCap
+    for it): the server's DevInf is then asked for again, so that a server upgraded since gets
+    binary notes instead of having them skipped for good (an old server costs one Get a session)."""
+    if devinf is None or profile_for(devinf).name != "gitsync":
+        return False
+    return not any(offers(store, EXACT) for store in devinf.datastores)
 
 
 @dataclass(slots=True)
@@ -217,7 +227,7 @@ class _ClientRun(TreeEdits):
             password=opts.password,
             auth_type=opts.auth_type,
             nonce=st.get("nonce"),
-            peer_devinf=self.peer_devinf,
+            peer_devinf=None if stale_devinf(self.peer_devinf) else self.peer_devinf,
             max_msg_size=opts.max_msg_size,
             max_obj_size=opts.max_obj_size,
             name=opts.display_name,

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import codecs
+import dataclasses
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gitsync.app.common import Wire, verbatim
+from gitsync.app.client import stale_devinf
+from gitsync.app.common import Wire, our_devinf, verbatim
 from gitsync.codec import WBXML_TYPE, XML_TYPE, decode, encode
 from gitsync.errors import FormatError
 from gitsync.formats import EXACT, SIFN_11, TEXT_10, NoteData, format_for
@@ -107,3 +109,13 @@ def test_binary_conflicts_never_get_markers(policy: Policy) -> None:
         assert {out.server, out.copy} == {server, client} and not out.unresolved
     assert resolve_modify(base, base, client, policy, merge3, duplicates_ok=True).server == client
     assert resolve_modify(base, server, base, policy, merge3, duplicates_ok=True).send == server
+
+
+def test_a_cached_devinf_of_a_gitsync_server_without_the_exact_format_is_asked_again() -> None:
+    ours = our_devinf("srv", server=True)
+    assert not stale_devinf(ours) and not stale_devinf(None)
+    old = dataclasses.replace(ours, datastores=tuple(
+        dataclasses.replace(ds, ctcaps=()) for ds in ours.datastores))
+    assert stale_devinf(old)  # cached before the server was upgraded: Get it again
+    phone = dataclasses.replace(old, man="Nokia", mod="6230i")
+    assert not stale_devinf(phone)  # other peers: the cache stands
