@@ -24,7 +24,9 @@ from gitsync.app.common import (
     Wire,
     bump,
     dump_extras,
+    dump_names,
     load_extras,
+    load_names,
     make_id,
     our_devinf,
     parse_or_why,
@@ -326,6 +328,7 @@ class _ClientRun(TreeEdits):
         )
         if self.snap is not None:
             self.wire.extras.update(load_extras(self.snap.files.get("extras")))
+            self.wire.names.update(load_names(self.snap.files.get("names")))
         out: list[OutChange] = []
         if not mode.client_sends:
             session.provide_changes(out)
@@ -492,9 +495,12 @@ class _ClientRun(TreeEdits):
             body = self.wire.local_body(note.body, existing, exact=note.exact)
             target = path
             if self.wire.carries_name and note.name:
-                wanted = self.wire.path_for(note, lambda p: self.notes.taken(p, besides=path), fallback=path)
+                wanted = self.wire.path_for(
+                    note, lambda p: self.notes.taken(p, besides=path), fallback=path, file_at=self.notes.holds
+                )
                 if note.name and wanted != path and wanted.lower() != path.lower():
                     target = wanted
+                    self.wire.named(target, note)
             assert luid is not None
             self.received.add(luid)
             if target == path and Wire.same_text(existing, body, exact=note.exact):
@@ -550,9 +556,10 @@ class _ClientRun(TreeEdits):
             path = same
             luid = self.luid_path.id_at(path) or make_id(path, self.notes[path])
         else:
-            path = self.wire.path_for(note, self.notes.taken)
+            path = self.wire.path_for(note, self.notes.taken, file_at=self.notes.holds)
             blob = self.store.write_blob(body)
             self._write(None, path, blob)
+            self.wire.named(path, note)
             luid = ch.luid or make_id(path, blob)
             bump(self.report.local, ChangeKind.ADD)
         self.wire.remember(path, note, ch.content_type)
@@ -669,6 +676,12 @@ class _ClientRun(TreeEdits):
         extras = dump_extras({p: v for p, v in kept.items() if p in live or p in self.notes})
         if extras is not None:
             files["extras"] = extras
+        peer_names = self.wire.names if hasattr(self, "wire") else {}
+        names = dump_names({p: v for p, v in peer_names.items() if p in live or p in self.notes})
+        if names is not None:
+            files["names"] = names
+        if hasattr(self, "wire"):
+            self.report.renamed.extend(r for r in self.wire.renamed if r not in self.report.renamed)
         subject = report.subject(opts.name)
         trailers = (
             f"Gitsync-Peer: {opts.name}\nGitsync-Url: {opts.url}\nGitsync-Device: {opts.device_id}\n"

@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -34,7 +35,9 @@ __all__ = [
     "Transport",
     "Wire",
     "dump_extras",
+    "dump_names",
     "load_extras",
+    "load_names",
     "make_id",
     "our_devinf",
     "peer_datastore",
@@ -146,6 +149,26 @@ def dump_extras(extras: Extras) -> bytes | None:
     return json.dumps(kept, sort_keys=True, indent=1, ensure_ascii=False).encode("utf-8", "surrogateescape")
 
 
+def load_names(data: bytes | None) -> dict[str, str]:
+    """The ``names`` state blob (JSON: local path → the peer's name for it) → a dict."""
+    if not data:
+        return {}
+    try:
+        raw = json.loads(data)
+        return {str(path): str(name) for path, name in raw.items()}
+    except (ValueError, TypeError, AttributeError):
+        logger.warning("unreadable peer names in the sync state: ignored")
+        return {}
+
+
+def dump_names(names: Mapping[str, str]) -> bytes | None:
+    """The inverse of :func:`load_names` (``None`` when there is nothing to keep)."""
+    if not names:
+        return None
+    text = json.dumps(dict(names), sort_keys=True, indent=1, ensure_ascii=False)
+    return text.encode("utf-8", "surrogatepass")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Wire:
     """How notes travel to one peer: the negotiated format and the peer's habits."""
@@ -158,6 +181,11 @@ class Wire:
     extras: Extras = field(default_factory=dict)  # kept in the peer's state, never in the work tree
     trim_newline: bool = False  # the peer adds a line break to text/plain each way: take one off
     ascii_only: bool = False  # the peer takes ASCII text and names only
+    #: local path → the peer's own name for it, where the two differ (a name this file system cannot
+    #: hold, or a clash resolved here): that name is what the peer gets back, never ours
+    names: dict[str, str] = field(default_factory=dict)
+    suffixes: dict[str, int] = field(default_factory=dict)  # next "(n)" to try per name, this session
+    renamed: list[str] = field(default_factory=list)  # one line per peer name stored differently here
 
     @classmethod
     def negotiate(
@@ -209,6 +237,7 @@ class Wire:
         """What :meth:`render` takes from the session's state for ``path``: the name the peer sees
         and the fields kept for it.  Decided when a change is planned, the payload itself is built
         when its message is (see :mod:`gitsync.app.outgoing`)."""
+        path = self.names.get(path, path)  # the peer's own name for the note, if ours differs
         folder = path.rpartition("/")[0]
         if self.flat and folder and folder not in self.known_dirs:
             name = path.replace("%", "%25").replace("/", "%2F")
@@ -236,13 +265,38 @@ class Wire:
             del self.extras[path]  # the peer dropped them itself
 
     def moved(self, old: str, new: str) -> None:
-        """A note changed path: its kept fields follow it."""
+        """A note changed path: its kept fields follow it (a name it had at the peer does not: the
+        new one is what the peer gets)."""
         if old != new and old in self.extras:
             self.extras[new] = self.extras.pop(old)
+        if old != new:
+            self.names.pop(old, None)
 
     def forget(self, path: str) -> None:
         """A note is gone: drop what was kept for it."""
         self.extras.pop(path, None)
+        self.names.pop(path, None)
+
+    def named(self, path: str, note: NoteData) -> None:
+        """The peer's note is stored at ``path``: remember the peer's own name for it when it
+        differs (so it is sent back unchanged), and say so once."""
+        proposed = note.name
+        if not (proposed and self.filename_sync and self.fmt.carries_name):
+            self.names.pop(path, None)
+            return
+        if self.names.get(path) == proposed:
+            return  # known, and said already
+        self.names.pop(path, None)
+        if path == proposed or path == unicodedata.normalize("NFC", proposed):
+            return
+        self.names[path] = proposed
+        stored = safe_relpath(proposed)
+        why = "this file system cannot hold that name" if stored != unicodedata.normalize(
+            "NFC", proposed
+        ) else "a note or folder here already has it"
+        line = f"stored as {path!r}: the peer's name {proposed!r} is kept for it there ({why})"
+        logger.warning("%s", line)
+        self.renamed.append(line)
 
     def parse(self, data: bytes, content_type: str | None) -> NoteData:
         """A received payload (in the format its Meta/Type names, if we know it)."""
@@ -289,19 +343,44 @@ class Wire:
         note: NoteData,
         taken: Mapping[str, object] | set[str] | Callable[[str], bool],
         fallback: str | None = None,
+        file_at: Callable[[str], bool] | None = None,
     ) -> str:
-        """Where a new note goes: its carried name made safe, else a name from its text.
+        """Where a new note goes: its carried name as this file system can hold it, else a name
+        from its text; made unique.
 
         ``taken`` holds the paths in use (compared ignoring case), or is a function answering
-        that for one path (see :mod:`gitsync.app.paths`: O(1) instead of a pass over every note).
+        that for one path (see :mod:`gitsync.app.paths`: O(1) instead of a pass over every note,
+        file/folder clashes included).  ``file_at`` tells whether a note (a file) is at a path:
+        a folder of the name that is a note here becomes ``a (2)/`` for this note.  The next
+        suffix per name is remembered for the session, so N notes of one name cost O(N).
         """
+        if fallback is not None and note.name in (fallback, self.names.get(fallback, "")):
+            return fallback  # the note's own name here, or the peer's name for it: not a rename
         name = safe_relpath(note.name) if (note.name and self.filename_sync) else None
         if name is None:
             name = fallback or name_from_text(note.body)
         if callable(taken):
-            return unique_path(name, taken)
-        lowered = {p.lower() for p in taken}
-        return unique_path(name, lambda p: p.lower() in lowered)
+            check = taken
+        else:
+            lowered = {p.lower() for p in taken}
+
+            def check(p: str) -> bool:
+                return p.lower() in lowered
+
+        if file_at is not None and "/" in name:
+            name = _free_folders(name, file_at, self.suffixes)
+        return unique_path(name, check, self.suffixes)
+
+
+def _free_folders(path: str, file_at: Callable[[str], bool], memo: dict[str, int]) -> str:
+    """``path`` with each folder that is a note here (a file) renamed ``name (2)``...: a file and
+    a folder cannot share a name, so this note goes beside that one instead of failing."""
+    parts = path.split("/")
+    for i in range(len(parts) - 1):
+        folder = "/".join(parts[: i + 1])
+        if file_at(folder):
+            parts[i] = unique_path(folder, file_at, memo).rpartition("/")[2]
+    return "/".join(parts)
 
 
 def verbatim(body: bytes) -> bool:
@@ -369,9 +448,11 @@ class SyncReport:
         return bool(self.local.err or self.remote.err > self.too_large_out)
 
     def problems(self) -> list[str]:
-        """One line per note not sent or not taken and per unreadable one, for the user (stderr);
+        """One line per note stored under another name than its peer's, per note not sent or not
+        taken and per unreadable one, for the user (stderr);
         other failed items are logged as they happen."""
         return [
+            *self.renamed,
             *self.skipped,
             *(f"unreadable note from {self.peer}, kept as {path}: {why}" for path, why in self.unreadable),
         ]
@@ -388,6 +469,7 @@ class SyncReport:
         if self.failed():
             parts.append(f"errors: {self.local.err} here, {self.remote.err} at {name}")
         return "; ".join(parts)
+    renamed: list[str] = field(default_factory=list)  # one line per peer name stored differently here
 
     def subject(self, name: str) -> str:
         """The sync commit's subject line."""

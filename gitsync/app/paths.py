@@ -4,7 +4,8 @@
 ``notes.txt`` are one file on macOS and Windows checkouts).  Building a lower-cased copy of every
 path for each incoming note made a slow sync of N notes cost N² (over a minute at 20,000 notes);
 these collections keep that lower-cased index up to date as paths come and go, so the question
-costs O(1).  They are a plain ``set``/``dict`` to everything else.
+costs O(1) (O(depth) with the file/folder check: ``a`` and ``a/b`` cannot both be notes, so a name
+clashing that way is taken too).  They are a plain ``set``/``dict`` to everything else.
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ from typing import Any, Self
 __all__ = ["PathMap", "PathSet"]
 
 
-def _fold(counts: dict[str, int], path: str, step: int) -> None:
-    key = path.lower()
+def _count(counts: dict[str, int], key: str, step: int) -> None:
     n = counts.get(key, 0) + step
     if n > 0:
         counts[key] = n
@@ -24,14 +24,46 @@ def _fold(counts: dict[str, int], path: str, step: int) -> None:
         counts.pop(key, None)
 
 
+def _fold(counts: dict[str, int], path: str, step: int, dirs: dict[str, int] | None = None) -> None:
+    """Count ``path`` (lower-cased) in ``counts`` and each of its folders in ``dirs``."""
+    key = path.lower()
+    _count(counts, key, step)
+    if dirs is not None:
+        folder = key.rpartition("/")[0]
+        while folder:
+            _count(dirs, folder, step)
+            folder = folder.rpartition("/")[0]
+
+
 def _taken(
-    counts: dict[str, int], exact: set[str] | dict[str, Any], candidate: str, besides: str | None
+    counts: dict[str, int],
+    exact: set[str] | dict[str, Any],
+    candidate: str,
+    besides: str | None,
+    dirs: dict[str, int] | None = None,
 ) -> bool:
+    """Whether ``candidate`` is a path in use (ignoring case), or clashes with one: it is a folder
+    of other notes, or one of its folders is a note (a file and a folder cannot share a name)."""
     key = candidate.lower()
+    mine = besides.lower() if besides is not None and besides in exact else None
     n = counts.get(key, 0)
-    if n and besides is not None and besides in exact and besides.lower() == key:
+    if n and mine == key:
         n -= 1
-    return n > 0
+    if n > 0:
+        return True
+    if dirs is None:
+        return False
+    inside = dirs.get(key, 0)
+    if inside and mine is not None and mine.startswith(key + "/"):
+        inside -= 1
+    if inside > 0:
+        return True
+    folder = key.rpartition("/")[0]
+    while folder:
+        if counts.get(folder, 0) - (1 if mine == folder else 0) > 0:
+            return True
+        folder = folder.rpartition("/")[0]
+    return False
 
 
 class PathSet(set[str]):
@@ -40,17 +72,23 @@ class PathSet(set[str]):
     def __init__(self, paths: Iterable[str] = ()) -> None:
         super().__init__(paths)
         self._folded: dict[str, int] = {}
+        self._dirs: dict[str, int] = {}
         for path in self:
-            _fold(self._folded, path, 1)
+            _fold(self._folded, path, 1, self._dirs)
 
     def taken(self, candidate: str, besides: str | None = None) -> bool:
-        """Whether a path other than ``besides`` equals ``candidate`` ignoring case."""
-        return _taken(self._folded, self, candidate, besides)
+        """Whether a path other than ``besides`` equals ``candidate`` ignoring case, or clashes with
+        one (file/folder)."""
+        return _taken(self._folded, self, candidate, besides, self._dirs)
+
+    def holds(self, candidate: str) -> bool:
+        """Whether ``candidate`` is one of the paths, ignoring case."""
+        return candidate.lower() in self._folded
 
     def add(self, path: str) -> None:
         if path not in self:
             super().add(path)
-            _fold(self._folded, path, 1)
+            _fold(self._folded, path, 1, self._dirs)
 
     def update(self, *others: Iterable[str]) -> None:
         for other in others:
@@ -60,7 +98,7 @@ class PathSet(set[str]):
     def discard(self, path: object) -> None:
         if isinstance(path, str) and path in self:
             super().discard(path)
-            _fold(self._folded, path, -1)
+            _fold(self._folded, path, -1, self._dirs)
 
     def remove(self, path: str) -> None:
         if path not in self:
@@ -69,12 +107,13 @@ class PathSet(set[str]):
 
     def pop(self) -> str:
         path = super().pop()
-        _fold(self._folded, path, -1)
+        _fold(self._folded, path, -1, self._dirs)
         return path
 
     def clear(self) -> None:
         super().clear()
         self._folded.clear()
+        self._dirs.clear()
 
     def difference_update(self, *others: Iterable[Any]) -> None:
         for other in others:
@@ -107,8 +146,9 @@ class PathSet(set[str]):
 
     def _rebuild(self) -> None:
         self._folded.clear()
+        self._dirs.clear()
         for path in self:
-            _fold(self._folded, path, 1)
+            _fold(self._folded, path, 1, self._dirs)
 
 
 class PathMap(dict[str, str]):
@@ -117,25 +157,31 @@ class PathMap(dict[str, str]):
     def __init__(self, items: Mapping[str, str] | Iterable[tuple[str, str]] = ()) -> None:
         super().__init__(items)
         self._folded: dict[str, int] = {}
+        self._dirs: dict[str, int] = {}
         for path in self:
-            _fold(self._folded, path, 1)
+            _fold(self._folded, path, 1, self._dirs)
 
     def taken(self, candidate: str, besides: str | None = None) -> bool:
-        """Whether a key other than ``besides`` equals ``candidate`` ignoring case."""
-        return _taken(self._folded, self, candidate, besides)
+        """Whether a key other than ``besides`` equals ``candidate`` ignoring case, or clashes with
+        one (file/folder)."""
+        return _taken(self._folded, self, candidate, besides, self._dirs)
+
+    def holds(self, candidate: str) -> bool:
+        """Whether ``candidate`` is a key, ignoring case."""
+        return candidate.lower() in self._folded
 
     def __setitem__(self, path: str, value: str) -> None:
         if path not in self:
-            _fold(self._folded, path, 1)
+            _fold(self._folded, path, 1, self._dirs)
         super().__setitem__(path, value)
 
     def __delitem__(self, path: str) -> None:
         super().__delitem__(path)
-        _fold(self._folded, path, -1)
+        _fold(self._folded, path, -1, self._dirs)
 
     def pop(self, path: str, *default: Any) -> Any:
         if path in self:
-            _fold(self._folded, path, -1)
+            _fold(self._folded, path, -1, self._dirs)
             return super().pop(path)
         if default:
             return default[0]
@@ -143,7 +189,7 @@ class PathMap(dict[str, str]):
 
     def popitem(self) -> tuple[str, str]:
         path, value = super().popitem()
-        _fold(self._folded, path, -1)
+        _fold(self._folded, path, -1, self._dirs)
         return path, value
 
     def setdefault(self, path: str, default: str) -> str:
@@ -158,6 +204,7 @@ class PathMap(dict[str, str]):
     def clear(self) -> None:
         super().clear()
         self._folded.clear()
+        self._dirs.clear()
 
     def __ior__(self, other: Any) -> Self:  # type: ignore[override,misc]
         self.update(other)

@@ -36,7 +36,9 @@ from gitsync.app.common import (
     Wire,
     bump,
     dump_extras,
+    dump_names,
     load_extras,
+    load_names,
     make_id,
     our_devinf,
     parse_or_why,
@@ -478,6 +480,7 @@ class _ServerRun(TreeEdits):
         )
         if self.snap is not None:
             self.wire.extras.update(load_extras(self.snap.files.get("extras")))
+            self.wire.names.update(load_names(self.snap.files.get("names")))
         self.synced_tree: str | None = self.snap.synced_tree if (self.snap and not mode.sends_all) else None
         if self.wire.flat and self.snap is not None:
             for path in store.list_notes(self.snap.synced_tree):
@@ -668,10 +671,11 @@ class _ServerRun(TreeEdits):
                     return ItemResult(code=St.OK)
                 base, ct = self._synced_blob(proposed), ch.content_type
                 return self._conflict(item, existing, body, base=base, note=note, content_type=ct)
-        path = self.wire.path_for(note, self._taken)
+        path = self.wire.path_for(note, self._taken, file_at=self._file_at)
         body = self.wire.local_body(note.body, None, exact=note.exact)
         blob = self.store.write_blob(body)
         self._write(None, path, blob)
+        self.wire.named(path, note)
         self.wire.saw(path)
         self.wire.remember(path, note, ch.content_type)
         item = _Item(guid=make_id(path, blob), luid=ch.luid, path=path)
@@ -692,10 +696,13 @@ class _ServerRun(TreeEdits):
         synced_path = change.old_path if (renamed_here and change is not None and change.old_path) else path
         wanted = target = path  # wanted: the path the client believes the note has
         if self.wire.carries_name and note.name:
-            wanted = self.wire.path_for(note, lambda p: self.notes.taken(p, besides=path), fallback=path)
+            wanted = self.wire.path_for(
+                note, lambda p: self.notes.taken(p, besides=path), fallback=path, file_at=self._file_at
+            )
             client_renamed = wanted.lower() != synced_path.lower()
             if client_renamed and (not renamed_here or self.opts.policy is Policy.CLIENT_WINS):
                 target = wanted  # else a rename of ours stands (both renamed: ours, unless client-wins)
+                self.wire.named(target, note)
             elif wanted.lower() == target.lower():
                 wanted = target
         if edited_here:
@@ -785,7 +792,10 @@ class _ServerRun(TreeEdits):
         if outcome.server is not None:
             target = path
             if self.wire.carries_name and note.name:
-                target = self.wire.path_for(note, lambda p: self._taken(p, besides=path), fallback=path)
+                target = self.wire.path_for(
+                    note, lambda p: self._taken(p, besides=path), fallback=path, file_at=self._file_at
+                )
+                self.wire.named(target, note)
             blob = self.store.write_blob(outcome.server)
             self._write(None, target, blob)
             self._move(item, target)
@@ -903,6 +913,10 @@ class _ServerRun(TreeEdits):
     def _taken(self, path: str, besides: str | None = None) -> bool:
         """Whether a note or a path settled this session (not ``besides``) is ``path``, ignoring case."""
         return self.notes.taken(path, besides) or self.touched_paths.taken(path, besides)
+
+    def _file_at(self, path: str) -> bool:
+        """Whether a note (a file) is at ``path`` or was settled there this session, ignoring case."""
+        return self.notes.holds(path) or self.touched_paths.holds(path)
 
     def _item_for_path(self, path: str) -> _Item:
         item = self.by_path.get(path)
@@ -1181,6 +1195,12 @@ class _ServerRun(TreeEdits):
             extras = dump_extras({p: v for p, v in self.wire.extras.items() if p in live or p in self.notes})
             if extras is not None:
                 files["extras"] = extras
+            peer_names = self.wire.names if hasattr(self, "wire") else {}
+            names = dump_names({p: v for p, v in peer_names.items() if p in live or p in self.notes})
+            if names is not None:
+                files["names"] = names
+            if hasattr(self, "wire"):
+                self.report.renamed.extend(r for r in self.wire.renamed if r not in self.report.renamed)
             report = self.report
             subject = report.subject(self.name)
             message = (

@@ -1,16 +1,31 @@
-"""Note names and paths: what a peer proposes, made safe for every common file system.
+"""Note names and paths: what a peer proposes, kept whenever this file system can hold it.
 
 Peers are not trusted: pysyncml's server joins a SIF ``Subject`` to its root unchecked
-(``../`` traversal). Everything here is a pure function on POSIX-style ``str`` paths; the
-results are valid on ext4, APFS/HFS+, NTFS/FAT (Windows checkouts of the same repo) and
-can never point into ``.git`` or outside the notes folder.
+(``../`` traversal).  Everything here is a pure function on POSIX-style ``str`` paths.  The rule
+is Linux's (where the notes folder lives) plus what Git and our own state cannot hold:
+
+* refused outright (``None``): absolute paths, ``..`` components, any component Git treats as its
+  repository (``.git``, also ``.GIT``, ``git~1``, ``.git.`` and HFS+-ignorable variants: Git
+  refuses them in every tree);
+* rewritten, because nothing here can store them: NUL, and the other C0 controls and DEL (our
+  state files are lines; logs and terminals would act on them) become ``_``; components over
+  255 UTF-8 bytes are shortened (the extension kept); the path is kept under 4,095 bytes; Git
+  control files (``.gitignore``...) and our temporary-file prefix get a leading ``_`` (Git or
+  the store would act on them);
+* kept as they are: spaces, case, dots (leading and trailing), backslashes, Unicode, and names
+  Windows reserves or refuses (``nul.txt``, ``what?:*<>|.txt``, ``CON``).
+
+Empty and ``.`` components are dropped; names are NFC-normalised (``Café`` typed on macOS and on
+Linux is one note).  A rewritten name is only how the note is stored here: the drivers remember the
+peer's own name and send that back (:class:`gitsync.app.common.Wire`), so the device that made a
+note never sees it renamed.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 
 from gitsync.formats.text import decode_text
 
@@ -21,30 +36,31 @@ __all__ = [
     "name_from_text",
     "safe_relpath",
     "split_ext",
+    "storable",
     "unique_path",
 ]
 
 MAX_COMPONENT_BYTES = 255
-MAX_PATH_BYTES = 1024
-MAX_COMPONENTS = 32
+MAX_PATH_BYTES = 4095
+MAX_COMPONENTS = 256
 MAX_SLUG_CHARS = 60
 #: Longest suffix (dot included) still treated as an extension when truncating.
 MAX_EXT_CHARS = 16
 
-# C0/C1 controls, DEL, line/paragraph separators and what Windows forbids.
-_UNSAFE_CHARS = re.compile('[\x00-\x1f\x7f-\x9f\u2028\u2029<>:"\\\\|?*]')
-_WINDOWS_RESERVED = frozenset(
-    ["CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"]
-    + [f"{dev}{n}" for dev in ("COM", "LPT") for n in [*"123456789", "¹", "²", "³"]]
-)
+#: What no file name here holds faithfully: NUL (the kernel), and the other C0 controls and DEL,
+#: which our line-based state files, logs and terminal output cannot carry as they are.
+_UNSTORABLE = re.compile("[\x00-\x1f\x7f]")
 # Code points HFS+ ignores when comparing names (git's is_hfs_dotgit list): ".g\u200cit" is ".git" there.
 _HFS_IGNORABLE = re.compile("[\u200c-\u200f\u202a-\u202e\u206a-\u206f\ufeff]")
 #: Names that are the repository itself (git's own guards: ``.git`` and its NTFS 8.3 alias).
 _REPO_NAMES = frozenset({".git", "git~1"})
 #: Names git interprets when they sit in the work tree: kept, but not under that name.
 _GIT_CONTROL_NAMES = frozenset({".gitattributes", ".gitignore", ".gitmodules"})
+#: The store's temporary files (``gitsync.store._names.TEMP_PREFIX``): a note must not look like one.
+_TEMP_PREFIX = ".gitsync-tmp-"
 _TITLE_PREFIX = re.compile(r"^(?:title|name)\s*:\s*", re.IGNORECASE)
-_SLUG_PUNCTUATION = frozenset(",_+=!@#$%^&()-")
+#: In a name made from a note's first line: what cannot be in one component, and other controls.
+_SLUG_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f/\u2028\u2029]")
 
 
 def split_ext(name: str) -> tuple[str, str]:
@@ -82,19 +98,15 @@ def _is_repo_name(name: str) -> bool:
 
 
 def _clean_component(raw: str) -> str | None:
-    """A safe file name from one path component; ``""`` to drop it, ``None`` to refuse the path."""
+    """A storable file name from one path component; ``""`` to drop it, ``None`` to refuse the path."""
     if raw in ("", "."):
         return ""
     if raw == ".." or _is_repo_name(raw):
         return None
-    name = _UNSAFE_CHARS.sub("_", raw).rstrip(". ")
-    if not name.strip():
-        # Only dots and white space: Windows reads ".. " as "..", so treat it as traversal.
-        return None if ".." in raw else ""
+    name = _UNSTORABLE.sub("_", raw)
     name = _fit_component(name, MAX_COMPONENT_BYTES)
     folded = _HFS_IGNORABLE.sub("", name).lower()
-    base = name.split(".", 1)[0].rstrip(" ").upper()
-    if base in _WINDOWS_RESERVED or folded in _GIT_CONTROL_NAMES:
+    if folded in _GIT_CONTROL_NAMES or name.startswith(_TEMP_PREFIX):
         name = _fit_component("_" + name, MAX_COMPONENT_BYTES)
     return name
 
@@ -118,17 +130,11 @@ def _fit_path(parts: list[str]) -> list[str]:
 
 
 def safe_relpath(name: str) -> str | None:
-    """Sanitise a peer-proposed relative path, or ``None`` if it is hostile or empty.
+    """The path a peer-proposed relative path is stored at, or ``None`` if it is hostile or empty.
 
-    Refused (``None``): absolute paths (a leading ``/`` after any ``./``), any ``..``
-    component (also ``.. `` and similar that Windows reads as ``..``), any ``.git``
-    component (case-insensitive, also ``GIT~1``, HFS+-ignorable variants), and names with
-    nothing usable left. Repaired: NFC normalisation; ``./``, empty and ``.`` components
-    dropped, as are white-space-only ones; control characters (C0, DEL, C1), U+2028/2029
-    and ``<>:"\\|?*`` replaced by ``_``; trailing dots and
-    spaces stripped; Windows device names (``CON``, ``com1.txt``...) and git control files
-    (``.gitignore``...) prefixed with ``_``; components cut to 255 UTF-8 bytes and the
-    path to 1024 (the extension is kept); past 32 components the deepest folders go.
+    See the module's docstring for the rule: whatever this file system can hold is kept as it is
+    (NFC-normalised, ``./``, empty and ``.`` components dropped); only what it cannot hold is
+    rewritten; traversal and the repository's own names are refused.
     """
     path = unicodedata.normalize("NFC", name)
     while path.startswith("./"):
@@ -149,47 +155,50 @@ def safe_relpath(name: str) -> str | None:
     return "/".join(_fit_path(parts))
 
 
-def _slug_char(char: str) -> str:
-    if char.isspace():
-        return "_"
-    if char in _SLUG_PUNCTUATION or unicodedata.category(char)[0] in "LMN":
-        return char
-    return ""
+def storable(name: str) -> bool:
+    """Whether ``name`` is stored exactly as proposed (no rewrite, no refusal)."""
+    return safe_relpath(name) == name
 
 
 def name_from_text(body: bytes) -> str:
     """A file name for a text/plain note, from its first non-empty line.
 
-    Like pysyncml (drop a ``title:``/``name:`` prefix, whitespace → ``_``, keep
-    ``,_+=!@#$%^&()-``, add ``.txt``) but keeps letters, marks and digits of every script,
-    so ``ünïcode note`` gives ``ünïcode_note.txt``, not ``ncode_note.txt``. At most 60
-    characters before ``.txt``; ``note.txt`` when nothing is left.
+    The line as it is — spaces, case, punctuation, every script — with a ``title:``/``name:``
+    prefix dropped (pysyncml writes one), ``/`` and control characters turned into ``_``, leading
+    dots dropped (no hidden files), at most 60 characters, and ``.txt`` added: "Shopping list"
+    gives ``Shopping list.txt``.  ``note.txt`` when nothing is left.
     """
     text = unicodedata.normalize("NFC", decode_text(body, "utf-8"))
     line = next((candidate.strip() for candidate in text.splitlines() if candidate.strip()), "")
     line = _TITLE_PREFIX.sub("", line).strip()
-    slug = "".join(_slug_char(char) for char in line)[:MAX_SLUG_CHARS]
+    slug = _SLUG_UNSAFE.sub("_", line)[:MAX_SLUG_CHARS].strip().lstrip(".").strip()
     if not slug:
         return "note.txt"
     return _clean_component(slug + ".txt") or "note.txt"
 
 
-def unique_path(path: str, taken: Callable[[str], bool]) -> str:
+def unique_path(
+    path: str, taken: Callable[[str], bool], memo: MutableMapping[str, int] | None = None
+) -> str:
     """``path`` if free, else the first free of ``name (2).ext``, ``name (3).ext``, ...
 
-    The suffix goes before the extension, in the same folder; the stem is shortened if
-    the name would pass 255 UTF-8 bytes. Comparison (case folding, Unicode forms) is
-    ``taken``'s job; it must eventually answer ``False``.
+    The suffix goes before the extension, in the same folder; the stem is shortened if the name
+    would pass 255 UTF-8 bytes.  Comparison (case folding, Unicode forms, file/folder clashes) is
+    ``taken``'s job; it must eventually answer ``False``.  ``memo`` (kept for a session) remembers
+    the next number to try per name, so N notes of one name cost O(N), not O(N²).
     """
     if not taken(path):
         return path
     folder, slash, leaf = path.rpartition("/")
     stem, ext = split_ext(leaf)
-    number = 2
+    key = path.lower()
+    number = memo.get(key, 2) if memo is not None else 2
     while True:
         suffix = f" ({number}){ext}"
         candidate_leaf = _truncate_utf8(stem, MAX_COMPONENT_BYTES - _utf8_len(suffix)) + suffix
         candidate = folder + slash + candidate_leaf
         if not taken(candidate):
+            if memo is not None:
+                memo[key] = number + 1
             return candidate
         number += 1

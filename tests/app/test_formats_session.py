@@ -232,7 +232,7 @@ def test_crlf_peer_gets_crlf_and_each_file_keeps_its_own_line_endings(tmp_path: 
     phone = Device(server.app, man="NOKIA", mod="6230i", formats=[TEXT, ("text/plain", "1.1")])
     got = phone.sync(add("100", b"Phone memo\r\nsecond line\r\n", TEXT))
     assert sorted(ch.data or b"" for ch in got) == [b"Unix\r\nnote\r\n", b"Windows\r\nnote\r\n"]
-    assert server.notes()["Phone_memo.txt"] == b"Phone memo\nsecond line\n"  # new notes: LF
+    assert server.notes()["Phone memo.txt"] == b"Phone memo\nsecond line\n"  # new notes: LF
     luid = {ch.data: key for key, ch in phone.items.items()}
     unix, win = luid[b"Unix\r\nnote\r\n"], luid[b"Windows\r\nnote\r\n"]
 
@@ -465,7 +465,7 @@ def test_unsafe_names_from_peers_stay_inside_with_safe_names(tmp_path: Path) -> 
         assert safe_relpath(path) == path, path
         assert not any(c < " " for c in path)
         assert all(len(part.encode()) <= 255 for part in path.split("/"))
-        assert path.split("/")[0].split(".")[0].upper() not in {"CON", "AUX", "COM1"}
+        # Windows device names are kept: this folder is on Linux, which holds them (issue 14)
     assert git(server.dir, "status", "--porcelain") == ""
     assert git(server.dir, "fsck", "--no-progress", "--no-dangling") == ""
 

@@ -252,7 +252,7 @@ class FsGuard:
                 rel = path.relative_to(self.notes).as_posix()
                 if path.is_symlink():
                     out.append(f"a symlink appeared: {rel}")
-                if name.lower() == ".git" or any(ord(ch) < 32 for ch in name) or "\\" in name:
+                if name.lower() == ".git" or any(ord(ch) < 32 for ch in name):
                     out.append(f"unsafe name in the notes folder: {rel!r}")
         listing = subprocess.run(
             ["git", "-C", str(self.notes), "ls-tree", "-r", "-z", "--name-only", "HEAD"],
