@@ -224,7 +224,7 @@ def test_text_plain_only_device(tmp_path: Path) -> None:
     todo = next(luid for luid, ch in device.items.items() if ch.data == b"Todo\nbuy milk\n")
     device.sync(replace(todo, b"Shopping list\nbuy milk\n", TEXT))
     assert server.notes()["todo.txt"] == b"Shopping list\nbuy milk\n"
-    assert "Shopping_list.txt" not in server.notes()
+    assert "Shopping list.txt" not in server.notes()
 
 
 def test_crlf_peer_gets_crlf_and_each_file_keeps_its_own_line_endings(tmp_path: Path) -> None:

@@ -201,7 +201,7 @@ def test_first_and_two_way_syncs_with_changes_both_ways(
     assert (report.local.add, report.remote.add, report.local.err, report.remote.err) == (1, 3, 0, 0)
     assert_same_notes(client, server)
     assert (
-        client.notes()["Memo_from_SyncEvolution_\u00e9t\u00e9.txt"]
+        client.notes()["Memo from SyncEvolution \u00e9t\u00e9.txt"]
         == "Memo from SyncEvolution \u00e9t\u00e9\nline two\n".encode()
     )
 
@@ -223,8 +223,8 @@ def test_first_and_two_way_syncs_with_changes_both_ways(
     assert (report.remote.add, report.remote.mod, report.remote.dele) == (1, 1, 1)
     assert_same_notes(client, server)
     assert sorted(client.notes()) == [
-        "Added_on_the_server_\u00bd.txt",
-        "Memo_from_SyncEvolution_\u00e9t\u00e9.txt",
+        "Added on the server \u00bd.txt",
+        "Memo from SyncEvolution \u00e9t\u00e9.txt",
         "new \u2713.txt",
         "plain.txt",
     ]
@@ -266,7 +266,7 @@ def test_one_way_and_refresh_syncs(
     report = client.sync(SyncMode.ONE_WAY_FROM_CLIENT)
     assert report.mode == "one-way-from-client"
     assert (report.remote.add, report.remote.mod, report.remote.dele, report.local.total()) == (1, 1, 1, 0)
-    assert "Server_memo_\u00df.txt" not in client.notes()
+    assert "Server memo \u00df.txt" not in client.notes()
     assert sorted(se_notes(server).values()) == sorted(
         [b"A note\r\nedited by gitsync\r\n", b"C from gitsync\r\n", "Server memo \u00df\r\n".encode()]
     )
@@ -283,7 +283,7 @@ def test_one_way_and_refresh_syncs(
     report = client.sync(SyncMode.REFRESH_FROM_SERVER)
     assert report.mode == "refresh-from-server"
     assert_same_notes(client, server)
-    assert sorted(client.notes()) == ["Server_memo_\u00df.txt", "a.txt", "c.txt"]  # names kept
+    assert sorted(client.notes()) == ["Server memo \u00df.txt", "a.txt", "c.txt"]  # names kept
     # refresh from the client: the server ends with exactly the client's notes
     write_notes(client.dir, {"e.txt": b"E only here\n", "a.txt": None})
     report = client.sync(SyncMode.REFRESH_FROM_CLIENT)
@@ -419,7 +419,7 @@ def test_cli_sync_with_syncevolution(server: peers.SyncEvolutionServer, tmp_path
     peers.run_gitsync(
         "sync", folder, "-p", PASSWORD, "--encoding", "wbxml", "--syncml", "1.1"
     )  # rest remembered
-    assert read_notes(folder)["Back_from_SyncEvolution.txt"] == b"Back from SyncEvolution\n"
+    assert read_notes(folder)["Back from SyncEvolution.txt"] == b"Back from SyncEvolution\n"
 
 
 def test_files_a_text_plain_server_cannot_carry_are_not_sent_and_stay(

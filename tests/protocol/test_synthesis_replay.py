@@ -279,7 +279,7 @@ def test_three_captured_sessions_replay_against_our_server(tmp_path: Path) -> No
 
     # ---- session 1: slow sync; the client's memo arrives without Synthesis's extra line break
     _slow_sync_first(rp)
-    assert read_notes(rp.dir) == {**SERVER_NOTES, "Server_side_memo.txt": b"Server side memo\nsecond line\n"}
+    assert read_notes(rp.dir) == {**SERVER_NOTES, "Server side memo.txt": b"Server side memo\nsecond line\n"}
     state, rows = rp.state()
     assert state["client_anchor"] == "20261124T160516Z"
     assert sorted(luid for _guid, luid, _path in rows) == ["100", "101", "102"]
@@ -290,7 +290,7 @@ def test_three_captured_sessions_replay_against_our_server(tmp_path: Path) -> No
     write_notes(
         rp.dir,
         {
-            "Server_side_memo.txt": b"Server side memo\nsecond line\nserver-role edit\n",
+            "Server side memo.txt": b"Server side memo\nsecond line\nserver-role edit\n",
             "SE memo two.txt": None,
         },
     )
@@ -337,8 +337,8 @@ def test_three_captured_sessions_replay_against_our_server(tmp_path: Path) -> No
 
     expected = {
         "SE memo one.txt": b"SE memo one\nbody of memo one\nclient-side edit\n",
-        "Server_side_memo.txt": b"Server side memo\nclient-role edit\nsecond line\nserver-role edit\n",
-        "New_on_client_side.txt": b"New on client side\n",
+        "Server side memo.txt": b"Server side memo\nclient-role edit\nsecond line\nserver-role edit\n",
+        "New on client side.txt": b"New on client side\n",
     }
     assert read_notes(rp.dir) == expected
     state, rows = rp.state()
@@ -364,7 +364,7 @@ def test_three_captured_sessions_replay_against_our_server(tmp_path: Path) -> No
     assert sync.commands == () and sync.number_of_changes == 0
     reply = rp.post(_capture(scenario, "m3-c2s-pkg5.wbxml"))
     assert _names(reply) == ["Status"]
-    del expected["New_on_client_side.txt"]
+    del expected["New on client side.txt"]
     assert read_notes(rp.dir) == expected
     assert rp.state()[0]["client_anchor"] == "20261124T160649Z"
     assert git(rp.dir, "status", "--porcelain") == ""
