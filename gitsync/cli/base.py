@@ -26,9 +26,11 @@ __all__ = [
     "EXIT_ITEMS",
     "EXIT_OK",
     "EXIT_USAGE",
+    "FOLDER_RULE",
     "POLICIES",
     "Folder",
     "Seconds",
+    "create_folder",
     "fail",
     "main",
     "open_store",
@@ -134,12 +136,41 @@ def verbosity(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")(f)
 
 
-def open_store(directory: str, *, create: bool = True) -> GitStore:
+def open_store(directory: str, *, create: bool = True, top_level: bool = False) -> GitStore:
     from gitsync.store.git import GitStore
 
     if "GITSYNC_CRASH_AT" in os.environ:  # kill tests: opening may already write (recovery)
         import gitsync.app.faults  # noqa: F401
-    return GitStore.open(Path(directory), create=create)
+    return GitStore.open(Path(directory), create=create, top_level=top_level)
+
+
+#: The one rule for a missing DIRECTORY, for ``sync`` and ``serve`` (said in their --help).
+FOLDER_RULE = (
+    "A missing DIRECTORY is created (its parent must exist), unless it would be inside another "
+    "Git repository; a sub-folder of a notes folder that synced before means that notes folder."
+)
+
+
+def create_folder(directory: str, *, mode: int = 0o777) -> None:
+    """Create a missing notes folder by :data:`FOLDER_RULE`; refuse (ConfigError) before creating
+    anything when its parent is missing or inside another Git repository."""
+    from gitsync.errors import ConfigError
+    from gitsync.store.git import GitStore
+
+    folder = Path(directory)
+    if folder.exists():
+        return
+    parent = folder.resolve().parent
+    if not parent.is_dir():
+        raise ConfigError(f"notes folder {directory} does not exist, nor does its parent {parent}")
+    outer = GitStore.enclosing_work_tree(parent)
+    if outer is not None:
+        raise ConfigError(
+            f"notes folder {directory} does not exist, and would be inside the Git repository {outer}: "
+            "use a folder outside it"
+        )
+    folder.mkdir(mode=mode)
+    logger.info("created %s", folder)
 
 
 # ---------------------------------------------------------------------- group

@@ -13,6 +13,7 @@ from gitsync.cli.base import (
     EXIT_OK,
     POLICIES,
     Folder,
+    create_folder,
     main,
     open_store,
     run,
@@ -87,7 +88,11 @@ logger = logging.getLogger("gitsync")
               help="Open SyncML sessions not yet logged in, per client address.")
 @verbosity
 def serve(directory: str, **kw: Any) -> None:
-    """Serve the notes in DIRECTORY to SyncML clients over HTTP."""
+    """Serve the notes in DIRECTORY to SyncML clients over HTTP.
+
+    A missing DIRECTORY is created (its parent must exist) unless it would be inside another Git
+    repository; a sub-folder of a notes folder that synced before means that notes folder.
+    """
     setup_logging(max(kw["verbose"], 1) if not kw["quiet"] else 0, kw["quiet"])
     run(lambda: _serve(directory, **kw))
 
@@ -134,12 +139,10 @@ def _serve(directory: str, **kw: Any) -> int:
     except OSError as exc:
         raise ConfigError(f"cannot listen on {kw['host']}:{kw['port']}: {exc.strerror or exc}") from exc
     try:
-        if not folder.exists():  # a server's notes folder may start empty: create it
-            folder.mkdir(parents=True, mode=0o700 if kw["per_user"] else 0o777)
-            logger.info("created %s", folder)
+        create_folder(directory, mode=0o700 if kw["per_user"] else 0o777)  # by FOLDER_RULE
         if kw["per_user"]:
             return _serve_per_user(folder, users, httpd, apps, tls is not None, **kw)
-        store = open_store(directory)
+        store = open_store(directory, top_level=True)
         if users is None and (named := store.config_get("gitsync.usersfile")):
             users = read_users(Path(named))  # users from the repository's git config
         policy = Policy(kw["policy"] or store.config_get("gitsync.policy") or "merge")

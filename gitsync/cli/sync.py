@@ -18,6 +18,7 @@ from gitsync.cli.base import (
     POLICIES,
     Folder,
     Seconds,
+    create_folder,
     main,
     open_store,
     run,
@@ -109,7 +110,11 @@ MODE_HELP = {
 )
 @verbosity
 def sync(directory: str, **kw: Any) -> None:
-    """Sync the notes in DIRECTORY with a SyncML server."""
+    """Sync the notes in DIRECTORY with a SyncML server.
+
+    A missing DIRECTORY is created (its parent must exist) unless it would be inside another Git
+    repository; a sub-folder of a notes folder that synced before means that notes folder.
+    """
     setup_logging(kw["verbose"], kw["quiet"])
     run(lambda: _sync(directory, **kw))
 
@@ -131,15 +136,30 @@ def _sync(directory: str, **kw: Any) -> int:
         from gitsync.store.git import GitStore
 
         try:
-            return sync_store(GitStore.open(Path(directory), create=False), **kw)
+            return sync_store(GitStore.open(Path(directory), create=False, top_level=True), **kw)
         except ConfigError as exc:
             if "not a Git repository" not in str(exc):
                 raise
             click.echo(f"Dry run: nothing was written. {Path(directory).resolve()} was never synced:")
             click.echo("the first sync makes it a Git repository and sends every note in it (a slow sync).")
             return EXIT_OK
+    from gitsync.errors import ConfigError
+    from gitsync.store.git import GitStore
+
+    unknown = GitStore.enclosing_work_tree(directory) is None and not _sync_notes_folder(directory)
+    if not kw["remote"] and unknown:
+        # nothing remembers a server here: say so before creating a repository or a folder
+        raise ConfigError("no server given: use --remote URL, which is remembered for later syncs")
+    create_folder(directory)  # by FOLDER_RULE
     pysyncml_import.exclude_state_folder(directory)
-    return sync_store(open_store(directory), **kw)
+    return sync_store(open_store(directory, top_level=True), **kw)
+
+
+def _sync_notes_folder(directory: str) -> bool:
+    """Whether ``directory`` is a sync-notes folder (its ``.sync`` state names the server)."""
+    from pathlib import Path
+
+    return (Path(directory) / ".sync").is_dir()
 
 
 def _ask_password(username: str) -> str | None:
@@ -267,7 +287,7 @@ def _inspect(directory: str, **kw: Any) -> int:
     from gitsync.store.git import GitStore
 
     try:
-        store = GitStore.open(Path(directory), create=False)
+        store = GitStore.open(Path(directory), create=False, top_level=True)
     except ConfigError as exc:
         if "not a Git repository" not in str(exc):
             raise

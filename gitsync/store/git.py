@@ -442,6 +442,16 @@ def _merge_file(repo: pygit2.Repository, base: bytes | None, ours: bytes, theirs
 # ---- the store ---------------------------------------------------------------------------------
 
 
+def _synced_before(repo: pygit2.Repository) -> bool:
+    """Whether gitsync-notes ever synced this repository (a device id, or a peer's state ref)."""
+    try:
+        if "gitsync.deviceid" in repo.config:
+            return True
+    except (ValueError, pygit2.GitError):
+        return False
+    return any(ref.startswith(STATE_PREFIX) for ref in repo.references)
+
+
 class GitStore:
     """Notes in a Git work tree plus per-peer sync state in ``refs/gitsync/``.
 
@@ -480,8 +490,11 @@ class GitStore:
     # ---- opening ------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], *, create: bool = True) -> GitStore:
+    def open(cls, path: str | os.PathLike[str], *, create: bool = True, top_level: bool = False) -> GitStore:
         """Open the notes folder ``path`` (its top level must be a Git work tree), or create one.
+
+        ``top_level``: a sub-folder of a notes repository that synced before opens that repository
+        (as git finds its top level); a sub-folder of any other repository is still refused.
 
         A folder that is no repository is initialised (branch ``main``, ``.gitattributes`` with
         ``* -text`` so Git never rewrites CRLF in notes) and its notes committed.  Unfinished
@@ -506,6 +519,9 @@ class GitStore:
             if repo.is_bare or repo.workdir is None:
                 raise ConfigError(f"{found} is a bare Git repository: it has no work tree for notes")
             workdir = Path(repo.workdir).resolve()
+            if workdir != root and top_level and _synced_before(repo):
+                logger.info("%s is inside the notes folder %s: syncing all of it", root, workdir)
+                root = workdir
             if workdir != root:
                 raise ConfigError(
                     f"{root} is inside the Git repository {workdir} but is not its top level; "
@@ -521,6 +537,21 @@ class GitStore:
                 except StoreError as exc:
                     logger.warning("could not finish an interrupted sync yet: %s", exc)
         return store
+
+    @staticmethod
+    def enclosing_work_tree(path: str | os.PathLike[str]) -> Path | None:
+        """The work tree of the Git repository ``path`` is (or would be, once created) inside."""
+        here = Path(path).resolve()
+        while not here.exists():
+            here = here.parent
+        found = pygit2.discover_repository(str(here))
+        if found is None:
+            return None
+        try:
+            workdir = pygit2.Repository(found, RepositoryOpenFlag.NO_SEARCH).workdir
+        except pygit2.GitError:
+            return None
+        return Path(workdir).resolve() if workdir else None
 
     @classmethod
     def _init_once(cls, root: Path) -> GitStore:

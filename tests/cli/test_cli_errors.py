@@ -147,7 +147,7 @@ def test_wrong_password(how: str, tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------- DIR
 def test_dir_missing(how: str, tmp_path: Path) -> None:
     missing = tmp_path / "nope"
-    for command in (["sync", missing, "-r", "http://127.0.0.1:9/"], ["sync", missing, "-l"],
+    for command in (["sync", missing / "sub", "-r", "http://127.0.0.1:9/"], ["sync", missing, "-l"],
                     ["sync", missing, "-d"]):
         res = cli(how, *command)
         _one_line(res, 2, str(missing), "does not exist")
