@@ -235,7 +235,8 @@ def test_dry_run_writes_nothing_and_lists_what_would_be_sent(tmp_path: Path) -> 
     assert _snapshot(client) == before
     # the guard's verdict is part of the dry run
     write_notes(client, {"n3.txt": None, "n4.txt": None, "n5.txt": None})
-    res = peers.run_gitsync("sync", client, "--dry-run")
+    res = peers.run_gitsync("sync", client, "--dry-run", check=False)
+    assert res.returncode == 1, "a dry run exits as the real sync would"
     assert "would STOP: this sync would delete 4 (66%) of the 6 notes on the server" in res.stdout
 
 
@@ -285,7 +286,8 @@ def test_guard_and_dry_run_against_pysyncml(tmp_path: Path) -> None:
         for i in range(6):
             (client / f"p{i}.txt").unlink()
         before = _snapshot(client)
-        res = peers.run_gitsync("sync", client, "--dry-run")
+        res = peers.run_gitsync("sync", client, "--dry-run", check=False)
+        assert res.returncode == 1, "a dry run exits as the real sync would"
         assert "  delete  p0.txt" in res.stdout
         assert "would STOP: this sync would delete 6 (75%) of the 8 notes on the server" in res.stdout
         assert _snapshot(client) == before

@@ -25,7 +25,7 @@ from gitsync.protocol.messages import Anchor
 from gitsync.protocol.server import ServerConfig, ServerSession
 from gitsync.store.git import GitStore
 from gitsync.transport.inprocess import InProcessTransport
-from tests.helpers import read_notes
+from tests.helpers import git, read_notes
 from tests.hostile.helpers import URL, FsGuard, sif
 
 App = Callable[..., Iterable[bytes]]
@@ -237,6 +237,7 @@ def test_cli_reports_a_broken_server_in_one_line(tmp_path: Path, name: str) -> N
     from tests.crash.harness import REPO_ROOT, child_env, gitsync_argv
 
     folder, guard, _ = _client(tmp_path)
+    config_before = set(git(folder, "config", "--local", "--list").splitlines())
     httpd = make_server("127.0.0.1", 0, BROKEN[name], server_class=_ThreadingServer)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -252,4 +253,11 @@ def test_cli_reports_a_broken_server_in_one_line(tmp_path: Path, name: str) -> N
     assert "Traceback" not in proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert lines and lines[-1].startswith("gitsync-notes: "), proc.stderr
+    # A failed first sync remembers what the user typed (server, device id) for the retry, and
+    # nothing the server sent: only gitsync.* keys appear, and the URL is the one given.
+    added = set(git(folder, "config", "--local", "--list").splitlines()) - config_before
+    assert all(line.startswith("gitsync.") for line in added), added
+    urls = {line.split("=", 1)[1] for line in added if line.split("=", 1)[0].endswith(("remote", ".url"))}
+    assert urls <= {f"http://127.0.0.1:{httpd.server_port}/"}, urls
+    guard.before_git["config"] = guard._git_meta()["config"]
     assert guard.problems() == []
