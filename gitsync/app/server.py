@@ -103,7 +103,6 @@ class ServerOptions:
     policy: Policy = Policy.MERGE
     filename_sync: bool = True
     session_timeout: float = 900.0
-    max_sessions_per_address: int = 32  # open sessions not yet logged in, per client address
     max_msg_size: int = DEFAULT_MAX_MSG_SIZE
     max_obj_size: int | None = DEFAULT_MAX_OBJ_SIZE  # the largest note we take (MaxObjSize)
     max_body: int = 16 * 1024 * 1024
