@@ -22,8 +22,6 @@ is created for it).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
 import logging
 import re
@@ -36,7 +34,7 @@ from gitsync.app.server import ServerOptions, SyncServer
 from gitsync.app.sessions import DirTable
 from gitsync.codec import decode, encode
 from gitsync.errors import CodecError, GitsyncError, ProtocolError
-from gitsync.protocol.auth import Users, check_cred
+from gitsync.protocol.auth import Users, check_cred, parse_basic
 from gitsync.protocol.constants import AUTH_BASIC, AUTH_MD5
 from gitsync.protocol.messages import Message, SyncHdr
 from gitsync.protocol.passwords import PasswordEntry
@@ -64,12 +62,8 @@ def claimed_user(hdr: SyncHdr) -> str | None:
         return None
     ctype = (cred.type or AUTH_BASIC).strip().lower()
     if ctype == AUTH_BASIC:
-        try:
-            raw = base64.b64decode(cred.data.strip(), validate=False).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError, ValueError):
-            return None
-        name, sep, _ = raw.partition(":")
-        return name if sep else None
+        parsed = parse_basic(cred)
+        return parsed[0] if parsed else None
     if ctype == AUTH_MD5:
         return hdr.source_name or None
     return None

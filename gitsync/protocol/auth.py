@@ -20,7 +20,7 @@ from gitsync.protocol.constants import AUTH_BASIC, AUTH_MD5
 from gitsync.protocol.messages import Cred
 from gitsync.protocol.passwords import PasswordEntry
 
-__all__ = ["Users", "basic_cred", "check_cred", "md5_cred", "md5_digest"]
+__all__ = ["Users", "basic_cred", "check_cred", "md5_cred", "md5_digest", "parse_basic"]
 
 #: who may log in: name → stored entry (or a plain password)
 Users = Mapping[str, PasswordEntry | str]
@@ -30,6 +30,20 @@ def basic_cred(user: str, password: str) -> Cred:
     """Basic credentials: base64 of ``user:password``."""
     raw = f"{user}:{password}".encode()
     return Cred(type=AUTH_BASIC, data=base64.b64encode(raw).decode("ascii"))
+
+
+def parse_basic(cred: Cred) -> tuple[str, str] | None:
+    """The ``(user, password)`` a basic credential carries, or ``None`` when it does not decode.
+
+    The one decoder of basic credentials: the checker and the per-user router must agree on
+    which name a credential claims.
+    """
+    try:
+        raw = base64.b64decode(cred.data.strip(), validate=False).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    user, sep, password = raw.partition(":")
+    return (user, password) if sep else None
 
 
 def md5_digest(user: str, password: str, nonce: bytes) -> str:
@@ -65,14 +79,11 @@ def check_cred(
         return None
     ctype = (cred.type or AUTH_BASIC).strip().lower()
     if ctype == AUTH_BASIC:
-        try:
-            raw = base64.b64decode(cred.data.strip(), validate=False).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError, ValueError):
+        parsed = parse_basic(cred)
+        if parsed is None:
             return None
-        user, sep, password = raw.partition(":")
+        user, password = parsed
         known = users.get(user)
-        if not sep:
-            return None
         if known is None:
             # an unknown name costs what a wrong password does: no list of names by timing
             some = next((e for e in users.values() if isinstance(e, PasswordEntry) and not e.plain), None)
