@@ -43,8 +43,6 @@ Testing seam: the module attribute ``_crash_point`` is called with a step name a
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import logging
 import os
 import shutil
@@ -62,8 +60,6 @@ from pygit2.enums import (
     DiffFind,
     DiffOption,
     FileMode,
-    MergeFavor,
-    MergeFileFlag,
     RepositoryOpenFlag,
     RepositoryState,
 )
@@ -74,6 +70,27 @@ from gitsync.errors import ConfigError, RepositoryBusy, RepositoryStateError, St
 from gitsync.model import ChangeKind
 from gitsync.store import _names
 from gitsync.store._worktree import Blocked, Kind, Worktree
+from gitsync.store.locking import RepoLock, folder_lock
+from gitsync.store.merge import merge3
+from gitsync.store.objects import (
+    EMPTY_TREE,
+    REGULAR,
+    TOP_LEVEL_NON_NOTES,
+    Objects,
+    is_note,
+    is_regular,
+    remember,
+)
+from gitsync.store.refs import (
+    JOURNAL_PREFIX,
+    STALE_FOREIGN_LOCK_SECONDS,
+    STALE_GITSYNC_LOCK_SECONDS,
+    STATE_PREFIX,
+    WORKTREE_REF,
+    RefLocked,
+    RefMoved,
+    Refs,
+)
 from gitsync.store.unwritten import Found, Ledger, Seen, Unwritten, Verdict, decide, describe, reason_of
 
 __all__ = [
@@ -89,14 +106,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-EMPTY_TREE: Final = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
-STATE_PREFIX: Final = "refs/gitsync/"
-JOURNAL_PREFIX: Final = f"refs/gitsync/{_names.JOURNAL_COMPONENT}/"
-WORKTREE_REF: Final = f"refs/gitsync/{_names.WORKTREE_COMPONENT}"
 DEFAULT_NAME: Final = "gitsync-notes"
 DEFAULT_EMAIL: Final = "gitsync@localhost"
-STALE_GITSYNC_LOCK_SECONDS: Final = 5.0
-STALE_FOREIGN_LOCK_SECONDS: Final = 600.0
 #: How long a ``.git/index.lock`` may stay before we call the index busy (``git status`` run by an
 #: editor holds it for milliseconds).
 INDEX_LOCK_WAIT_SECONDS: Final = 2.0
@@ -121,8 +132,6 @@ UNWRITTEN_CRASH_POINTS: Final = ("unwritten-retried",)
 _MEMO_MAX_PATHS: Final = 5000
 #: State files this big are remembered with their blob id, so an unchanged one is not re-hashed.
 _STATE_BLOB_MEMO_MIN: Final = 64 * 1024
-_TOP_LEVEL_NON_NOTES: Final = frozenset({".gitattributes", ".gitignore", ".gitmodules"})
-_REGULAR: Final = frozenset({int(FileMode.BLOB), int(FileMode.BLOB_EXECUTABLE)})
 _SCAN_FLAGS: Final = (
     DiffOption.INCLUDE_UNTRACKED
     | DiffOption.RECURSE_UNTRACKED_DIRS
@@ -188,14 +197,6 @@ class SyncStateSnapshot:
 
 
 # ---- internal records --------------------------------------------------------------------------
-
-
-class _RefMoved(StoreError):
-    """A compare-and-swap found another value than expected."""
-
-
-class _RefLocked(StoreError):
-    """A ref's lock file is held (by a live process, or a crash too recent to call stale)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,18 +328,6 @@ def _open_with_index(root: str, index_path: str) -> tuple[pygit2.Repository, pyg
     return repo, index
 
 
-def _is_regular(mode: int) -> bool:
-    return int(mode) in _REGULAR
-
-
-def _remember(cache: dict[Any, Any], key: Any, value: Any, size: int = 3) -> Any:
-    """Put ``value`` in the small cache ``cache``, dropping its oldest entry; return ``value``."""
-    if key not in cache and len(cache) >= size:
-        cache.pop(next(iter(cache)))
-    cache[key] = value
-    return value
-
-
 def _across(notes: Mapping[str, str], changes: list[TreeChange], *, forward: bool) -> dict[str, str]:
     """``notes`` (path -> blob) of one side of ``changes``, carried to the other side."""
     sides = [(c.old_path, c.new_path, c.new_blob) if forward else (c.new_path, c.old_path, c.old_blob)
@@ -358,12 +347,8 @@ def _edited(notes: Mapping[str, str], writes: Mapping[str, str], deletes: Iterab
     out = dict(notes)
     for path in deletes:
         out.pop(path, None)
-    out.update((p, b) for p, b in writes.items() if _is_note(p, int(FileMode.BLOB)))
+    out.update((p, b) for p, b in writes.items() if is_note(p, int(FileMode.BLOB)))
     return out
-
-
-def _is_note(path: str, mode: int) -> bool:
-    return _is_regular(mode) and path not in _TOP_LEVEL_NON_NOTES
 
 
 def _after_unwritten(update: _PathUpdate, unwritten: Mapping[str, Unwritten]) -> _PathUpdate:
@@ -388,55 +373,6 @@ def _error_text(exc: BaseException) -> str:
 
 def _subject(message: str) -> str:
     return message.strip().splitlines()[0] if message.strip() else "(no message)"
-
-
-# ---- content merge through pygit2's cffi handle (pinned: pygit2 1.21.x, see pyproject) ---------
-
-
-def _merge_file(repo: pygit2.Repository, base: bytes | None, ours: bytes, theirs: bytes,
-                labels: tuple[str, str, str]) -> tuple[bytes, bool]:
-    """``git_merge_file_from_index`` with labels and diff3 style; bytes in, bytes out.
-
-    pygit2 exposes no ``merge_file`` and its ``merge_file_from_index`` takes no options and decodes
-    the result as UTF-8, so this uses pygit2's own cffi objects (``repo._repo``,
-    ``IndexEntry._to_c``): private API, hence the pygit2 pin.
-    """
-    try:
-        from pygit2.errors import check_error
-        from pygit2.ffi import C, ffi
-    except ImportError as exc:  # pragma: no cover - only with another pygit2
-        raise StoreError(f"merge3 needs pygit2's cffi module: {exc}") from exc
-    if not hasattr(IndexEntry, "_to_c") or not hasattr(repo, "_repo"):  # pragma: no cover
-        raise StoreError(f"merge3 is not supported with pygit2 {getattr(pygit2, '__version__', '?')}")
-    crepo: Any = repo
-    keep: list[Any] = []
-    cents: list[Any] = []
-    for data in (base, ours, theirs):
-        if data is None:
-            cents.append(ffi.NULL)
-            continue
-        entry: Any = IndexEntry("note", repo.create_blob(data), FileMode.BLOB)
-        centry, cpath = entry._to_c()
-        keep += [centry, cpath]
-        cents.append(centry)
-    our_label, base_label, their_label = labels
-    opts: Any = ffi.new("git_merge_file_options *")
-    opts.version = 1
-    cl = [ffi.new("char[]", label.encode("utf-8")) for label in (base_label, our_label, their_label)]
-    opts.ancestor_label, opts.our_label, opts.their_label = cl
-    opts.favor = int(MergeFavor.NORMAL)
-    opts.flags = int(MergeFileFlag.STYLE_DIFF3)
-    opts.marker_size = 0
-    out: Any = ffi.new("git_merge_file_result *")
-    check_error(C.git_merge_file_from_index(out, crepo._repo, cents[0], cents[1], cents[2], opts))
-    try:
-        clean = bool(out.automergeable)
-        merged = bytes(ffi.buffer(out.ptr, out.len)[:]) if out.ptr != ffi.NULL else b""
-    finally:
-        C.git_merge_file_result_free(out)
-    if not clean and not merged:  # libgit2 calls it binary and produces nothing
-        return ours, False
-    return merged, clean
 
 
 # ---- the store ---------------------------------------------------------------------------------
@@ -468,8 +404,9 @@ class GitStore:
         self._gitdir = Path(repo.path)
         self._private_repo: pygit2.Repository | None = None
         self._private_index: pygit2.Index | None = None
-        self._lock_fd: int | None = None
-        self._lock_depth = 0
+        self._lock = RepoLock(self._gitdir, self._on_lock)
+        self._refs = Refs(repo, self._gitdir, self._lock, self._signature)
+        self._objects = Objects(repo, root)
         self._staged_cache: tuple[tuple[Any, ...], Oid | None] | None = None
         # Trees never change, so what is computed from them is cached (a few of each; a session asks
         # for the same ones several times, and each costs tens of ms at 20,000 notes).
@@ -478,7 +415,7 @@ class GitStore:
         self._built_cache: dict[tuple[Any, ...], str] = {}  # build_tree arguments -> tree
         self._deferred: dict[str, _Deferred] = {}  # journal ref -> work-tree update still to do
         self._state_blobs: dict[tuple[str, int], tuple[bytes, Oid]] = {}  # big state files seen
-        self._ledger = Ledger(repo, self._cas_ref, self._signature)  # notes not yet written
+        self._ledger = Ledger(repo, self._refs.set_if_equals, self._signature)  # notes not yet written
         self._told: set[Unwritten] = set()  # unwritten notes already reported by this process
         self._told_hidden: set[str] = set()  # notes behind a symlinked folder, reported
 
@@ -555,16 +492,11 @@ class GitStore:
 
     @classmethod
     def _init_once(cls, root: Path) -> GitStore:
-        """``_init`` under an ``flock`` of the folder: two processes (the hook and a manual sync)
-        creating the same repository at once would fight over ``.git/config.lock``."""
-        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        """``_init`` under an ``flock`` of the folder (see :func:`folder_lock`)."""
+        with folder_lock(root):
             if pygit2.discover_repository(str(root)) is not None:
                 return cls.open(root, create=False)  # the other process created it meanwhile
             return cls._init(root)
-        finally:
-            os.close(fd)
 
     @classmethod
     def _init(cls, root: Path) -> GitStore:
@@ -677,7 +609,7 @@ class GitStore:
         ``.git/gitsync/index.lock.<pid>`` mark: gitsync takes index.lock only under gitsync.lock, so
         such a mark belongs to a process that died.  Any other index.lock is Git's and is kept.
         """
-        if not self._lock_depth:
+        if not self._lock.held:
             return
         lock = self._gitdir / "index.lock"
         removed = False
@@ -702,14 +634,14 @@ class GitStore:
         head = self.head()
         if head is None or not index_path.is_file():
             return
-        commit = self._commit(head)
+        commit = self._objects.commit(head)
         if not commit.parent_ids:
             return
         try:
             staged = pygit2.Index(str(index_path)).write_tree(self._repo)
         except pygit2.GitError:
             return
-        if staged != self._commit(str(commit.parent_ids[0])).tree_id:
+        if staged != self._objects.commit(str(commit.parent_ids[0])).tree_id:
             return
         with self._user_index(required=False) as user:
             if user is not None:
@@ -724,7 +656,7 @@ class GitStore:
         Raises ``RepositoryBusy`` if another process still holds it after ``wait`` seconds.  The
         kernel drops the lock when its holder dies, so it can never be stale.
         """
-        with self._locked(wait) as held:
+        with self._lock.hold(wait) as held:
             if not held:
                 raise RepositoryBusy(f"another gitsync process is working on {self.root}; try again later")
             yield
@@ -732,48 +664,13 @@ class GitStore:
     @contextlib.contextmanager
     def _try_lock(self) -> Iterator[bool]:
         """Hold the lock if it is free right now; yields whether we hold it."""
-        with self._locked(0.0) as held:
+        with self._lock.hold(0.0) as held:
             yield held
 
-    @contextlib.contextmanager
-    def _locked(self, wait: float) -> Iterator[bool]:
-        if self._lock_depth:
-            self._lock_depth += 1
-            try:
-                yield True
-            finally:
-                self._lock_depth -= 1
-            return
-        fd = self._acquire(wait)
-        if fd is None:
-            yield False
-            return
-        self._lock_fd, self._lock_depth = fd, 1
-        try:
-            self._finish_journals()
-            self._retry_unwritten()
-            yield True
-        finally:
-            self._lock_fd, self._lock_depth = None, 0
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
-
-    def _acquire(self, wait: float) -> int | None:
-        fd = os.open(self._gitdir / "gitsync.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        deadline = time.monotonic() + max(wait, 0.0)
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return fd
-            except OSError as exc:
-                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                    os.close(fd)
-                    raise
-            left = deadline - time.monotonic()
-            if left <= 0:
-                os.close(fd)
-                return None
-            time.sleep(min(0.05, left))
+    def _on_lock(self) -> None:
+        """What the first holder of the repository lock does before anything else."""
+        self._finish_journals()
+        self._retry_unwritten()
 
     def _finish_journals(self) -> None:
         """Complete what committed sessions left to do before anyone works on the folder.
@@ -789,7 +686,7 @@ class GitStore:
         for journal_ref in journals:
             job = self._deferred.pop(journal_ref, None)
             try:
-                if job is not None and self._ref_target(journal_ref) == job.target:
+                if job is not None and self._refs.target(journal_ref) == job.target:
                     self._complete(journal_ref, job.branch, job.first, job.target, job.plan,
                                    strict=False, reflog=job.reflog)
                 else:
@@ -895,14 +792,10 @@ class GitStore:
         if not writes and not deletes:
             return tree
         try:
-            return self._edit_tree(self._tree(tree), writes, deletes, force=True)
+            return self._edit_tree(self._objects.tree(tree), writes, deletes, force=True)
         except (StoreError, pygit2.GitError) as exc:
             logger.warning("cannot account for the notes not yet written: %s", exc)
             return tree
-
-    def _require_lock(self) -> None:
-        if not self._lock_depth:  # pragma: no cover - programming error
-            raise AssertionError("GitStore internal: repository lock not held")
 
     # ---- refs ---------------------------------------------------------------------------------
 
@@ -919,171 +812,23 @@ class GitStore:
         target = self._repo.references["HEAD"].target
         return target if isinstance(target, str) else None
 
-    def _ref_target(self, name: str) -> Oid | None:
-        ref = self._repo.references.get(name)
-        if ref is None:
-            return None
-        target = ref.target
-        if not isinstance(target, Oid):
-            raise StoreError(f"{name} is a symbolic ref; expected a commit")
-        return target
-
-    def _cas_ref(self, name: str, expected: Oid | None, new: Oid | None, message: str) -> None:
-        """Move ``name`` from ``expected`` to ``new`` (None: absent) or raise; nothing else changes."""
-        self._require_lock()
-        self._signature()
-        if name.startswith(STATE_PREFIX):
-            self._cas_ref_once(name, expected, new, message)
-            return
-        claim = self._claim_path
-        lock = self._gitdir / f"{name}.lock"
-        if lock.exists() and self._dead_claim(name, lock):
-            logger.warning("removing %s: a gitsync process was killed while it moved %s", lock, name)
-            with contextlib.suppress(FileNotFoundError):
-                lock.unlink()
-        try:
-            claim.write_text(f"{os.getpid()}\n{name}\n", encoding="utf-8")
-        except OSError:
-            pass  # the claim only speeds up recovery from a crash
-        try:
-            self._cas_ref_once(name, expected, new, message)
-        finally:
-            with contextlib.suppress(OSError):
-                claim.unlink()
-
-    @property
-    def _claim_path(self) -> Path:
-        return self._gitdir / "gitsync" / "ref-claim"
-
-    def _dead_claim(self, name: str, lock: Path) -> bool:
-        """Whether ``lock`` was left by a gitsync process that died while moving ``name``.
-
-        Only a lock made within seconds of the claim counts: a lock Git makes later is Git's.
-        """
-        try:
-            claim_mtime = self._claim_path.stat().st_mtime
-            pid_text, claimed = self._claim_path.read_text(encoding="utf-8").split("\n")[:2]
-            lock_mtime = lock.stat().st_mtime
-            pid = int(pid_text)
-        except (OSError, ValueError):
-            return False
-        if claimed != name or pid == os.getpid() or not -1.0 <= lock_mtime - claim_mtime <= 2.0:
-            return False
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        except OSError:
-            return False
-        return False
-
-    def _cas_ref_once(self, name: str, expected: Oid | None, new: Oid | None, message: str) -> None:
-        for attempt in range(2):
-            try:
-                with self._repo.transaction() as tx:
-                    tx.lock_ref(name)
-                    current = self._ref_target(name)
-                    if current != expected:
-                        raise _RefMoved(f"{name} is at {current}, expected {expected}")
-                    if new is None:
-                        if current is not None:
-                            tx.remove(name)
-                    else:
-                        tx.set_target(name, new, None, message)
-                return
-            except _RefMoved:
-                raise
-            except (pygit2.GitError, OSError) as exc:
-                if attempt == 0 and self._clear_stale_locks(name):
-                    continue
-                raise _RefLocked(f"cannot update {name}: {exc}") from exc
-
-    def _clear_stale_locks(self, name: str) -> bool:
-        """Remove lock files of ``name`` that our rules call stale (see module docstring)."""
-        removed = False
-        now = time.time()
-        own = name.startswith(STATE_PREFIX)
-        own_limit = STALE_GITSYNC_LOCK_SECONDS if own else STALE_FOREIGN_LOCK_SECONDS
-        for lock, limit in (
-            (self._gitdir / f"{name}.lock", own_limit),
-            (self._gitdir / "packed-refs.lock", STALE_FOREIGN_LOCK_SECONDS),
-        ):
-            try:
-                age = now - lock.stat().st_mtime
-            except FileNotFoundError:
-                continue
-            if age >= limit:
-                logger.warning("removing stale lock file %s (%.0f s old)", lock, age)
-                with contextlib.suppress(FileNotFoundError):
-                    lock.unlink()
-                removed = True
-            else:
-                logger.warning("%s is locked by %s (%.1f s old)", name, lock, age)
-        return removed
-
-    def _foreign_lock_present(self, name: str) -> Path | None:
-        lock = self._gitdir / f"{name}.lock"
-        try:
-            age = time.time() - lock.stat().st_mtime
-        except FileNotFoundError:
-            return None
-        if self._dead_claim(name, lock):
-            return None  # a crashed gitsync's: the update removes it
-        return lock if age < STALE_FOREIGN_LOCK_SECONDS else None
-
     # ---- objects ------------------------------------------------------------------------------
-
-    def _oid(self, hexid: str, what: str = "object") -> Oid:
-        try:
-            oid = Oid(hex=hexid)
-        except (ValueError, TypeError) as exc:
-            raise StoreError(f"invalid {what} id {hexid!r}") from exc
-        if oid not in self._repo:
-            raise StoreError(f"{what} {hexid} does not exist in {self.root}")
-        return oid
-
-    def _commit(self, hexid: str) -> pygit2.Commit:
-        obj = self._repo.get(self._oid(hexid, "commit"))
-        if not isinstance(obj, pygit2.Commit):
-            raise StoreError(f"{hexid} is not a commit")
-        return obj
-
-    def _tree(self, hexid: str | Oid | None) -> pygit2.Tree | None:
-        if hexid is None:
-            return None
-        oid = hexid if isinstance(hexid, Oid) else self._oid(hexid, "tree")
-        obj = self._repo.get(oid)
-        if not isinstance(obj, pygit2.Tree):
-            raise StoreError(f"{hexid} is not a tree")
-        return obj
 
     def _head_tree(self) -> pygit2.Tree | None:
         head = self.head()
-        return None if head is None else self._commit(head).tree
+        return None if head is None else self._objects.commit(head).tree
 
     def tree_of(self, commit: str) -> str:
         """The root tree id of ``commit``."""
-        return str(self._commit(commit).tree_id)
+        return str(self._objects.commit(commit).tree_id)
 
     def read_blob(self, blob: str) -> bytes:
         """The content of blob ``blob`` (one object lookup: a big note is inflated once)."""
-        try:
-            obj = self._repo.get(Oid(hex=blob))
-        except (ValueError, TypeError) as exc:
-            raise StoreError(f"invalid blob id {blob!r}") from exc
-        if obj is None:
-            raise StoreError(f"blob {blob} does not exist in {self.root}")
-        if not isinstance(obj, pygit2.Blob):
-            raise StoreError(f"{blob} is not a blob")
-        return obj.data
+        return self._objects.read_blob(blob)
 
     def blob_size(self, blob: str) -> int | None:
         """The length of blob ``blob`` from its header (no content read), ``None`` if unknown."""
-        try:
-            _kind, size = self._repo.odb.read_header(Oid(hex=blob))
-        except (ValueError, TypeError, KeyError, pygit2.GitError):
-            return None
-        return int(size)
+        return self._objects.blob_size(blob)
 
     def write_blob(self, data: bytes) -> str:
         """Store ``data`` as a blob and return its id."""
@@ -1091,8 +836,8 @@ class GitStore:
 
     def commit_tree(self, tree: str, parents: Sequence[str], message: str) -> str:
         """Create a commit object (our identity, now) without moving any ref."""
-        tree_oid = self._oid(tree, "tree")
-        parent_oids = [self._commit(p).id for p in parents]
+        tree_oid = self._objects.oid(tree, "tree")
+        parent_oids = [self._objects.commit(p).id for p in parents]
         sig = self._signature()
         return str(self._repo.create_commit(None, sig, sig, message, tree_oid, parent_oids))
 
@@ -1115,7 +860,8 @@ class GitStore:
             if branch is None:
                 return False
             try:
-                self._cas_ref(branch, Oid(hex=commit), Oid(hex=parent), "gitsync: sync failed, commit undone")
+                self._refs.set_if_equals(branch, Oid(hex=commit), Oid(hex=parent),
+                                         "gitsync: sync failed, commit undone")
             except StoreError:
                 return False
             if index is not None:
@@ -1125,7 +871,7 @@ class GitStore:
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         """Whether ``ancestor`` is ``descendant`` or one of its ancestors (like merge-base --is-ancestor)."""
-        a, d = self._commit(ancestor).id, self._commit(descendant).id
+        a, d = self._objects.commit(ancestor).id, self._objects.commit(descendant).id
         return a == d or bool(self._repo.descendant_of(d, a))
 
     # ---- trees --------------------------------------------------------------------------------
@@ -1136,7 +882,7 @@ class GitStore:
         The last few listings are cached (a session asks for the same trees several times; walking
         20,000 notes costs ~60 ms); callers get a copy they may change.
         """
-        root = self._tree(tree)
+        root = self._objects.tree(tree)
         out: dict[str, str] = {}
         if root is None:
             return out
@@ -1154,9 +900,9 @@ class GitStore:
                     sub = self._repo.get(obj.id)
                     if isinstance(sub, pygit2.Tree):
                         stack.append((f"{prefix}{name}/", sub))
-                elif mode in _REGULAR and (prefix or name not in _TOP_LEVEL_NON_NOTES):
+                elif mode in REGULAR and (prefix or name not in TOP_LEVEL_NON_NOTES):
                     out[prefix + name] = str(obj.id)
-        _remember(self._notes_cache, root.id, out)
+        remember(self._notes_cache, root.id, out)
         return dict(out)
 
     def diff(self, old_tree: str | None, new_tree: str | None) -> list[TreeChange]:
@@ -1166,7 +912,7 @@ class GitStore:
         similarity detection with the rename limit raised to the number of candidates (its default
         of 1000 silently misses renames), unless there are more than ``RENAME_PAIR_BUDGET`` pairs.
         """
-        old, new = self._tree(old_tree), self._tree(new_tree)
+        old, new = self._objects.tree(old_tree), self._objects.tree(new_tree)
         if old is None and new is None:
             return []
         if old is not None and new is not None and old.id == new.id:
@@ -1174,7 +920,7 @@ class GitStore:
         key = (old.id if old is not None else None, new.id if new is not None else None)
         cached = self._diff_cache.get(key)
         if cached is None:
-            cached = _remember(self._diff_cache, key, self._diff(old, new))
+            cached = remember(self._diff_cache, key, self._diff(old, new))
             self._derive_listing(key, cached)
         return list(cached)
 
@@ -1184,9 +930,9 @@ class GitStore:
         known_old = self._notes_cache.get(old) if old is not None else {}
         known_new = self._notes_cache.get(new) if new is not None else {}
         if known_old is not None and known_new is None and new is not None:
-            _remember(self._notes_cache, new, _across(known_old, changes, forward=True))
+            remember(self._notes_cache, new, _across(known_old, changes, forward=True))
         elif known_new is not None and known_old is None and old is not None:
-            _remember(self._notes_cache, old, _across(known_new, changes, forward=False))
+            remember(self._notes_cache, old, _across(known_new, changes, forward=False))
 
     def _diff(self, old: pygit2.Tree | None, new: pygit2.Tree | None) -> list[TreeChange]:
         if old is not None:
@@ -1200,8 +946,8 @@ class GitStore:
         changes: list[TreeChange] = []
         for delta in raw.deltas:
             o, n = delta.old_file, delta.new_file
-            o_note = delta.status != DeltaStatus.ADDED and _is_note(o.path, o.mode)
-            n_note = delta.status != DeltaStatus.DELETED and _is_note(n.path, n.mode)
+            o_note = delta.status != DeltaStatus.ADDED and is_note(o.path, o.mode)
+            n_note = delta.status != DeltaStatus.DELETED and is_note(n.path, n.mode)
             if o_note and n_note:
                 if o.id != n.id:
                     changes.append(TreeChange(kind=ChangeKind.MODIFY, old_path=o.path, new_path=n.path,
@@ -1275,11 +1021,11 @@ class GitStore:
         and file/folder clashes (writing ``a/b`` while ``a`` stays a file, or ``a`` over a folder).
         Deleting a path that does not exist is not an error.
         """
-        base = self._tree(base_tree)
+        base = self._objects.tree(base_tree)
         write_oids: dict[str, tuple[Oid, int | None]] = {}
         for path, blob in writes.items():
             _names.check_path(path)
-            write_oids[path] = (self._oid(blob, "blob"), None)
+            write_oids[path] = (self._objects.oid(blob, "blob"), None)
         delete_list = [_names.check_path(p) for p in deletes]
         both = set(write_oids) & set(delete_list)
         if both:
@@ -1291,11 +1037,11 @@ class GitStore:
             tree = self._edit_tree(base, write_oids, delete_list, force=False)
             built = str(tree)
             if small:
-                _remember(self._built_cache, key, built)
+                remember(self._built_cache, key, built)
             listing = self._notes_cache.get(base.id) if base is not None else {}
             if listing is not None and tree not in self._notes_cache:
                 # the new tree's notes follow from the old ones: no walk of 20,000 entries later
-                _remember(self._notes_cache, tree, _edited(listing, writes, delete_list))
+                remember(self._notes_cache, tree, _edited(listing, writes, delete_list))
         return built
 
     def build_synced(self, base_tree: str | None, writes: Mapping[str, str], deletes: Iterable[str],
@@ -1308,9 +1054,9 @@ class GitStore:
         of the new head, which is then reused instead of rebuilding every touched folder again.
         """
         delete_list = list(deletes)
-        base = self._tree(base_tree)
+        base = self._objects.tree(base_tree)
         known = self._notes_cache.get(base.id) if base is not None else {}
-        candidate = self._tree(like)
+        candidate = self._objects.tree(like)
         if (
             known is not None
             and candidate is not None
@@ -1440,7 +1186,7 @@ class GitStore:
             if head_tree is not None:
                 index.read_tree(head_tree)
         for entry in list(index):
-            if not _is_regular(entry.mode):
+            if not is_regular(entry.mode):
                 index.remove(entry.path)
 
     def _index_add(self, index: pygit2.Index, path: str) -> bool:
@@ -1454,7 +1200,7 @@ class GitStore:
                 return False
             logger.warning("cannot read %s: %s (keeping what the store knew)", path, exc)
             return False
-        if not _is_regular(index[path].mode):  # became a symlink between the scan and the add
+        if not is_regular(index[path].mode):  # became a symlink between the scan and the add
             index.remove(path)
             return False
         return True
@@ -1490,7 +1236,7 @@ class GitStore:
                         self._remove_temp(path)
                     continue
                 touched.add(path)
-                if _is_regular(delta.new_file.mode):
+                if is_regular(delta.new_file.mode):
                     self._index_add(index, path)
                 elif path in index:
                     index.remove(path)
@@ -1557,7 +1303,7 @@ class GitStore:
         ``refs/gitsync/worktree`` (a parentless commit, replaced when the tree changes): otherwise a
         prune could delete blobs and trees the cache still names.
         """
-        self._require_lock()
+        self._lock.require()
         if self._private_index is None:
             return False
         try:
@@ -1575,7 +1321,7 @@ class GitStore:
         return True
 
     def _keep_alive(self, tree: Oid) -> None:
-        current = self._ref_target(WORKTREE_REF)
+        current = self._refs.target(WORKTREE_REF)
         if current is not None:
             commit = self._repo.get(current)
             if isinstance(commit, pygit2.Commit) and commit.tree_id == tree:
@@ -1583,7 +1329,7 @@ class GitStore:
         sig = self._signature()
         snapshot = self._repo.create_commit(None, sig, sig, "gitsync: work tree as last scanned (keeps the "
                                             "stat cache safe from git gc)\n", tree, [])
-        self._cas_ref(WORKTREE_REF, current, snapshot, "gitsync: scan")
+        self._refs.set_if_equals(WORKTREE_REF, current, snapshot, "gitsync: scan")
 
     def _remove_temp(self, path: str) -> None:
         try:
@@ -1615,7 +1361,7 @@ class GitStore:
             for delta in diff.deltas:
                 o, n = delta.old_file, delta.new_file
                 if delta.status == DeltaStatus.DELETED:
-                    if _is_regular(o.mode):
+                    if is_regular(o.mode):
                         if wt.is_regular_file(o.path):
                             readd.append(o.path)
                         elif self._behind_non_folder(wt, o.path):
@@ -1625,7 +1371,7 @@ class GitStore:
                             deletes.append(o.path)
                     else:
                         kept = True
-                elif _is_regular(n.mode):
+                elif is_regular(n.mode):
                     writes[n.path] = (n.id, int(n.mode))
         if not kept and not readd:
             return scan.id, scan.id  # every difference is the scan's: the result is the scan itself
@@ -1753,7 +1499,7 @@ class GitStore:
             head = self.head()
             branch = self.branch()
             assert branch is not None
-            head_commit = self._commit(head) if head is not None else None
+            head_commit = self._objects.commit(head) if head is not None else None
             head_tree = head_commit.tree if head_commit is not None else None
             head_tree_id = head_tree.id if head_tree is not None else Oid(hex=EMPTY_TREE)
             scan = self._refresh_private(cleanup=True)
@@ -1777,13 +1523,14 @@ class GitStore:
                     commit = self._repo.create_commit(None, sig, sig, message, new_tree, parents)
                     reflog = f"commit{'' if parents else ' (initial)'}: {_subject(message)}"
                     try:
-                        self._cas_ref(branch, head_commit.id if head_commit else None, commit, reflog)
-                    except _RefMoved as exc:
+                        self._refs.set_if_equals(branch, head_commit.id if head_commit else None, commit,
+                                                 reflog)
+                    except RefMoved as exc:
                         raise StoreError(f"{branch} moved while committing local edits: {exc}") from exc
                     if new_tree == private_tree:
                         user.replacement = self._private_index_path  # same entries, fresh stat data
                     else:
-                        tree = self._tree(new_tree)
+                        tree = self._objects.tree(new_tree)
                         assert tree is not None
                         user.index.read_tree(tree)  # keeps stat data of unchanged entries
                         user.dirty = True
@@ -1805,7 +1552,7 @@ class GitStore:
             return None, head_tree
         if self._staged_cache is not None and self._staged_cache[0] == version:
             cached = self._staged_cache[1]
-            return version, self._tree(cached) if cached is not None else head_tree
+            return version, self._objects.tree(cached) if cached is not None else head_tree
         try:
             index = pygit2.Index(str(path))
         except pygit2.GitError as exc:
@@ -1823,7 +1570,7 @@ class GitStore:
                            "on top of HEAD", exc)
             staged_id = None
         self._staged_cache = (version, staged_id)
-        return version, self._tree(staged_id) if staged_id is not None else head_tree
+        return version, self._objects.tree(staged_id) if staged_id is not None else head_tree
 
     # ---- merging ------------------------------------------------------------------------------
 
@@ -1835,19 +1582,7 @@ class GitStore:
         unchanged, both sides equal) resolve without libgit2, even for binary content.  Binary
         content (a NUL byte) that really changed on both sides returns ``(ours, False)``.
         """
-        if ours == theirs:
-            return ours, True
-        if base is not None:
-            if base == ours:
-                return theirs, True
-            if base == theirs:
-                return ours, True
-        if b"\0" in ours or b"\0" in theirs or (base is not None and b"\0" in base):
-            return ours, False
-        try:
-            return _merge_file(self._repo, base, ours, theirs, labels)
-        except pygit2.GitError as exc:
-            raise StoreError(f"content merge failed: {exc}") from exc
+        return merge3(self._repo, base, ours, theirs, labels)
 
     # ---- sync state ---------------------------------------------------------------------------
 
@@ -1916,22 +1651,22 @@ class GitStore:
 
     def state_load(self, peer: str) -> SyncStateSnapshot | None:
         """The latest saved state of ``peer``, or None if it never finished a session."""
-        target = self._ref_target(self._state_ref(peer))
+        target = self._refs.target(self._state_ref(peer))
         if target is None:
             return None
-        return self._snapshot(self._commit(str(target)))
+        return self._snapshot(self._objects.commit(str(target)))
 
     def state_history(self, peer: str) -> Iterator[SyncStateSnapshot]:
         """Every saved state of ``peer``, newest first."""
-        target = self._ref_target(self._state_ref(peer))
+        target = self._refs.target(self._state_ref(peer))
         while target is not None:
-            commit = self._commit(str(target))
+            commit = self._objects.commit(str(target))
             yield self._snapshot(commit)
             target = commit.parent_ids[0] if commit.parent_ids else None
 
     def _state_blob_seen(self, name: str, data: bytes, oid: Oid) -> bytes:
         if len(data) >= _STATE_BLOB_MEMO_MIN:
-            _remember(self._state_blobs, (name, len(data)), (data, oid), size=8)
+            remember(self._state_blobs, (name, len(data)), (data, oid), size=8)
         return data
 
     def _state_file_blob(self, name: str, data: bytes) -> Oid:
@@ -1971,11 +1706,11 @@ class GitStore:
             for side, present in sides:
                 if present:
                     _names.check_path(side.path)
-                    if not _is_regular(side.mode):
+                    if not is_regular(side.mode):
                         logger.warning("not applying %s: only regular files are written", side.path)
-            if delta.status != DeltaStatus.ADDED and _is_regular(o.mode):
+            if delta.status != DeltaStatus.ADDED and is_regular(o.mode):
                 olds[o.path] = o.id
-            if delta.status != DeltaStatus.DELETED and _is_regular(n.mode):
+            if delta.status != DeltaStatus.DELETED and is_regular(n.mode):
                 news[n.path] = (n.id, int(n.mode))
         plan = []
         for path in sorted(set(olds) | set(news)):
@@ -2009,10 +1744,10 @@ class GitStore:
             _names.check_state_name(name)
             if not isinstance(data, bytes | bytearray | memoryview):
                 raise StoreError(f"sync state file {name!r} must be bytes")
-        exp_state = self._commit(expected_state).id if expected_state is not None else None
-        synced = self._tree(synced_tree)
-        exp_head = self._commit(expected_head).id if expected_head is not None else None
-        new = self._commit(new_commit) if new_commit is not None else None
+        exp_state = self._objects.commit(expected_state).id if expected_state is not None else None
+        synced = self._objects.tree(synced_tree)
+        exp_head = self._objects.commit(expected_head).id if expected_head is not None else None
+        new = self._objects.commit(new_commit) if new_commit is not None else None
         if new is not None and new.id == exp_head:
             new = None
         with self.lock():
@@ -2026,26 +1761,26 @@ class GitStore:
                 first = new.parent_ids[0] if new.parent_ids else None
                 if first != exp_head:
                     raise StoreError(f"new commit {new.id} is not a child of expected head {exp_head}")
-                old_tree = self._commit(str(exp_head)).tree if exp_head is not None else None
+                old_tree = self._objects.commit(str(exp_head)).tree if exp_head is not None else None
                 plan = self._checkout_plan(old_tree, new.tree)
-                current = self._ref_target(branch)
+                current = self._refs.target(branch)
                 if current != exp_head:
                     raise StoreError(f"{branch} moved during the sync: it is at {current}, "
                                      f"expected {exp_head}")
-                busy = self._foreign_lock_present(branch)
+                busy = self._refs.foreign_lock(branch)
                 if busy is not None:
                     raise StoreError(f"{busy} exists: a git command is updating {branch}; try again")
-            current_state = self._ref_target(state_ref)
+            current_state = self._refs.target(state_ref)
             if current_state != exp_state:
                 raise StoreError(f"sync state of {peer!r} moved: it is at {current_state}, "
                                  f"expected {exp_state}")
-            pending = self._ref_target(journal_ref)
+            pending = self._refs.target(journal_ref)
             if pending is not None:
                 raise StoreError(f"the previous sync with {peer!r} is not finished: the branch still has to "
                                  f"move to {pending}; try again when its ref is no longer locked")
             # 1. journal
             if new is not None:
-                self._cas_ref(journal_ref, None, new.id, "gitsync: journal")
+                self._refs.set_if_equals(journal_ref, None, new.id, "gitsync: journal")
             _crash("journal-written")
             # 2. state commit: the commit point
             state: Oid | None = None
@@ -2056,12 +1791,12 @@ class GitStore:
                                         branch or self.branch())
                 state = self._repo.create_commit(None, sig, sig, message, tree,
                                                  [exp_state] if exp_state is not None else [])
-                self._cas_ref(state_ref, exp_state, state, f"gitsync: {_subject(message)}")
+                self._refs.set_if_equals(state_ref, exp_state, state, f"gitsync: {_subject(message)}")
             except BaseException:
                 # Drop the journal only if the commit point was really not reached.
-                if new is not None and (state is None or self._ref_target(state_ref) != state):
+                if new is not None and (state is None or self._refs.target(state_ref) != state):
                     with contextlib.suppress(StoreError):
-                        self._cas_ref(journal_ref, new.id, None, "gitsync: journal dropped")
+                        self._refs.set_if_equals(journal_ref, new.id, None, "gitsync: journal dropped")
                 raise
             _crash("state-committed")
             logger.info("saved sync state of %s as %s", peer, str(state)[:12])
@@ -2081,33 +1816,33 @@ class GitStore:
 
         Without ``worktree`` it only moves the branch and leaves the journal for the rest.
         """
-        current = self._ref_target(branch)
+        current = self._refs.target(branch)
         if current == first:
             try:
-                self._cas_ref(branch, first, target, reflog)
+                self._refs.set_if_equals(branch, first, target, reflog)
                 current = target
-            except _RefLocked as exc:
+            except RefLocked as exc:
                 msg = (f"sync state saved, but {branch} could not be moved to {target} yet ({exc}); "
                        "it will be completed when gitsync next opens the folder")
                 if strict:
                     raise StoreError(msg) from exc
                 logger.warning("%s", msg)
                 return
-            except _RefMoved:
-                current = self._ref_target(branch)
+            except RefMoved:
+                current = self._refs.target(branch)
             _crash("branch-moved")
         moved_away = current != target
         if not worktree and not moved_away:
             return
         if not moved_away:
             if self.branch() == branch:
-                old_tree = self._commit(str(first)).tree_id if first is not None else None
-                self._checkout(plan, self._commit(str(target)).tree, old_tree=old_tree)
+                old_tree = self._objects.commit(str(first)).tree_id if first is not None else None
+                self._checkout(plan, self._objects.commit(str(target)).tree, old_tree=old_tree)
             else:
                 logger.warning("%s is no longer checked out: its new notes were not written to %s",
                                branch, self.root)
         _crash("worktree-updated")
-        self._cas_ref(journal_ref, target, None, "gitsync: journal done")
+        self._refs.set_if_equals(journal_ref, target, None, "gitsync: journal done")
         _crash("journal-deleted")
         if moved_away:
             msg = (f"sync state saved, but {branch} moved to {current} meanwhile: the peer's changes are "
@@ -2299,16 +2034,16 @@ class GitStore:
             raise errors[0]
 
     def _recover_journal(self, journal_ref: str) -> None:
-        self._require_lock()
-        target = self._ref_target(journal_ref)
+        self._lock.require()
+        target = self._refs.target(journal_ref)
         if target is None:
             return
         state_ref = STATE_PREFIX + journal_ref[len(JOURNAL_PREFIX):]
-        state = self._ref_target(state_ref)
+        state = self._refs.target(state_ref)
         passed = False
         branch: str | None = None
         if state is not None:
-            tree = self._commit(str(state)).tree
+            tree = self._objects.commit(str(state)).tree
             if "head" in tree:
                 head_blob = self._repo.get(tree["head"].id)
                 passed = isinstance(head_blob, pygit2.Blob) and \
@@ -2320,17 +2055,17 @@ class GitStore:
         if not passed:
             logger.warning("dropping the journal of an unfinished sync (%s): the old state is intact",
                            journal_ref)
-            self._cas_ref(journal_ref, target, None, "gitsync: journal dropped")
+            self._refs.set_if_equals(journal_ref, target, None, "gitsync: journal dropped")
             return
         logger.warning("finishing a sync that was interrupted after its commit point (%s)", journal_ref)
         branch = branch or self.branch()
-        commit = self._commit(str(target))
+        commit = self._objects.commit(str(target))
         first = commit.parent_ids[0] if commit.parent_ids else None
         if branch is None:
             logger.warning("HEAD is detached: not moving any branch to %s", target)
-            self._cas_ref(journal_ref, target, None, "gitsync: journal done")
+            self._refs.set_if_equals(journal_ref, target, None, "gitsync: journal done")
             return
-        old_tree = self._commit(str(first)).tree if first is not None else None
+        old_tree = self._objects.commit(str(first)).tree if first is not None else None
         try:
             plan = self._checkout_plan(old_tree, commit.tree)
         except StoreError as exc:
