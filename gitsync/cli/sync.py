@@ -29,6 +29,7 @@ from gitsync.cli.render import render_table
 from gitsync.model import MODE_NAMES
 
 if TYPE_CHECKING:
+    from gitsync.app.inspect import Description, LocalChanges, PeerDescription
     from gitsync.protocol.messages import DataStore
     from gitsync.store.git import GitStore
 
@@ -283,66 +284,48 @@ def _inspect(directory: str, **kw: Any) -> int:
     """--describe and --local: read the repository, write nothing, contact no one."""
     from pathlib import Path
 
-    from gitsync.errors import ConfigError
-    from gitsync.store.git import GitStore
+    from gitsync.app import inspect
 
-    try:
-        store = GitStore.open(Path(directory), create=False, top_level=True)
-    except ConfigError as exc:
-        if "not a Git repository" not in str(exc):
-            raise
+    store = inspect.open_folder(Path(directory))
+    if store is None:
         if not kw["quiet"]:
             click.echo(f"{Path(directory).resolve()} has never been synced (it is no Git repository yet):")
             click.echo("every note in it would be sent on the first sync.")
         return EXIT_OK
-    from gitsync.app.options import peer_name
-
-    remote = kw["remote"] or store.config_get("gitsync.remote")
-    peer = kw["peer"] or store.config_get("gitsync.peer") or (peer_name(remote) if remote else None)
+    remote, peer = inspect.resolve_peer(store, kw["remote"], kw["peer"])
     if kw["describe"]:
-        click.echo(_describe(store, remote, peer, kw))
+        facts = inspect.describe(
+            store,
+            remote,
+            peer,
+            no_filename_sync=kw["no_filename_sync"],
+            policy=kw["policy"],
+            device_id=kw["device_id"],
+            name=kw["name"],
+            username=kw["username"],
+            remote_uri=kw["remote_uri"],
+        )
+        click.echo(_describe(facts, kw["mode"]))
         return EXIT_OK
     if not kw["quiet"]:
-        _print_local(store, peer, (kw["peer"] or "", kw["remote"] or ""))
+        click.echo(inspect.answer_local(store, peer, (kw["peer"] or "", kw["remote"] or ""), _list_local))
     return EXIT_OK
 
 
-def _print_local(store: GitStore, peer: str | None, options: tuple[str, str]) -> None:
-    """Print the --local answer and leave a receipt, so that the next --local on an unchanged
-    folder is answered without the scan (``gitsync.__main__``); the key is taken before and
-    after, so a ref that moved meanwhile (a sync, a commit) leaves no receipt."""
-    from gitsync.store import quickscan
-
-    root = str(store.root)
-    key = quickscan.repo_key(root, options)
-    answer = _list_local(store, peer)
-    click.echo(answer)
-    if key is not None and quickscan.repo_key(root, options) == key:
-        quickscan.save(root, key, answer)
-
-
-_CHANGE_WORDS = {"add": "added", "modify": "modified", "delete": "deleted"}
-
-
-def _local_changes(store: GitStore, peer: str | None) -> tuple[list[str], bool]:
-    """Lines describing what changed since the last sync with ``peer``; whether it ever synced."""
-    snap = store.state_load(peer) if peer else None
-    base = snap.synced_tree if snap else None
-    changes = store.diff(base, store.scan_worktree_tree())
+def _local_lines(local: LocalChanges) -> list[str]:
     lines = []
-    for tc in changes:
-        if tc.old_path and tc.new_path and tc.old_path != tc.new_path:
-            word = "renamed" if tc.old_blob == tc.new_blob else "renamed+modified"
-            lines.append(f"  {word:<9} {tc.old_path} -> {tc.new_path}")
+    for c in local.changes:
+        if c.old_path is not None:
+            lines.append(f"  {c.kind:<9} {c.old_path} -> {c.path}")
         else:
-            lines.append(f"  {_CHANGE_WORDS[tc.kind.value]:<9} {tc.new_path or tc.old_path}")
-    return lines, snap is not None
+            lines.append(f"  {c.kind:<9} {c.path}")
+    return lines
 
 
-def _list_local(store: GitStore, peer: str | None) -> str:
-    lines, synced = _local_changes(store, peer)
-    who = peer or "any server"
-    if not synced:
+def _list_local(local: LocalChanges) -> str:
+    lines = _local_lines(local)
+    who = local.peer or "any server"
+    if not local.synced:
         if not lines:
             return f"No notes, and never synced with {who}."
         head = f"Never synced with {who}: all {len(lines)} notes would be sent:"
@@ -374,42 +357,29 @@ def _when(anchor: str | None) -> str:
     return f"{y}-{mo}-{d} {h}:{mi}:{s} UTC"
 
 
-def _describe(store: GitStore, remote: str | None, peer: str | None, kw: dict[str, Any]) -> str:
+def _describe(facts: Description, mode: str) -> str:
     """What would be synced and with whom: this folder, our device, each peer and its last sync."""
-    from gitsync.app.common import our_devinf
-
-    cfg = store.config_get
-    head = store.head()
-    notes = store.list_notes(store.tree_of(head) if head else None)
-    branch = (store.branch() or "(none)").removeprefix("refs/heads/")
-    lines = [f"Notes folder: {store.root} (branch {branch}, {_n(len(notes), 'note')})"]
-    devices = [p for p in store.peers() if p.startswith("device-")]
-    if remote:
-        mode = kw["mode"]
-        lines.append(f"Role: client of {remote}, mode {mode} ({MODE_HELP[mode]})")
-    elif devices:
-        lines.append(f"Role: server (gitsync-notes serve) for {_n(len(devices), 'device')}")
+    lines = [f"Notes folder: {facts.root} (branch {facts.branch}, {_n(facts.notes, 'note')})"]
+    if facts.remote:
+        lines.append(f"Role: client of {facts.remote}, mode {mode} ({MODE_HELP[mode]})")
+    elif facts.devices:
+        lines.append(f"Role: server (gitsync-notes serve) for {_n(facts.devices, 'device')}")
     else:
         lines.append("Role: not synced yet (sync --remote URL, or serve --listen PORT)")
-    filename_sync = not (kw["no_filename_sync"] or cfg("gitsync.nofilenamesync") == "true")
-    lines.append(f"Sync file names: {'yes' if filename_sync else 'no'}")
-    lines.append(f"Conflict policy when served: {kw['policy'] or cfg('gitsync.policy') or 'merge'}")
-    device_id = kw["device_id"] or cfg("gitsync.deviceid")
+    lines.append(f"Sync file names: {'yes' if facts.filename_sync else 'no'}")
+    lines.append(f"Conflict policy when served: {facts.policy}")
     lines.append("Local device:")
-    lines.append(f"  Device ID: {device_id or '(assigned on the first sync)'}")
-    lines.append(f"  Name: {kw['name'] or cfg('gitsync.name') or '(none)'}")
-    user = kw["username"] or cfg("gitsync.username")
-    if user:
-        lines.append(f"  User: {user} (the password is never stored)")
-    for ds in our_devinf(device_id or "-", server=False).datastores:
+    lines.append(f"  Device ID: {facts.device_id or '(assigned on the first sync)'}")
+    lines.append(f"  Name: {facts.name or '(none)'}")
+    if facts.user:
+        lines.append(f"  User: {facts.user} (the password is never stored)")
+    for ds in facts.datastores:
         lines.append(f"  Datastore: {ds.source_ref}")
         lines.append(f"    Content types: {_stores_line(ds)}")
-    names = [peer] if peer else []
-    names += [p for p in store.peers() if p not in names]
-    if not names:
+    if not facts.peers:
         lines.append("Peers: none yet")
-    for name in names:
-        lines.extend(_describe_peer(store, name, remote if name == peer else None, kw))
+    for peer in facts.peers:
+        lines.extend(_describe_peer(peer))
     return "\n".join(lines)
 
 
@@ -417,21 +387,17 @@ def _n(count: int, word: str) -> str:
     return f"{count} {word}{'s' if count != 1 else ''}"
 
 
-def _describe_peer(store: GitStore, name: str, remote: str | None, kw: dict[str, Any]) -> list[str]:
-    from gitsync.sync.state import devinf_from_json, parse_kv, parse_rows
-
-    lines = [f"Peer {name}:"]
-    snap = store.state_load(name)
-    if snap is None:
-        if remote:
-            lines.append(f"  URL: {remote}")
-        lines.append(f"  Datastore: {kw['remote_uri'] or store.config_get('gitsync.remoteuri') or 'notes'}")
+def _describe_peer(peer: PeerDescription) -> list[str]:
+    lines = [f"Peer {peer.name}:"]
+    if not peer.synced:
+        if peer.url:
+            lines.append(f"  URL: {peer.url}")
+        lines.append(f"  Datastore: {peer.datastore}")
         lines.append("  Last sync: never")
         return lines
-    st = parse_kv(snap.files.get("state"))
-    devinf = devinf_from_json(snap.files.get("devinf"))
-    if st.get("url"):
-        lines.append(f"  URL: {st['url']}")
+    if peer.url:
+        lines.append(f"  URL: {peer.url}")
+    devinf = peer.devinf
     if devinf is not None:
         what = " ".join(x for x in (devinf.man, devinf.mod, devinf.sw_v) if x and x != "-") or "unknown"
         lines.append(f"  Device: {what} (ID {devinf.dev_id or '?'}, {devinf.dev_typ or '?'})")
@@ -440,17 +406,15 @@ def _describe_peer(store: GitStore, name: str, remote: str | None, kw: dict[str,
             lines.append(f"  Datastore: {ds.source_ref}{label}")
             lines.append(f"    Content types: {_stores_line(ds)}")
     else:
-        lines.append(f"  Device ID: {st.get('device_id', '?')}")
-        lines.append(f"  Datastore: {st.get('remote_uri') or 'notes'}")
-    if st.get("remote_uri"):
-        lines.append(f"  Datastore used: {st['remote_uri']}")
-    lines.append(f"  Content type used: {st.get('content_type') or '?'}")
-    if st.get("user"):
-        lines.append(f"  User: {st['user']}")
-    anchor = st.get("local_anchor") or st.get("server_anchor")
-    common = _n(len(store.list_notes(snap.synced_tree)), "note")
-    lines.append(f"  Last sync: {_when(anchor)}, {st.get('mode') or '?'}; {common} in common")
-    lines.append(f"  Mapped ids: {len(parse_rows(snap.files.get('map'), 3))}")
-    pending, _ = _local_changes(store, name)
-    lines.append(f"  Pending local changes: {len(pending)}")
+        lines.append(f"  Device ID: {peer.device_id if peer.device_id is not None else '?'}")
+        lines.append(f"  Datastore: {peer.datastore}")
+    if peer.remote_uri:
+        lines.append(f"  Datastore used: {peer.remote_uri}")
+    lines.append(f"  Content type used: {peer.content_type or '?'}")
+    if peer.user:
+        lines.append(f"  User: {peer.user}")
+    common = _n(peer.notes_in_common, "note")
+    lines.append(f"  Last sync: {_when(peer.anchor)}, {peer.mode or '?'}; {common} in common")
+    lines.append(f"  Mapped ids: {peer.mapped_ids}")
+    lines.append(f"  Pending local changes: {peer.pending}")
     return lines
