@@ -45,19 +45,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
 import stat
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import pygit2
 from pygit2 import IndexEntry, Oid, Signature
 from pygit2.enums import (
     DeltaStatus,
-    DiffFind,
     DiffOption,
     FileMode,
     RepositoryOpenFlag,
@@ -65,19 +63,14 @@ from pygit2.enums import (
 )
 
 from gitsync.atomic import atomic_write
-from gitsync.environ import ENV_LOCK
 from gitsync.errors import ConfigError, RepositoryBusy, RepositoryStateError, StoreError
-from gitsync.model import ChangeKind
 from gitsync.store import _names
 from gitsync.store._worktree import Blocked, Kind, Worktree
 from gitsync.store.locking import RepoLock, folder_lock
 from gitsync.store.merge import merge3
 from gitsync.store.objects import (
     EMPTY_TREE,
-    REGULAR,
-    TOP_LEVEL_NON_NOTES,
     Objects,
-    is_note,
     is_regular,
     remember,
 )
@@ -86,12 +79,14 @@ from gitsync.store.refs import (
     STALE_FOREIGN_LOCK_SECONDS,
     STALE_GITSYNC_LOCK_SECONDS,
     STATE_PREFIX,
-    WORKTREE_REF,
     RefLocked,
     RefMoved,
     Refs,
 )
+from gitsync.store.scan import StatCache
+from gitsync.store.trees import TreeChange, Trees
 from gitsync.store.unwritten import Found, Ledger, Seen, Unwritten, Verdict, decide, describe, reason_of
+from gitsync.store.userindex import IndexChanged, IndexEdit, UserIndex
 
 __all__ = [
     "CRASH_POINTS",
@@ -108,14 +103,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_NAME: Final = "gitsync-notes"
 DEFAULT_EMAIL: Final = "gitsync@localhost"
-#: How long a ``.git/index.lock`` may stay before we call the index busy (``git status`` run by an
-#: editor holds it for milliseconds).
-INDEX_LOCK_WAIT_SECONDS: Final = 2.0
-#: Above this many (unpaired added x unpaired deleted) notes, similar-content rename detection is
-#: skipped (exact renames are always found): libgit2 compares every pair.
-RENAME_PAIR_BUDGET: Final = 25_000_000
-#: Up to this many changed paths, the private index's tree is computed by editing its last tree.
-_EDIT_TREE_MAX: Final = 5_000
 CRASH_POINTS: Final = (
     "journal-written",
     "state-committed",
@@ -128,17 +115,8 @@ CRASH_POINTS: Final = (
 #: files were written, before the record of them was updated.
 UNWRITTEN_CRASH_POINTS: Final = ("unwritten-retried",)
 
-#: tree builds with more paths than this are not memoised (their keys would hold every path)
-_MEMO_MAX_PATHS: Final = 5000
 #: State files this big are remembered with their blob id, so an unchanged one is not re-hashed.
 _STATE_BLOB_MEMO_MIN: Final = 64 * 1024
-_SCAN_FLAGS: Final = (
-    DiffOption.INCLUDE_UNTRACKED
-    | DiffOption.RECURSE_UNTRACKED_DIRS
-    | DiffOption.INCLUDE_TYPECHANGE
-    | DiffOption.SKIP_BINARY_CHECK
-    | DiffOption.UPDATE_INDEX
-)
 _STATE_NAMES: Final = {
     RepositoryState.MERGE: "a merge is in progress (finish it with `git commit` or run `git merge --abort`)",
     RepositoryState.REVERT: "a revert is in progress (`git revert --continue` or `--abort`)",
@@ -167,22 +145,6 @@ def _crash(point: str) -> None:
 
 
 # ---- public records ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TreeChange:
-    """One note changed between two trees; a rename is MODIFY with ``old_path != new_path``."""
-
-    kind: ChangeKind
-    old_path: str | None
-    new_path: str | None
-    old_blob: str | None
-    new_blob: str | None
-
-    @property
-    def path(self) -> str:
-        """The path the change is sorted by: the new path, or the old one for a delete."""
-        return self.new_path if self.new_path is not None else self.old_path or ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -229,127 +191,7 @@ class _Outcome:
     FAILED = "failed"  # the write or delete did not happen: recorded as unwritten
 
 
-class _Node:
-    """A folder (or file) of a tree edit: ``op`` is ("w", oid, mode|None) or ("d",)."""
-
-    __slots__ = ("children", "has_writes", "op")
-
-    def __init__(self) -> None:
-        self.children: dict[str, _Node] = {}
-        self.op: tuple[Any, ...] | None = None
-        self.has_writes = False
-
-
-class _UserIndex:
-    """The user's index, loaded from a copy (on first use) while we hold ``.git/index.lock``.
-
-    Callers that only replace it (``replacement``) never parse its 2 MB at 20,000 notes.  ``holds``
-    names the tree the installed index will hold, when the caller knows it.
-    """
-
-    def __init__(self, source: Path, copy: Path, existed: bool, version: tuple[Any, ...] | None) -> None:
-        self._source = source
-        self._copy = copy
-        self._index: pygit2.Index | None = None
-        self.existed = existed
-        self.version = version
-        self.dirty = False
-        self.replacement: Path | None = None
-        self.holds: Oid | None = None
-
-    @property
-    def index(self) -> pygit2.Index:
-        if self._index is None:
-            if self.existed:
-                shutil.copyfile(self._source, self._copy)
-            else:
-                self._copy.unlink(missing_ok=True)
-            try:
-                self._index = pygit2.Index(str(self._copy))
-            except pygit2.GitError as exc:
-                raise RepositoryStateError(f"cannot read {self._source}: {exc}") from exc
-        return self._index
-
-
-class _IndexChanged(Exception):
-    """The user's index changed while we read it; read again."""
-
-
-def _index_version(path: Path) -> tuple[Any, ...] | None:
-    """Identity of an index file's content: its trailing checksum plus stat data (None: no file).
-
-    The stat part covers ``index.skipHash`` (zero checksum); the checksum covers a same-second
-    rewrite of the same size.
-    """
-    try:
-        with open(path, "rb") as fh:
-            st = os.fstat(fh.fileno())
-            if st.st_size >= 32:
-                fh.seek(-20, os.SEEK_END)
-                tail = fh.read(20)
-            else:
-                tail = b""
-    except FileNotFoundError:
-        return None
-    return (tail, st.st_size, st.st_mtime_ns, st.st_ino)
-
-
 # ---- module helpers ----------------------------------------------------------------------------
-
-_FROM_ENV_VARS = (
-    "GIT_DIR",
-    "GIT_WORK_TREE",
-    "GIT_COMMON_DIR",
-    "GIT_CEILING_DIRECTORIES",
-    "GIT_DISCOVERY_ACROSS_FILESYSTEM",
-    "GIT_NAMESPACE",
-    "GIT_OBJECT_DIRECTORY",
-    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-    "GIT_INDEX_FILE",
-)
-
-
-def _open_with_index(root: str, index_path: str) -> tuple[pygit2.Repository, pygit2.Index]:
-    """Open the repository at ``root`` with ``index_path`` as its index.
-
-    libgit2 only takes another index file through ``GIT_INDEX_FILE`` with ``FROM_ENV``, and reads it
-    lazily, so the index is touched while the variable is set.  The other variables ``FROM_ENV``
-    honours (``GIT_DIR``, ... as exported to hooks) are hidden meanwhile so they cannot redirect us.
-    """
-    with ENV_LOCK:
-        saved = {k: os.environ.pop(k) for k in _FROM_ENV_VARS if k in os.environ}
-        os.environ["GIT_INDEX_FILE"] = index_path
-        try:
-            repo = pygit2.Repository(root, RepositoryOpenFlag.FROM_ENV | RepositoryOpenFlag.NO_SEARCH)
-            index = repo.index
-        finally:
-            os.environ.pop("GIT_INDEX_FILE", None)
-            os.environ.update(saved)
-    return repo, index
-
-
-def _across(notes: Mapping[str, str], changes: list[TreeChange], *, forward: bool) -> dict[str, str]:
-    """``notes`` (path -> blob) of one side of ``changes``, carried to the other side."""
-    sides = [(c.old_path, c.new_path, c.new_blob) if forward else (c.new_path, c.old_path, c.old_blob)
-             for c in changes]
-    out = dict(notes)
-    for gone, _, _ in sides:
-        if gone is not None:
-            out.pop(gone, None)
-    for _, path, blob in sides:
-        if path is not None and blob is not None:
-            out[path] = blob
-    return out
-
-
-def _edited(notes: Mapping[str, str], writes: Mapping[str, str], deletes: Iterable[str]) -> dict[str, str]:
-    """``notes`` (path -> blob) after a ``build_tree`` of ``writes`` and ``deletes``."""
-    out = dict(notes)
-    for path in deletes:
-        out.pop(path, None)
-    out.update((p, b) for p, b in writes.items() if is_note(p, int(FileMode.BLOB)))
-    return out
-
 
 def _after_unwritten(update: _PathUpdate, unwritten: Mapping[str, Unwritten]) -> _PathUpdate:
     """``update`` as it applies to the folder when an earlier update of its path did not happen:
@@ -402,22 +244,17 @@ class GitStore:
         self._repo = repo
         self.root = root
         self._gitdir = Path(repo.path)
-        self._private_repo: pygit2.Repository | None = None
-        self._private_index: pygit2.Index | None = None
         self._lock = RepoLock(self._gitdir, self._on_lock)
         self._refs = Refs(repo, self._gitdir, self._lock, self._signature)
         self._objects = Objects(repo, root)
-        self._staged_cache: tuple[tuple[Any, ...], Oid | None] | None = None
-        # Trees never change, so what is computed from them is cached (a few of each; a session asks
-        # for the same ones several times, and each costs tens of ms at 20,000 notes).
-        self._notes_cache: dict[Oid, dict[str, str]] = {}  # tree -> list_notes(tree)
-        self._diff_cache: dict[tuple[Oid | None, Oid | None], list[TreeChange]] = {}
-        self._built_cache: dict[tuple[Any, ...], str] = {}  # build_tree arguments -> tree
+        self._trees = Trees(repo, self._objects)
+        self._scan = StatCache(repo, root, self._lock, self._refs, self._trees, self._signature,
+                               self._head_tree)
+        self._index = UserIndex(repo, self._gitdir, root, self._lock, self._objects, self.head)
         self._deferred: dict[str, _Deferred] = {}  # journal ref -> work-tree update still to do
         self._state_blobs: dict[tuple[str, int], tuple[bytes, Oid]] = {}  # big state files seen
         self._ledger = Ledger(repo, self._refs.set_if_equals, self._signature)  # notes not yet written
         self._told: set[Unwritten] = set()  # unwritten notes already reported by this process
-        self._told_hidden: set[str] = set()  # notes behind a symlinked folder, reported
 
     @property
     def git_dir(self) -> Path:
@@ -566,88 +403,13 @@ class GitStore:
                 f"HEAD is detached in {self.root}: check out a branch (e.g. `git switch main`) first"
             )
         index_lock = self._gitdir / "index.lock"
-        if not self._wait_index_lock():
+        if not self._index.wait_lock():
             raise RepositoryStateError(
                 f"{index_lock} exists: another git command is running; if none is, a crashed one "
                 "left it behind and it can be deleted"
             )
         if str(self.config_get("core.sparseCheckout") or "").lower() == "true":
             raise RepositoryStateError(f"{self.root} uses a sparse checkout, which gitsync cannot sync")
-
-    def _wait_index_lock(self) -> bool:
-        """Wait up to ``INDEX_LOCK_WAIT_SECONDS`` for ``.git/index.lock`` to go; whether it went."""
-        lock = self._gitdir / "index.lock"
-        self._clear_own_stale_index_lock()
-        deadline = time.monotonic() + INDEX_LOCK_WAIT_SECONDS
-        while lock.exists():
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.02)
-        return True
-
-    def _take_index_lock(self, lock_path: Path) -> int:
-        """Create ``index.lock`` (O_EXCL semantics: FileExistsError if taken) as a hard link of
-        ``.git/gitsync/index.lock.<pid>``, so a lock a killed gitsync leaves is provably its own."""
-        mark = self._gitdir / "gitsync" / f"index.lock.{os.getpid()}"
-        mark.parent.mkdir(exist_ok=True)
-        mark.unlink(missing_ok=True)
-        fd = os.open(mark, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
-        try:
-            os.link(mark, lock_path)
-        except BaseException as exc:
-            os.close(fd)
-            mark.unlink(missing_ok=True)
-            if isinstance(exc, OSError) and not isinstance(exc, FileExistsError):  # no hard links here
-                return os.open(lock_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
-            raise
-        return fd
-
-    def _clear_own_stale_index_lock(self) -> None:
-        """Remove an ``index.lock`` that a killed gitsync process left behind.
-
-        Only the holder of ``gitsync.lock`` judges, and only a lock that is the same file as a
-        ``.git/gitsync/index.lock.<pid>`` mark: gitsync takes index.lock only under gitsync.lock, so
-        such a mark belongs to a process that died.  Any other index.lock is Git's and is kept.
-        """
-        if not self._lock.held:
-            return
-        lock = self._gitdir / "index.lock"
-        removed = False
-        for mark in (self._gitdir / "gitsync").glob("index.lock.*"):
-            try:
-                if lock.exists() and os.path.samefile(lock, mark):
-                    age = time.time() - lock.stat().st_mtime
-                    logger.warning("removing %s left by gitsync process %s, which died %.0f s ago",
-                                   lock, mark.suffix.lstrip("."), age)
-                    lock.unlink()
-                    removed = True
-                mark.unlink()
-            except FileNotFoundError:
-                continue
-        if removed:
-            self._repair_user_index()
-
-    def _repair_user_index(self) -> None:
-        """A gitsync was killed while installing the user's index for the commit it had just made:
-        if the index is exactly HEAD's parent, bring it to HEAD (else the user's staging is kept)."""
-        index_path = self._gitdir / "index"
-        head = self.head()
-        if head is None or not index_path.is_file():
-            return
-        commit = self._objects.commit(head)
-        if not commit.parent_ids:
-            return
-        try:
-            staged = pygit2.Index(str(index_path)).write_tree(self._repo)
-        except pygit2.GitError:
-            return
-        if staged != self._objects.commit(str(commit.parent_ids[0])).tree_id:
-            return
-        with self._user_index(required=False) as user:
-            if user is not None:
-                user.index.read_tree(commit.tree)
-                user.dirty = True
-                logger.warning("the Git index was left at the commit before %s; updated it", head[:12])
 
     @contextlib.contextmanager
     def lock(self, *, wait: float = 0.0) -> Iterator[None]:
@@ -792,7 +554,7 @@ class GitStore:
         if not writes and not deletes:
             return tree
         try:
-            return self._edit_tree(self._objects.tree(tree), writes, deletes, force=True)
+            return self._trees.edit(self._objects.tree(tree), writes, deletes, force=True)
         except (StoreError, pygit2.GitError) as exc:
             logger.warning("cannot account for the notes not yet written: %s", exc)
             return tree
@@ -874,536 +636,30 @@ class GitStore:
         a, d = self._objects.commit(ancestor).id, self._objects.commit(descendant).id
         return a == d or bool(self._repo.descendant_of(d, a))
 
-    # ---- trees --------------------------------------------------------------------------------
+    # ---- trees (see gitsync.store.trees) ------------------------------------------------------
 
     def list_notes(self, tree: str | None) -> dict[str, str]:
-        """Every note of ``tree``: path -> blob id (regular files, without the top-level dotfiles).
-
-        The last few listings are cached (a session asks for the same trees several times; walking
-        20,000 notes costs ~60 ms); callers get a copy they may change.
-        """
-        root = self._objects.tree(tree)
-        out: dict[str, str] = {}
-        if root is None:
-            return out
-        cached = self._notes_cache.get(root.id)
-        if cached is not None:
-            return dict(cached)
-        stack: list[tuple[str, pygit2.Tree]] = [("", root)]
-        while stack:
-            prefix, node = stack.pop()
-            for obj in node:
-                name = obj.name
-                assert name is not None
-                mode = int(obj.filemode)
-                if mode == int(FileMode.TREE):
-                    sub = self._repo.get(obj.id)
-                    if isinstance(sub, pygit2.Tree):
-                        stack.append((f"{prefix}{name}/", sub))
-                elif mode in REGULAR and (prefix or name not in TOP_LEVEL_NON_NOTES):
-                    out[prefix + name] = str(obj.id)
-        remember(self._notes_cache, root.id, out)
-        return dict(out)
+        """Every note of ``tree``: path -> blob id (see :meth:`Trees.list_notes`)."""
+        return self._trees.list_notes(tree)
 
     def diff(self, old_tree: str | None, new_tree: str | None) -> list[TreeChange]:
-        """Note changes from ``old_tree`` to ``new_tree``, renames detected, sorted by path.
-
-        Exact renames are paired by blob id (cheap for mass moves); the rest go through libgit2's
-        similarity detection with the rename limit raised to the number of candidates (its default
-        of 1000 silently misses renames), unless there are more than ``RENAME_PAIR_BUDGET`` pairs.
-        """
-        old, new = self._objects.tree(old_tree), self._objects.tree(new_tree)
-        if old is None and new is None:
-            return []
-        if old is not None and new is not None and old.id == new.id:
-            return []
-        key = (old.id if old is not None else None, new.id if new is not None else None)
-        cached = self._diff_cache.get(key)
-        if cached is None:
-            cached = remember(self._diff_cache, key, self._diff(old, new))
-            self._derive_listing(key, cached)
-        return list(cached)
-
-    def _derive_listing(self, key: tuple[Oid | None, Oid | None], changes: list[TreeChange]) -> None:
-        """With the notes of one side of a diff known, the other side's follow from the changes."""
-        old, new = key
-        known_old = self._notes_cache.get(old) if old is not None else {}
-        known_new = self._notes_cache.get(new) if new is not None else {}
-        if known_old is not None and known_new is None and new is not None:
-            remember(self._notes_cache, new, _across(known_old, changes, forward=True))
-        elif known_new is not None and known_old is None and old is not None:
-            remember(self._notes_cache, old, _across(known_new, changes, forward=False))
-
-    def _diff(self, old: pygit2.Tree | None, new: pygit2.Tree | None) -> list[TreeChange]:
-        if old is not None:
-            raw = old.diff_to_tree(new, DiffOption.SKIP_BINARY_CHECK) if new is not None else \
-                old.diff_to_tree(flags=DiffOption.SKIP_BINARY_CHECK)
-        else:
-            assert new is not None
-            raw = new.diff_to_tree(flags=DiffOption.SKIP_BINARY_CHECK, swap=True)
-        added: dict[str, Oid] = {}
-        deleted: dict[str, Oid] = {}
-        changes: list[TreeChange] = []
-        for delta in raw.deltas:
-            o, n = delta.old_file, delta.new_file
-            o_note = delta.status != DeltaStatus.ADDED and is_note(o.path, o.mode)
-            n_note = delta.status != DeltaStatus.DELETED and is_note(n.path, n.mode)
-            if o_note and n_note:
-                if o.id != n.id:
-                    changes.append(TreeChange(kind=ChangeKind.MODIFY, old_path=o.path, new_path=n.path,
-                                              old_blob=str(o.id), new_blob=str(n.id)))
-            elif o_note:
-                deleted[o.path] = o.id
-            elif n_note:
-                added[n.path] = n.id
-        for old_path, new_path in self._pair_renames(old, deleted, added):
-            changes.append(TreeChange(kind=ChangeKind.MODIFY, old_path=old_path, new_path=new_path,
-                                      old_blob=str(deleted.pop(old_path)), new_blob=str(added.pop(new_path))))
-        changes += [TreeChange(kind=ChangeKind.ADD, old_path=None, new_path=p, old_blob=None,
-                               new_blob=str(b)) for p, b in added.items()]
-        changes += [TreeChange(kind=ChangeKind.DELETE, old_path=p, new_path=None, old_blob=str(b),
-                               new_blob=None) for p, b in deleted.items()]
-        changes.sort(key=lambda c: (c.path, c.old_path or ""))
-        return changes
-
-    def _pair_renames(self, old: pygit2.Tree | None, deleted: Mapping[str, Oid],
-                      added: Mapping[str, Oid]) -> list[tuple[str, str]]:
-        if old is None or not deleted or not added:
-            return []
-        pairs: list[tuple[str, str]] = []
-        by_blob: dict[Oid, list[str]] = {}
-        for path in sorted(deleted):
-            by_blob.setdefault(deleted[path], []).append(path)
-        rest_added: dict[str, Oid] = {}
-        for path in sorted(added):
-            candidates = by_blob.get(added[path])
-            if candidates:
-                base = path.rsplit("/", 1)[-1]
-                same = [c for c in candidates if c.rsplit("/", 1)[-1] == base]
-                pick = same[0] if same else candidates[0]
-                candidates.remove(pick)
-                pairs.append((pick, path))
-            else:
-                rest_added[path] = added[path]
-        paired_old = {p for p, _ in pairs}
-        rest_deleted = {p: b for p, b in deleted.items() if p not in paired_old}
-        if not rest_added or not rest_deleted:
-            return pairs
-        if len(rest_added) * len(rest_deleted) > RENAME_PAIR_BUDGET:
-            logger.info("%d added x %d deleted notes: skipping similar-content rename detection",
-                        len(rest_added), len(rest_deleted))
-            return pairs
-        # A diff that holds only the unpaired deletes and adds: the old tree against an in-memory
-        # index of (old - deletes + adds), so no object is written just to detect renames.
-        idx = pygit2.Index()
-        idx.read_tree(old)
-        for path in rest_deleted:
-            idx.remove(path)
-        for path, blob in rest_added.items():
-            idx.add(IndexEntry(path, blob, FileMode.BLOB))
-        sub = old.diff_to_index(idx, DiffOption.SKIP_BINARY_CHECK)
-        limit = max(1000, len(rest_added), len(rest_deleted))
-        sub.find_similar(DiffFind.FIND_RENAMES, rename_limit=limit)
-        for delta in sub.deltas:
-            if delta.status == DeltaStatus.RENAMED:
-                o, n = delta.old_file.path, delta.new_file.path
-                if o in rest_deleted and n in rest_added:
-                    pairs.append((o, n))
-                    del rest_deleted[o]
-                    del rest_added[n]
-        return pairs
+        """Note changes from ``old_tree`` to ``new_tree``, renames paired (see :meth:`Trees.diff`)."""
+        return self._trees.diff(old_tree, new_tree)
 
     def build_tree(self, base_tree: str | None, writes: Mapping[str, str], deletes: Iterable[str]) -> str:
-        """``base_tree`` with ``writes`` (path -> blob id) and ``deletes`` applied; returns the tree id.
-
-        Folders are created and emptied folders pruned.  A written path keeps an executable mode it
-        had.  Raises ``StoreError`` for unsafe paths, unknown blobs, a path both written and deleted,
-        and file/folder clashes (writing ``a/b`` while ``a`` stays a file, or ``a`` over a folder).
-        Deleting a path that does not exist is not an error.
-        """
-        base = self._objects.tree(base_tree)
-        write_oids: dict[str, tuple[Oid, int | None]] = {}
-        for path, blob in writes.items():
-            _names.check_path(path)
-            write_oids[path] = (self._objects.oid(blob, "blob"), None)
-        delete_list = [_names.check_path(p) for p in deletes]
-        both = set(write_oids) & set(delete_list)
-        if both:
-            raise StoreError(f"paths both written and deleted: {sorted(both)}")
-        small = len(write_oids) + len(delete_list) <= _MEMO_MAX_PATHS  # keep big first syncs lean
-        key = (base.id if base is not None else None, frozenset(writes.items()), frozenset(delete_list))
-        built = self._built_cache.get(key) if small else None
-        if built is None:
-            tree = self._edit_tree(base, write_oids, delete_list, force=False)
-            built = str(tree)
-            if small:
-                remember(self._built_cache, key, built)
-            listing = self._notes_cache.get(base.id) if base is not None else {}
-            if listing is not None and tree not in self._notes_cache:
-                # the new tree's notes follow from the old ones: no walk of 20,000 entries later
-                remember(self._notes_cache, tree, _edited(listing, writes, delete_list))
-        return built
+        """``base_tree`` with ``writes`` and ``deletes`` applied (see :meth:`Trees.build`)."""
+        return self._trees.build(base_tree, writes, deletes)
 
     def build_synced(self, base_tree: str | None, writes: Mapping[str, str], deletes: Iterable[str],
                      *, like: str | None) -> str:
-        """``build_tree(base_tree, writes, deletes)`` for a peer's synced tree, or ``like`` when that
-        tree holds exactly those notes.
+        """A peer's synced tree after a session (see :meth:`Trees.build_synced`)."""
+        return self._trees.build_synced(base_tree, writes, deletes, like=like)
 
-        A synced tree only ever serves for note listings and diffs, which ignore what is not a note
-        (``.gitattributes``, symlinks) and file modes; at the end of a sync it usually has the notes
-        of the new head, which is then reused instead of rebuilding every touched folder again.
-        """
-        delete_list = list(deletes)
-        base = self._objects.tree(base_tree)
-        known = self._notes_cache.get(base.id) if base is not None else {}
-        candidate = self._objects.tree(like)
-        if (
-            known is not None
-            and candidate is not None
-            and candidate.id in self._notes_cache
-            and _edited(known, writes, delete_list) == self._notes_cache[candidate.id]
-        ):
-            return str(candidate.id)
-        return self.build_tree(base_tree, writes, delete_list)
-
-    def _edit_tree(self, base: pygit2.Tree | None, writes: Mapping[str, tuple[Oid, int | None]],
-                   deletes: Iterable[str], *, force: bool) -> Oid:
-        """Apply writes/deletes touching only the folders on their paths (not a full-tree rewrite)."""
-        root = _Node()
-        for path in deletes:
-            node = root
-            for part in path.split("/"):
-                node = node.children.setdefault(part, _Node())
-            node.op = ("d",)
-        for path, (oid, mode) in writes.items():
-            node = root
-            parts = path.split("/")
-            for i, part in enumerate(parts):
-                node.has_writes = True
-                node = node.children.setdefault(part, _Node())
-                if i < len(parts) - 1 and node.op is not None and node.op[0] == "w":
-                    raise StoreError(f"cannot write both {'/'.join(parts[:i + 1])} and {path}")
-            if node.children and node.has_writes:
-                raise StoreError(f"cannot write both {path} and files below it")
-            node.op = ("w", oid, mode)
-            node.has_writes = True
-        tree = self._apply_node(base, root, "", force=force)
-        if tree is None:
-            return self._repo.TreeBuilder().write()
-        return tree
-
-    def _apply_node(self, base: pygit2.Tree | None, node: _Node, prefix: str, *, force: bool) -> Oid | None:
-        tb = self._repo.TreeBuilder(base) if base is not None else self._repo.TreeBuilder()
-        for name, child in node.children.items():
-            path = prefix + name
-            existing = base[name] if base is not None and name in base else None
-            existing_mode = int(existing.filemode) if existing is not None else None
-            is_dir = existing_mode == int(FileMode.TREE)
-            if child.op is not None and child.op[0] == "w":
-                _, oid, mode = child.op
-                if is_dir and not force:
-                    raise StoreError(f"cannot write file {path}: a folder of that name is in the way")
-                if mode is None:
-                    executable = existing_mode == int(FileMode.BLOB_EXECUTABLE)
-                    mode = int(FileMode.BLOB_EXECUTABLE) if executable else int(FileMode.BLOB)
-                tb.insert(name, oid, mode)
-                continue
-            if child.op is not None and child.op[0] == "d" and existing is not None:
-                if is_dir:
-                    if not child.children:
-                        raise StoreError(f"cannot delete {path}: it is a folder")
-                else:
-                    tb.remove(name)
-                    existing, is_dir = None, False
-            if not child.children:
-                continue
-            if existing is not None and not is_dir:
-                if not child.has_writes:
-                    continue  # deletes below a file: nothing there
-                if not force:
-                    raise StoreError(f"cannot create {path}/...: {path} is a file")
-                existing = None
-            if existing is None and not child.has_writes:
-                continue
-            sub_base = existing if isinstance(existing, pygit2.Tree) else None
-            sub = self._apply_node(sub_base, child, path + "/", force=force)
-            if sub is None:
-                if tb.get(name) is not None:
-                    tb.remove(name)
-            else:
-                tb.insert(name, sub, FileMode.TREE)
-        if len(tb) == 0:
-            return None
-        return tb.write()
-
-    # ---- the private index (stat cache of the work tree) --------------------------------------
-
-    @property
-    def _private_index_path(self) -> Path:
-        return self._gitdir / "gitsync" / "index"
-
-    def _private(self) -> tuple[pygit2.Repository, pygit2.Index]:
-        """The repository opened on the private index, loaded fresh from disk if it changed."""
-        if self._private_repo is None or self._private_index is None:
-            path = self._private_index_path
-            path.parent.mkdir(exist_ok=True)
-            fresh = not path.exists()
-            if fresh:
-                self._seed_private_index(path)
-            try:
-                repo, index = _open_with_index(str(self.root), str(path))
-            except pygit2.GitError as exc:
-                logger.warning("private index %s unreadable (%s); rebuilding it", path, exc)
-                path.unlink(missing_ok=True)
-                repo, index = _open_with_index(str(self.root), str(path))
-                fresh = True
-            if fresh:
-                self._normalise_private(index)
-            self._private_repo, self._private_index = repo, index
-        else:
-            try:
-                self._private_index.read(False)
-            except pygit2.GitError as exc:
-                logger.warning("private index unreadable (%s); rebuilding it", exc)
-                self._private_index.clear()
-                self._normalise_private(self._private_index)
-        return self._private_repo, self._private_index
-
-    def _seed_private_index(self, path: Path) -> None:
-        """Start the cache from a copy of the user's index: its stat data saves a full re-hash."""
-        user = self._gitdir / "index"
-        if user.is_file():
-            try:
-                shutil.copyfile(user, path)
-            except OSError as exc:
-                logger.debug("cannot copy %s: %s", user, exc)
-
-    def _normalise_private(self, index: pygit2.Index) -> None:
-        """Keep only regular files; fall back to the HEAD tree if the seed is unusable."""
-        if index.conflicts is not None or len(index) == 0:
-            index.clear()
-            head_tree = self._head_tree()
-            if head_tree is not None:
-                index.read_tree(head_tree)
-        for entry in list(index):
-            if not is_regular(entry.mode):
-                index.remove(entry.path)
-
-    def _index_add(self, index: pygit2.Index, path: str) -> bool:
-        """Hash the work-tree file ``path`` into ``index``; False if it is gone or not regular."""
-        try:
-            index.add(path)
-        except (pygit2.GitError, OSError) as exc:
-            if not os.path.lexists(self.root / path):
-                if path in index:
-                    index.remove(path)
-                return False
-            logger.warning("cannot read %s: %s (keeping what the store knew)", path, exc)
-            return False
-        if not is_regular(index[path].mode):  # became a symlink between the scan and the add
-            index.remove(path)
-            return False
-        return True
-
-    def _refresh_private(self, *, cleanup: bool) -> pygit2.Tree:
-        """Bring the private index up to date with the work tree; return its tree (regular files).
-
-        ``diff_to_workdir(UPDATE_INDEX)`` re-hashes only stat-dirty files and records fresh stat
-        data for those whose content did not change; new, changed and deleted files are applied
-        one by one.  Symlinks, ignored files, nested repositories and our own temporary files are
-        never added (``cleanup`` also deletes temporary files left by a crash).
-        """
-        repo, index = self._private()
-        for _ in range(2):
-            base = self._index_tree_cached(index)
-            touched: set[str] = set()
-            diff = index.diff_to_workdir(_SCAN_FLAGS)
-            for delta in diff.deltas:
-                status = delta.status
-                if status == DeltaStatus.DELETED:
-                    if delta.old_file.path in index:
-                        index.remove(delta.old_file.path)
-                        touched.add(delta.old_file.path)
-                    continue
-                if status not in (DeltaStatus.MODIFIED, DeltaStatus.UNTRACKED, DeltaStatus.TYPECHANGE,
-                                  DeltaStatus.ADDED):
-                    if status == DeltaStatus.UNREADABLE:
-                        logger.warning("cannot read %s; skipped", delta.new_file.path)
-                    continue
-                path = delta.new_file.path
-                if _names.is_temp_name(path):
-                    if cleanup and status == DeltaStatus.UNTRACKED:
-                        self._remove_temp(path)
-                    continue
-                touched.add(path)
-                if is_regular(delta.new_file.mode):
-                    self._index_add(index, path)
-                elif path in index:
-                    index.remove(path)
-            try:
-                tree_id = self._index_tree_after(index, base, touched)
-                if tree_id not in repo:  # a cached tree id whose object was pruned
-                    raise pygit2.GitError(f"tree {tree_id} is missing")
-            except pygit2.GitError as exc:
-                # Objects only our index knew were pruned by `git gc` (refs/gitsync/worktree normally
-                # prevents that): rebuild from HEAD and re-hash what differs.
-                logger.warning("stat cache refers to pruned objects (%s); rebuilding it", exc)
-                index.clear()
-                self._normalise_private(index)
-                continue
-            tree = repo.get(tree_id)
-            assert isinstance(tree, pygit2.Tree)
-            return tree
-        raise StoreError(f"cannot build a tree of the work tree {self.root}")
-
-    def _index_tree_cached(self, index: pygit2.Index) -> Oid | None:
-        """The tree of ``index`` when its cache tree is valid (then this is O(1)), else None."""
-        try:
-            tree = index.write_tree()
-        except pygit2.GitError:
-            return None
-        return tree if tree in self._repo else None
-
-    def _index_tree_after(self, index: pygit2.Index, base: Oid | None, touched: set[str]) -> Oid:
-        """``index.write_tree()``, computed by editing ``base`` (the index's tree before the
-        ``touched`` paths changed) and re-reading the index from the result.
-
-        libgit2 rebuilds every folder a change invalidated from the whole index: with 1 % of
-        20,000 notes edited across 200 folders that is ~0.3 s per call, and a sync made several.
-        Editing only those folders of ``base`` costs a fraction; ``read_tree`` of the same entries
-        keeps their stat data and makes the cache tree valid again for the next call.
-        """
-        if base is None or not touched or len(touched) > _EDIT_TREE_MAX:
-            return index.write_tree()
-        writes: dict[str, tuple[Oid, int | None]] = {}
-        deletes: list[str] = []
-        for path in touched:
-            if path in index:
-                entry = index[path]
-                writes[path] = (entry.id, int(entry.mode))
-            else:
-                deletes.append(path)
-        base_tree = self._repo.get(base)
-        if not isinstance(base_tree, pygit2.Tree):
-            return index.write_tree()
-        try:
-            tree = self._edit_tree(base_tree, writes, deletes, force=True)
-        except (StoreError, pygit2.GitError) as exc:
-            logger.debug("editing the scanned tree failed (%s): building it from the index", exc)
-            return index.write_tree()
-        new_tree = self._repo.get(tree)
-        assert isinstance(new_tree, pygit2.Tree)
-        index.read_tree(new_tree)
-        return tree
-
-    def _persist_private(self) -> bool:
-        """Write the private index (the stat cache) to disk; failure only costs speed.
-
-        ``git gc`` does not know our index, so its tree is first made reachable from
-        ``refs/gitsync/worktree`` (a parentless commit, replaced when the tree changes): otherwise a
-        prune could delete blobs and trees the cache still names.
-        """
-        self._lock.require()
-        if self._private_index is None:
-            return False
-        try:
-            self._keep_alive(self._private_index.write_tree())
-        except (pygit2.GitError, StoreError) as exc:
-            logger.warning("cannot protect the stat cache from git gc: %s", exc)
-        stale = self._private_index_path.with_name("index.lock")
-        with contextlib.suppress(FileNotFoundError):
-            stale.unlink()  # we hold gitsync.lock: nobody else writes the private index
-        try:
-            self._private_index.write()
-        except (pygit2.GitError, OSError) as exc:
-            logger.warning("cannot save the stat cache %s: %s", self._private_index_path, exc)
-            return False
-        return True
-
-    def _keep_alive(self, tree: Oid) -> None:
-        current = self._refs.target(WORKTREE_REF)
-        if current is not None:
-            commit = self._repo.get(current)
-            if isinstance(commit, pygit2.Commit) and commit.tree_id == tree:
-                return
-        sig = self._signature()
-        snapshot = self._repo.create_commit(None, sig, sig, "gitsync: work tree as last scanned (keeps the "
-                                            "stat cache safe from git gc)\n", tree, [])
-        self._refs.set_if_equals(WORKTREE_REF, current, snapshot, "gitsync: scan")
-
-    def _remove_temp(self, path: str) -> None:
-        try:
-            with Worktree(self.root) as wt:
-                kind, _, _ = wt.read(path)
-                if kind == Kind.FILE:
-                    wt.remove(path, prune=False)
-                    logger.info("removed %s left behind by an interrupted sync", path)
-        except (OSError, Blocked, StoreError) as exc:
-            logger.debug("cannot remove %s: %s", path, exc)
+    # ---- the scan (see gitsync.store.scan) -----------------------------------------------------
 
     def _compose(self, base: pygit2.Tree | None, scan: pygit2.Tree) -> tuple[Oid, Oid]:
-        """``base`` with its regular files replaced by the scanned ones; returns (tree, private tree).
-
-        Symlinks and gitlinks of ``base`` are kept as they are.  A regular file of ``base`` that the
-        scan lacks but that is on disk is tracked-but-ignored: it is added to the private index and
-        kept rather than deleted.
-        """
-        if base is None:
-            return scan.id, scan.id
-        if base.id == scan.id:
-            return base.id, scan.id
-        writes: dict[str, tuple[Oid, int | None]] = {}
-        deletes: list[str] = []
-        readd: list[str] = []
-        kept = False  # a symlink or gitlink of base that the scan (regular files only) lacks
-        diff = base.diff_to_tree(scan, DiffOption.SKIP_BINARY_CHECK)
-        with Worktree(self.root) as wt:
-            for delta in diff.deltas:
-                o, n = delta.old_file, delta.new_file
-                if delta.status == DeltaStatus.DELETED:
-                    if is_regular(o.mode):
-                        if wt.is_regular_file(o.path):
-                            readd.append(o.path)
-                        elif self._behind_non_folder(wt, o.path):
-                            writes[o.path] = (o.id, int(o.mode))
-                            kept = True
-                        else:
-                            deletes.append(o.path)
-                    else:
-                        kept = True
-                elif is_regular(n.mode):
-                    writes[n.path] = (n.id, int(n.mode))
-        if not kept and not readd:
-            return scan.id, scan.id  # every difference is the scan's: the result is the scan itself
-        private_tree = scan.id
-        if readd:
-            _, index = self._private()
-            for path in readd:
-                if self._index_add(index, path):
-                    entry = index[path]
-                    writes[path] = (entry.id, int(entry.mode))
-                else:
-                    deletes.append(path)
-            private_tree = index.write_tree()
-        if not writes and not deletes:
-            return base.id, private_tree
-        return self._edit_tree(base, writes, deletes, force=True), private_tree
-
-    def _behind_non_folder(self, wt: Worktree, path: str) -> bool:
-        """Whether ``path`` is out of sight behind a symlink (or fifo...) where its folder was.
-
-        Such a note was not deleted by the user (a symlink is never followed, but the note may well
-        be at its other end): it is kept as it was and not synced until the folder is back.  A
-        regular file there is a note that replaced the folder: that is the user's change.
-        """
-        mode = wt.blocker(path)
-        if mode is None or stat.S_ISREG(mode):
-            return False
-        if path not in self._told_hidden:
-            self._told_hidden.add(path)
-            logger.warning("%s is kept as it was: a folder on its path is not a plain folder (a symlink?); "
-                           "it syncs again once that is a folder", path)
-        return True
+        """``base`` with its regular files replaced by the scanned ones (see :meth:`StatCache.compose`)."""
+        return self._scan.compose(base, scan)
 
     def scan_worktree_tree(self) -> str | None:
         """The tree the work tree would be committed as right now (HEAD's symlinks etc. kept).
@@ -1411,73 +667,18 @@ class GitStore:
         Uses and, when the repository lock is free, refreshes the stat cache.
         """
         with self._try_lock() as locked:
-            scan = self._refresh_private(cleanup=locked)
+            scan = self._scan.refresh(cleanup=locked)
             tree, _ = self._compose(self._head_tree(), scan)
             tree = self._overlay_unwritten(tree)
             if locked:
-                self._persist_private()
+                self._scan.persist()
         return str(tree)
 
-    # ---- the user's index ---------------------------------------------------------------------
+    # ---- the user's index (see gitsync.store.userindex) -----------------------------------------
 
-    @contextlib.contextmanager
-    def _user_index(self, *, required: bool) -> Iterator[_UserIndex | None]:
-        """The user's ``.git/index`` under Git's own lock protocol (``index.lock``, then rename).
-
-        Changes are made on a private copy and installed by writing ``index.lock`` and renaming it
-        over ``index``, as Git does.  If the lock is taken: ``RepositoryStateError`` when
-        ``required``, else a warning and ``None``.
-        """
-        index_path = self._gitdir / "index"
-        lock_path = self._gitdir / "index.lock"
-        self._clear_own_stale_index_lock()
-        fd = -1
-        deadline = time.monotonic() + INDEX_LOCK_WAIT_SECONDS
-        while fd < 0:
-            try:
-                fd = self._take_index_lock(lock_path)
-            except FileExistsError:
-                if time.monotonic() >= deadline:
-                    break
-                time.sleep(0.02)
-        if fd < 0:
-            if required:
-                raise RepositoryStateError(f"{lock_path} exists: another git command is running") from None
-            logger.warning("%s exists: the Git index was not updated; `git status` may show the "
-                           "sync's changes as staged until you run `git reset -q`", lock_path)
-            yield None
-            return
-        tmp = self._gitdir / "gitsync" / "index.user"
-        tmp.parent.mkdir(exist_ok=True)
-        installed = False
-        try:
-            tmp.with_name("index.user.lock").unlink(missing_ok=True)
-            existed = index_path.is_file()
-            version = _index_version(index_path)  # stable: we hold index.lock
-            handle = _UserIndex(index_path, tmp, existed, version)
-            yield handle
-            if handle.replacement is not None or handle.dirty:
-                if handle.replacement is None:
-                    handle.index.write()
-                    source = tmp
-                else:
-                    source = handle.replacement
-                data = source.read_bytes()
-                with os.fdopen(fd, "wb") as fh:
-                    fd = -1
-                    fh.write(data)
-                os.replace(lock_path, index_path)
-                installed = True
-                installed_version = _index_version(index_path)
-                if handle.holds is not None and installed_version is not None:
-                    self._staged_cache = (installed_version, handle.holds)  # no re-parse next time
-        finally:
-            if fd >= 0:
-                os.close(fd)
-            if not installed:
-                lock_path.unlink(missing_ok=True)
-            tmp.unlink(missing_ok=True)
-            (self._gitdir / "gitsync" / f"index.lock.{os.getpid()}").unlink(missing_ok=True)
+    def _user_index(self, *, required: bool) -> contextlib.AbstractContextManager[IndexEdit | None]:
+        """The user's ``.git/index`` under Git's own lock protocol (see :meth:`UserIndex.edit`)."""
+        return self._index.edit(required=required)
 
     # ---- committing local edits ---------------------------------------------------------------
 
@@ -1502,15 +703,15 @@ class GitStore:
             head_commit = self._objects.commit(head) if head is not None else None
             head_tree = head_commit.tree if head_commit is not None else None
             head_tree_id = head_tree.id if head_tree is not None else Oid(hex=EMPTY_TREE)
-            scan = self._refresh_private(cleanup=True)
+            scan = self._scan.refresh(cleanup=True)
             for _ in range(5):
                 try:
-                    version, staged = self._read_staged(head_tree)
-                except _IndexChanged:
+                    version, staged = self._index.read_staged(head_tree)
+                except IndexChanged:
                     continue
                 new_tree, private_tree = self._compose(staged, scan)
                 new_tree = self._overlay_unwritten(new_tree)
-                self._persist_private()
+                self._scan.persist()
                 if new_tree == head_tree_id:
                     return head
                 # Hold .git/index.lock only for the few milliseconds of commit + index update.
@@ -1528,7 +729,7 @@ class GitStore:
                     except RefMoved as exc:
                         raise StoreError(f"{branch} moved while committing local edits: {exc}") from exc
                     if new_tree == private_tree:
-                        user.replacement = self._private_index_path  # same entries, fresh stat data
+                        user.replacement = self._scan.path  # same entries, fresh stat data
                     else:
                         tree = self._objects.tree(new_tree)
                         assert tree is not None
@@ -1538,39 +739,6 @@ class GitStore:
                 logger.info("committed local edits as %s on %s", str(commit)[:12], branch)
                 return str(commit)
             raise RepositoryStateError(f"the Git index of {self.root} keeps changing; try again")
-
-    def _read_staged(
-        self, head_tree: pygit2.Tree | None
-    ) -> tuple[tuple[Any, ...] | None, pygit2.Tree | None]:
-        """(version, tree) of the user's index, read without locking; HEAD's tree if there is none.
-
-        Cached by the index file's version, so an unchanged index costs one small read.
-        """
-        path = self._gitdir / "index"
-        version = _index_version(path)
-        if version is None:
-            return None, head_tree
-        if self._staged_cache is not None and self._staged_cache[0] == version:
-            cached = self._staged_cache[1]
-            return version, self._objects.tree(cached) if cached is not None else head_tree
-        try:
-            index = pygit2.Index(str(path))
-        except pygit2.GitError as exc:
-            if _index_version(path) != version:
-                raise _IndexChanged from exc
-            raise RepositoryStateError(f"cannot read {path}: {exc}") from exc
-        if _index_version(path) != version:
-            raise _IndexChanged
-        if index.conflicts is not None:
-            raise RepositoryStateError(f"{self.root} has unmerged paths: resolve them first")
-        try:
-            staged_id: Oid | None = index.write_tree(self._repo)
-        except pygit2.GitError as exc:
-            logger.warning("cannot read what is staged in .git/index (%s); committing the work tree "
-                           "on top of HEAD", exc)
-            staged_id = None
-        self._staged_cache = (version, staged_id)
-        return version, self._objects.tree(staged_id) if staged_id is not None else head_tree
 
     # ---- merging ------------------------------------------------------------------------------
 
@@ -1897,13 +1065,13 @@ class GitStore:
                                      f"could not be recorded ({exc}); the next run tries again") from exc
             for entry in failures.values():
                 self._tell(entry)
-        _, index = self._private()
-        base = self._index_tree_cached(index)
+        _, index = self._scan.load()
+        base = self._scan.tree_cached(index)
         touched: set[str] = set()
         complete = True
         for update, outcome in outcomes:
             if outcome in (_Outcome.WRITTEN, _Outcome.ALREADY):
-                complete = self._index_add(index, update.path) and complete
+                complete = self._scan.add(index, update.path) and complete
                 touched.add(update.path)
             elif outcome in (_Outcome.DELETED, _Outcome.ABSENT):
                 if update.path in index:
@@ -1918,18 +1086,18 @@ class GitStore:
             # of the files just written and makes the cache tree valid, without editing trees.
             index.read_tree(new_tree)
         else:
-            self._index_tree_after(index, base, touched)  # leaves a valid cache tree for the next scan
-        private_new = self._persist_private() and private_new
+            self._scan.tree_after(index, base, touched)  # leaves a valid cache tree for the next scan
+        private_new = self._scan.persist() and private_new
         with self._user_index(required=False) as user:
             if user is not None and not user.existed:
                 user.index.read_tree(new_tree)  # no index at all (e.g. unborn branch): start one
                 user.dirty = True
                 user.holds = new_tree.id
             elif user is not None:
-                exact = old_tree is not None and self._user_tree(user) == old_tree
+                exact = old_tree is not None and self._index.tree_of(user) == old_tree
                 if exact and private_new:
                     # both held the old tree; the stat cache now holds the new one, stat data and all
-                    user.replacement = self._private_index_path
+                    user.replacement = self._scan.path
                     user.holds = new_tree.id
                     return
                 for update in plan:
@@ -1945,17 +1113,6 @@ class GitStore:
                 if exact and user.dirty:
                     user.index.read_tree(new_tree)
                     user.holds = new_tree.id
-
-    def _user_tree(self, user: _UserIndex) -> Oid | None:
-        """The tree the user's index holds: known without parsing it when ``_read_staged`` (or our
-        own last install) saw this very version of the file."""
-        cached = self._staged_cache
-        if cached is not None and user.version is not None and cached[0] == user.version:
-            return cached[1]
-        try:
-            return user.index.write_tree(self._repo)
-        except pygit2.GitError:
-            return None
 
     @staticmethod
     def _failed(update: _PathUpdate, found: Found, reason: str, error: str) -> tuple[str, Unwritten]:

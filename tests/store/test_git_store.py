@@ -13,7 +13,7 @@ import pytest
 
 from gitsync.errors import ConfigError, RepositoryStateError, StoreError
 from gitsync.model import ChangeKind
-from gitsync.store import git as store_git
+from gitsync.store import userindex
 from gitsync.store.git import EMPTY_TREE, GitStore, TreeChange
 from tests.store.helpers import age_files, fsck_ok, git, run_python, status, write
 
@@ -131,7 +131,7 @@ def test_config_roundtrip_and_identity(store: GitStore, notes: Path) -> None:
 
 
 def test_check_safe_state(store: GitStore, notes: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store_git, "INDEX_LOCK_WAIT_SECONDS", 0.1)
+    monkeypatch.setattr(userindex, "INDEX_LOCK_WAIT_SECONDS", 0.1)
     store.check_safe_state()
     lock = notes / ".git" / "index.lock"
     lock.touch()

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from gitsync.store import git as store_git
+from gitsync.store import scan
 from gitsync.transport.http import HttpTransport
 
 
@@ -23,7 +24,7 @@ def test_proxy_lookup_and_opening_the_stat_cache_do_not_race(tmp_path: Path) -> 
     def open_indexes() -> None:
         try:
             while time.monotonic() < stop:
-                store_git._open_with_index(str(tmp_path), str(tmp_path / ".git" / "gitsync" / "index"))
+                scan.open_with_index(str(tmp_path), str(tmp_path / ".git" / "gitsync" / "index"))
         except BaseException as exc:  # reported below
             errors.append(exc)
 
