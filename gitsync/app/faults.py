@@ -3,7 +3,7 @@
 The crash tests (tests/crash, benchmarks/soak_crash.py) start a real ``gitsync-notes`` process with
 this variable set; when the process passes ``<point>`` for the ``n``-th time it sends itself SIGKILL,
 exactly as ``kill -9`` would (no cleanup, no flush, no atexit).  Points of the app layer are listed
-in :data:`APP_POINTS`; the Git store's ``finish_sync`` steps (``gitsync.store.git.CRASH_POINTS``)
+in :data:`APP_POINTS`; the Git store's ``finish_sync`` steps (``gitsync.store.crashpoints.CRASH_POINTS``)
 are points too: importing this module routes the store's ``_crash_point`` seam here when the
 variable is set.  Unset (always, outside those tests) :func:`crash_point` costs one dict lookup.
 """
@@ -14,7 +14,7 @@ import os
 import signal
 from typing import Final
 
-from gitsync.store import git as _store_git
+from gitsync.store import crashpoints as _store_crashpoints
 
 __all__ = ["APP_POINTS", "ENV", "crash_point"]
 
@@ -53,4 +53,4 @@ def crash_point(point: str) -> None:
 
 
 if os.environ.get(ENV):
-    _store_git._crash_point = crash_point
+    _store_crashpoints._crash_point = crash_point

@@ -10,7 +10,8 @@ import json
 import os
 import sys
 
-from gitsync.store import git as store_git
+from gitsync.store import crashpoints
+from gitsync.store.git import GitStore
 
 
 def main() -> int:
@@ -25,8 +26,8 @@ def main() -> int:
         if name == point:
             os._exit(77)
 
-    store_git._crash_point = crash
-    store = store_git.GitStore.open(root)
+    crashpoints._crash_point = crash
+    store = GitStore.open(root)
     store.finish_sync(peer, **args)
     return 0
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from gitsync.errors import GitsyncError, RepositoryBusy, StoreError
-from gitsync.store import git as store_git
+from gitsync.store import crashpoints
 from gitsync.store.git import CRASH_POINTS, GitStore
 from tests.store.helpers import REPO_ROOT, fsck_ok, git, lock_files, status, write
 
@@ -236,7 +236,7 @@ def test_new_commit_must_be_a_child_of_expected_head(session: Session) -> None:
 def test_user_edit_during_sync_is_not_overwritten(session: Session, caplog: pytest.LogCaptureFixture) -> None:
     write(session.root, "sub/b.txt", "bravo edited by the user\n")
     write(session.root, "sub/gone.txt", "the user still wants this\n")
-    with caplog.at_level(logging.WARNING, logger="gitsync.store.git"):
+    with caplog.at_level(logging.WARNING, logger="gitsync.store"):
         session.finish()
     assert (session.root / "sub" / "b.txt").read_text() == "bravo edited by the user\n"
     assert (session.root / "sub" / "gone.txt").read_text() == "the user still wants this\n"
@@ -318,7 +318,7 @@ def test_symlinked_folder_is_not_followed(session: Session, tmp_path: Path,
     outside = tmp_path / "outside"
     outside.mkdir()
     os.symlink(outside, session.root / "peer")
-    with caplog.at_level(logging.WARNING, logger="gitsync.store.git"):
+    with caplog.at_level(logging.WARNING, logger="gitsync.store"):
         session.finish()
     assert list(outside.iterdir()) == []
     assert (session.root / "sub" / "b.txt").read_bytes() == b"bravo from phone\n"
@@ -387,10 +387,10 @@ def test_branch_lock_after_commit_point_is_finished_by_recover(
         if point == "state-committed":
             lock.touch()
 
-    monkeypatch.setattr(store_git, "_crash_point", block_branch)
+    monkeypatch.setattr(crashpoints, "_crash_point", block_branch)
     with pytest.raises(StoreError, match="sync state saved"):
         session.finish()
-    monkeypatch.setattr(store_git, "_crash_point", store_git._no_crash)
+    monkeypatch.setattr(crashpoints, "_crash_point", crashpoints._no_crash)
     snap = session.store.state_load(PEER)
     assert snap is not None and snap.head == session.new_commit
     assert git(session.root, "for-each-ref", "--format=%(objectname)", "refs/gitsync/journal").strip() == \
