@@ -15,12 +15,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from gitsync.model import SyncMode
 from gitsync.protocol.constants import St
 from gitsync.protocol.events import InChange
-from gitsync.sync.state import dump_rows, parse_rows
 
 __all__ = [
     "GONE_CODES",
@@ -58,18 +58,14 @@ class Refusal:
     count: int
 
 
-def load_refusals(data: bytes | None) -> dict[str, Refusal]:
-    out: dict[str, Refusal] = {}
-    for guid, blob, code, count in parse_rows(data, 4):
-        if code.isdigit() and count.isdigit():
-            out[guid] = Refusal(blob=blob, code=int(code), count=int(count))
-    return out
+def load_refusals(saved: Mapping[str, tuple[str, int, int]]) -> dict[str, Refusal]:
+    """:attr:`PeerState.refused <gitsync.sync.state.PeerState.refused>` → counters to update."""
+    return {guid: Refusal(blob=blob, code=code, count=count) for guid, (blob, code, count) in saved.items()}
 
 
-def dump_refusals(refusals: dict[str, Refusal]) -> bytes | None:
-    if not refusals:
-        return None
-    return dump_rows((g, r.blob, str(r.code), str(r.count)) for g, r in refusals.items())
+def dump_refusals(refusals: Mapping[str, Refusal]) -> dict[str, tuple[str, int, int]]:
+    """The inverse of :func:`load_refusals`."""
+    return {guid: (r.blob, r.code, r.count) for guid, r in refusals.items()}
 
 
 @dataclass(slots=True, kw_only=True)

@@ -23,10 +23,6 @@ from gitsync.app.common import (
     TreeEdits,
     Wire,
     bump,
-    dump_extras,
-    dump_names,
-    load_extras,
-    load_names,
     make_id,
     our_devinf,
     parse_or_why,
@@ -64,7 +60,7 @@ from gitsync.protocol.profiles import profile_for
 from gitsync.protocol.session import Phase
 from gitsync.store.git import GitStore
 from gitsync.sync.conflict import has_conflict_markers
-from gitsync.sync.state import devinf_from_json, devinf_to_json, dump_kv, dump_rows, parse_kv, parse_rows
+from gitsync.sync.state import IdRow, PeerState, Role, kept
 
 __all__ = ["ClientOptions", "sync_client"]
 
@@ -176,9 +172,8 @@ class _ClientRun(TreeEdits):
         store, opts = self.store, self.opts
         snap = store.state_load(opts.name)
         self.snap = snap
-        st = parse_kv(snap.files.get("state")) if snap else {}
-        self.st = st
-        self.peer_devinf: DevInf | None = devinf_from_json(snap.files.get("devinf")) if snap else None
+        st = self.state = PeerState.load(snap.files if snap else None)
+        self.peer_devinf: DevInf | None = st.devinf
         self.synced_tree = snap.synced_tree if snap else None
 
         # The head before committing local edits has the same ancestry as the commit made on it.
@@ -199,24 +194,23 @@ class _ClientRun(TreeEdits):
         # Committing local edits and the outgoing delete guard run while the first message (alert
         # and DevInf, which need no notes) travels; nothing else touches the store until then.
         scanning = self.scanning = _Background(lambda: self._scan(mode))
-        rows = parse_rows(snap.files.get("map"), 3) if snap else []
-        self.luid_path = IdMap((luid, path) for luid, _guid, path in rows)
-        self.guid_luid = {guid: luid for luid, guid, _path in rows if guid != "-"}
-        self.luid_guid = {luid: guid for luid, guid, _path in rows if guid != "-"}
+        self.luid_path = IdMap((row.ours, row.path) for row in st.ids)
+        self.guid_luid = {row.theirs: row.ours for row in st.ids if row.theirs is not None}
+        self.luid_guid = {row.ours: row.theirs for row in st.ids if row.theirs is not None}
         self.in_deletes = 0
-        self.map_ahead: tuple[str, bytes] | None = None  # (synced tree, LUID map) from _prebuild
+        self.map_ahead: tuple[str, tuple[IdRow, ...]] | None = None  # (synced tree, LUID map) from _prebuild
         self.quiet_end = False
         self.report.mode = mode.name.lower().replace("_", "-")
         self.next_anchor = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self.now()))
         if self.next_anchor == last:
             self.next_anchor += "-1"
-        session_id = str(int(st.get("session_id", "0") or 0) + 1)
-        self.remote_uri = opts.remote_uri or st.get("remote_uri") or "notes"
+        session_id = str(int(st.session_id or 0) + 1)
+        self.remote_uri = opts.remote_uri or st.remote_uri or "notes"
         config = ClientConfig(
             url=opts.url,
             device_id=opts.device_id,
             devinf=restrict_devinf(
-                our_devinf(opts.device_id, server=False, display_name=opts.display_name), st.get("advertise")
+                our_devinf(opts.device_id, server=False, display_name=opts.display_name), st.advertise
             ),
             mode=mode,
             local_uri=opts.local_uri,
@@ -228,7 +222,7 @@ class _ClientRun(TreeEdits):
             username=opts.username,
             password=opts.password,
             auth_type=opts.auth_type,
-            nonce=st.get("nonce"),
+            nonce=st.nonce,
             peer_devinf=None if stale_devinf(self.peer_devinf) else self.peer_devinf,
             max_msg_size=opts.max_msg_size,
             max_obj_size=opts.max_obj_size,
@@ -323,12 +317,11 @@ class _ClientRun(TreeEdits):
         self.mode = mode
         self.report.mode = mode.name.lower().replace("_", "-")
         session = self.session
-        self.wire = Wire.negotiate(
+        self._wire = Wire.negotiate(
             self.peer_devinf, session.remote_uri, session.profile, filename_sync=self.opts.filename_sync
         )
-        if self.snap is not None:
-            self.wire.extras.update(load_extras(self.snap.files.get("extras")))
-            self.wire.names.update(load_names(self.snap.files.get("names")))
+        self.wire.extras.update(self.state.extras)
+        self.wire.names.update(self.state.names)
         out: list[OutChange] = []
         if not mode.client_sends:
             session.provide_changes(out)
@@ -637,15 +630,15 @@ class _ClientRun(TreeEdits):
     def _prebuild(self) -> None:
         try:
             _new_tree, synced = self._trees()
-            self.map_ahead = (synced, self._map_file(synced))
+            self.map_ahead = (synced, self._id_rows(synced))
         except GitsyncError as exc:  # _finish builds them again and reports it
             logger.debug("building the trees ahead failed: %s", exc)
 
-    def _map_file(self, synced: str) -> bytes:
+    def _id_rows(self, synced: str) -> tuple[IdRow, ...]:
         """The LUID map to save: every note the peer or we still have (~30 ms at 20,000 notes)."""
         live = self.store.list_notes(synced)
-        return dump_rows(
-            (luid, self.luid_guid.get(luid, "-"), path)
+        return tuple(
+            IdRow(luid, self.luid_guid.get(luid), path)
             for luid, path in self.luid_path.items()
             if path in live or path in self.notes
         )
@@ -655,33 +648,32 @@ class _ClientRun(TreeEdits):
         new_tree, synced = self._trees()
         live = store.list_notes(synced)
         ahead = self.map_ahead if self.quiet_end else None
-        map_file = ahead[1] if ahead is not None and ahead[0] == synced else self._map_file(synced)
-        server_next = self.session.server_anchor.next
-        state = {
-            "url": opts.url,
-            "device_id": opts.device_id,
-            "remote_uri": self.session.remote_uri,
-            "local_anchor": self.next_anchor,
-            "remote_anchor": server_next,
-            "session_id": session_id,
-            "content_type": self.wire.fmt.content_type if hasattr(self, "wire") else None,
-            "nonce": self.nonce or self.st.get("nonce"),
-            "mode": self.report.mode,
-            "advertise": self.st.get("advertise"),  # content types kept after a sync-notes takeover
-        }
-        files = {"state": dump_kv(state), "map": map_file}
-        if self.peer_devinf is not None:
-            files["devinf"] = devinf_to_json(self.peer_devinf)
-        kept = self.wire.extras if hasattr(self, "wire") else {}
-        extras = dump_extras({p: v for p, v in kept.items() if p in live or p in self.notes})
-        if extras is not None:
-            files["extras"] = extras
-        peer_names = self.wire.names if hasattr(self, "wire") else {}
-        names = dump_names({p: v for p, v in peer_names.items() if p in live or p in self.notes})
-        if names is not None:
-            files["names"] = names
-        if hasattr(self, "wire"):
-            self.report.renamed.extend(r for r in self.wire.renamed if r not in self.report.renamed)
+        ids = ahead[1] if ahead is not None and ahead[0] == synced else self._id_rows(synced)
+        wire = self._wire
+
+        def keep(path: str) -> bool:
+            return path in live or path in self.notes
+
+        state = PeerState(
+            role=Role.CLIENT,
+            url=opts.url,
+            device_id=opts.device_id,
+            remote_uri=self.session.remote_uri,
+            our_anchor=self.next_anchor,
+            peer_anchor=self.session.server_anchor.next,
+            session_id=session_id,
+            content_type=wire.fmt.content_type if wire is not None else None,
+            nonce=self.nonce or self.state.nonce,
+            mode=self.report.mode,
+            advertise=self.state.advertise,  # content types kept after a sync-notes takeover
+            ids=ids,
+            devinf=self.peer_devinf,
+            extras=kept(wire.extras, keep) if wire is not None else {},
+            names=kept(wire.names, keep) if wire is not None else {},
+        )
+        files = state.dump()
+        if wire is not None:
+            report.renamed.extend(r for r in wire.renamed if r not in report.renamed)
         subject = report.subject(opts.name)
         trailers = (
             f"Gitsync-Peer: {opts.name}\nGitsync-Url: {opts.url}\nGitsync-Device: {opts.device_id}\n"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import logging
 import re
 import unicodedata
@@ -23,6 +22,7 @@ from gitsync.formats.text import not_text
 from gitsync.model import ChangeKind
 from gitsync.protocol.messages import CTInfo, DataStore, DevInf
 from gitsync.protocol.profiles import PeerProfile
+from gitsync.sync.state import Extras
 
 if TYPE_CHECKING:
     from gitsync.store.git import GitStore
@@ -34,10 +34,6 @@ __all__ = [
     "SyncReport",
     "Transport",
     "Wire",
-    "dump_extras",
-    "dump_names",
-    "load_extras",
-    "load_names",
     "make_id",
     "our_devinf",
     "peer_datastore",
@@ -119,54 +115,6 @@ def peer_ref_name(text: str) -> str:
     text = re.sub(r"^[a-z]+://([^/@]*@)?", "", text.strip().lower())  # never a user name or password
     text = re.sub(r"[^a-z0-9._-]+", "-", text).strip("-.")
     return text[:80] or "peer"
-
-
-#: Per note path: the content type a peer sent it in and the fields we do not map (SIF
-#: Color, vNote DCREATED...), re-emitted when we send that note back in that content type.
-Extras = dict[str, tuple[str, tuple[tuple[str, str], ...]]]
-
-
-def load_extras(data: bytes | None) -> Extras:
-    """The ``extras`` state blob (JSON) → :data:`Extras`; unreadable data gives ``{}``."""
-    if not data:
-        return {}
-    try:
-        raw = json.loads(data)
-        return {
-            str(path): (str(entry["type"]), tuple((str(k), str(v)) for k, v in entry["fields"]))
-            for path, entry in raw.items()
-        }
-    except (ValueError, KeyError, TypeError, AttributeError):
-        logger.warning("unreadable extras in the sync state: ignored")
-        return {}
-
-
-def dump_extras(extras: Extras) -> bytes | None:
-    """:data:`Extras` → the ``extras`` state blob (``None`` when there is nothing to keep)."""
-    kept = {path: {"type": ct, "fields": [list(f) for f in fields]} for path, (ct, fields) in extras.items()}
-    if not kept:
-        return None
-    return json.dumps(kept, sort_keys=True, indent=1, ensure_ascii=False).encode("utf-8", "surrogateescape")
-
-
-def load_names(data: bytes | None) -> dict[str, str]:
-    """The ``names`` state blob (JSON: local path → the peer's name for it) → a dict."""
-    if not data:
-        return {}
-    try:
-        raw = json.loads(data)
-        return {str(path): str(name) for path, name in raw.items()}
-    except (ValueError, TypeError, AttributeError):
-        logger.warning("unreadable peer names in the sync state: ignored")
-        return {}
-
-
-def dump_names(names: Mapping[str, str]) -> bytes | None:
-    """The inverse of :func:`load_names` (``None`` when there is nothing to keep)."""
-    if not names:
-        return None
-    text = json.dumps(dict(names), sort_keys=True, indent=1, ensure_ascii=False)
-    return text.encode("utf-8", "surrogatepass")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -526,7 +474,13 @@ class TreeEdits:
     deletes: set[str]
     synced_writes: dict[str, str]
     synced_deletes: set[str]
-    wire: Wire
+    _wire: Wire | None = None  # negotiated once the sync mode is known
+
+    @property
+    def wire(self) -> Wire:
+        """How notes travel to this peer (there is none before the sync mode is decided)."""
+        assert self._wire is not None, "no payload format before the sync mode is decided"
+        return self._wire
 
     report: SyncReport
     store: GitStore

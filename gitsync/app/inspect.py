@@ -15,7 +15,7 @@ from gitsync.errors import ConfigError
 from gitsync.protocol.messages import DataStore, DevInf
 from gitsync.store import quickscan
 from gitsync.store.git import GitStore
-from gitsync.sync.state import devinf_from_json, parse_kv, parse_rows
+from gitsync.sync.state import PeerState
 
 __all__ = [
     "Description",
@@ -178,20 +178,20 @@ def _describe_peer(store: GitStore, name: str, remote: str | None, remote_uri: s
     if snap is None:
         datastore = remote_uri or store.config_get("gitsync.remoteuri") or "notes"
         return PeerDescription(name=name, synced=False, url=remote, datastore=datastore)
-    st = parse_kv(snap.files.get("state"))
+    st = PeerState.load(snap.files)
     return PeerDescription(
         name=name,
         synced=True,
-        url=st.get("url") or None,
-        datastore=st.get("remote_uri") or "notes",
-        devinf=devinf_from_json(snap.files.get("devinf")),
-        device_id=st.get("device_id"),
-        remote_uri=st.get("remote_uri") or None,
-        content_type=st.get("content_type") or None,
-        user=st.get("user") or None,
-        anchor=st.get("local_anchor") or st.get("server_anchor"),
-        mode=st.get("mode") or None,
+        url=st.url or None,
+        datastore=st.remote_uri or "notes",
+        devinf=st.devinf,
+        device_id=st.device_id,
+        remote_uri=st.remote_uri or None,
+        content_type=st.content_type or None,
+        user=st.user or None,
+        anchor=st.our_anchor,
+        mode=st.mode or None,
         notes_in_common=len(store.list_notes(snap.synced_tree)),
-        mapped_ids=len(parse_rows(snap.files.get("map"), 3)),
+        mapped_ids=len(st.ids),
         pending=len(local_changes(store, name).changes),
     )

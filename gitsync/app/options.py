@@ -19,7 +19,7 @@ from gitsync.codec import WBXML_TYPE, XML_TYPE
 from gitsync.errors import ConfigError, UserError
 from gitsync.model import MODE_NAMES, SyncMode
 from gitsync.protocol.session import DEFAULT_MAX_OBJ_SIZE
-from gitsync.sync.state import parse_kv
+from gitsync.sync.state import PeerState
 from gitsync.transport.urls import parse_server_url
 
 if TYPE_CHECKING:
@@ -132,7 +132,7 @@ def peer_remote(store: GitStore, peer: str) -> str | None:
     if remote:
         return remote
     snap = store.state_load(peer)
-    return (parse_kv(snap.files.get("state")).get("url") or None) if snap else None
+    return (PeerState.load(snap.files).url or None) if snap else None
 
 
 def resolve_peer(store: GitStore, remote: str | None, peer: str | None) -> tuple[str | None, str | None]:

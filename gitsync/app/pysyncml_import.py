@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitsync.protocol.messages import CTInfo, DevInf
-from gitsync.sync.state import dump_kv, dump_rows
+from gitsync.sync.state import IdRow, PeerState, Role
 
 if TYPE_CHECKING:
     from gitsync.store.git import GitStore
@@ -208,18 +208,20 @@ def take_over(store: GitStore, state: PysyncmlState, peer: str, url: str) -> str
                 synced[name] = store.write_blob(
                     f"(last synced by sync-notes as item {luid}; text not known)\n".encode()
                 )
-            rows.append((luid, "-", name))
+            rows.append(IdRow(luid, None, name))
         tree = store.build_tree(None, synced, ())
-        values = {
-            "url": url,
-            "device_id": state.device_id,
-            "remote_uri": state.remote_uri,
-            "local_anchor": state.local_anchor,
-            "remote_anchor": state.remote_anchor,
-            "session_id": str(state.session_id),
-            "mode": "imported",
-            "advertise": advertise_spec(state.content_types),
-        }
+        saved = PeerState(
+            role=Role.CLIENT,
+            url=url,
+            device_id=state.device_id,
+            remote_uri=state.remote_uri,
+            our_anchor=state.local_anchor,
+            peer_anchor=state.remote_anchor,
+            session_id=str(state.session_id),
+            mode="imported",
+            advertise=advertise_spec(state.content_types),
+            ids=tuple(rows),
+        )
         message = (
             f"gitsync: took over the sync-notes state of {STATE_DIR}\n\n"
             f"Gitsync-Peer: {peer}\nGitsync-Url: {url}\nGitsync-Device: {state.device_id}\n"
@@ -228,7 +230,7 @@ def take_over(store: GitStore, state: PysyncmlState, peer: str, url: str) -> str
         store.finish_sync(
             peer,
             expected_state=None,
-            files={"state": dump_kv(values), "map": dump_rows(rows)},
+            files=saved.dump(),
             synced_tree=tree,
             new_commit=None,
             expected_head=head,

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from gitsync.errors import GitsyncError, SafetyStop
 from gitsync.model import ChangeKind, SyncMode
 from gitsync.protocol.profiles import profile_for
-from gitsync.sync.state import devinf_from_json, parse_kv
+from gitsync.sync.state import PeerState
 
 if TYPE_CHECKING:
     from gitsync.app.options import ClientOptions
@@ -65,19 +65,19 @@ def choose_mode(
     store: GitStore, opts: ClientOptions, snap: SyncStateSnapshot | None, head: str | None
 ) -> ModeChoice:
     """Two-way only when the last sync with this peer is known and still in the branch's history."""
-    st = parse_kv(snap.files.get("state")) if snap else {}
+    st = PeerState.load(snap.files if snap else None)
     mode = opts.mode
-    last = st.get("local_anchor") or None
+    last = st.our_anchor or None
     reason = None
     if snap is None:
         last, reason = None, "first sync with this peer"
-    elif st.get("url") != opts.url:
-        last, reason = None, f"the server URL changed (was {st.get('url') or 'unknown'})"
+    elif st.url != opts.url:
+        last, reason = None, f"the server URL changed (was {st.url or 'unknown'})"
     elif history_rewritten(store, snap, head):
         # amend/reset/rebase: rather than guess whether a note missing now was deleted or merely
         # rewritten away, a slow sync compares every note with the peer and deletes nothing
         rewritten = "the branch history was rewritten since the last sync (amend, reset or rebase)"
-        if profile_for(devinf_from_json(snap.files.get("devinf"))).slow_sync_with_shared_notes:
+        if profile_for(st.devinf).slow_sync_with_shared_notes:
             last, reason = None, rewritten
         else:
             logger.warning(

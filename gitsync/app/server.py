@@ -35,10 +35,6 @@ from gitsync.app.common import (
     TreeEdits,
     Wire,
     bump,
-    dump_extras,
-    dump_names,
-    load_extras,
-    load_names,
     make_id,
     our_devinf,
     parse_or_why,
@@ -74,7 +70,7 @@ from gitsync.protocol.server import ServerConfig, ServerSession
 from gitsync.protocol.session import DEFAULT_MAX_OBJ_SIZE
 from gitsync.store.git import GitStore, TreeChange
 from gitsync.sync.conflict import Outcome, Policy, resolve_delete_vs_modify, resolve_modify
-from gitsync.sync.state import devinf_from_json, devinf_to_json, dump_kv, dump_rows, parse_kv, parse_rows
+from gitsync.sync.state import IdRow, PeerState, Role, kept
 from gitsync.transport.proxy import TrustedProxies
 from gitsync.transport.wsgi import Request, Response, make_wsgi_app
 
@@ -317,14 +313,12 @@ class _ServerRun(TreeEdits):
         snap = self.store.state_load(self.name)
         self.snap = snap
         self.state_commit = snap.commit if snap else None  # where the state ref is (for the CAS)
-        self.st = parse_kv(snap.files.get("state")) if snap else {}
-        self.items: dict[str, _Item] = {}  # guid → item
-        for guid, luid, path in parse_rows(snap.files.get("map"), 3) if snap else []:
-            self.items[guid] = _Item(guid=guid, luid=None if luid == "-" else luid, path=path)
-        self.peer_devinf: DevInf | None = devinf_from_json(snap.files.get("devinf")) if snap else None
+        self.state = PeerState.load(snap.files if snap else None)
+        self.items: dict[str, _Item] = _items(self.state)  # guid → item
+        self.peer_devinf: DevInf | None = self.state.devinf
         nonce = b""
         try:
-            nonce = base64.b64decode(self.st.get("nonce", ""), validate=False)
+            nonce = base64.b64decode(self.state.nonce or "", validate=False)
         except (binascii.Error, ValueError):
             pass
         self.session = ServerSession(
@@ -360,7 +354,7 @@ class _ServerRun(TreeEdits):
         self.prebuilt = False
         self.committed = False
         # carried over between sessions (see app/carryover.py)
-        self.refusals: dict[str, Refusal] = load_refusals(snap.files.get("refused")) if snap else {}
+        self.refusals: dict[str, Refusal] = load_refusals(self.state.refused)
         self.held_before: set[str] = set()  # answered 409 in the interrupted session we resume
         self.suspend: Suspended | None = None  # what a resume of this session would continue from
         self.replayed: dict[str, tuple[ChangeKind, bytes | None, int]] = {}  # luid → change, status
@@ -437,9 +431,9 @@ class _ServerRun(TreeEdits):
         self.head_tree = store.tree_of(self.head) if self.head else None
         self.notes = PathMap(store.list_notes(self.head_tree))
         mode = ev.mode
-        if ev.anchor.last is not None and ev.anchor.last != self.st.get("client_anchor"):
+        if ev.anchor.last is not None and ev.anchor.last != self.state.peer_anchor:
             self._rewind(ev.anchor.last)
-        stored = self.st.get("client_anchor")
+        stored = self.state.peer_anchor
         known = self.snap is not None and self.snap.synced_tree is not None
         mismatch = not known or ev.anchor.last is None or ev.anchor.last != stored
         refresh_required = False
@@ -469,17 +463,16 @@ class _ServerRun(TreeEdits):
         self.mode = mode
         self.report.mode = mode.name.lower().replace("_", "-")
         self.server_anchor = Anchor(
-            last=self.st.get("server_anchor"),
+            last=self.state.our_anchor,
             next=time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self.server.now()))
             + f"-{self.server.rng(2).hex()}",
         )
         self.session.accept_sync(mode=mode, anchor=self.server_anchor, refresh_required=refresh_required)
-        self.wire = Wire.negotiate(
+        self._wire = Wire.negotiate(
             self.peer_devinf, ev.source_uri, self.session.profile, filename_sync=self.opts.filename_sync
         )
-        if self.snap is not None:
-            self.wire.extras.update(load_extras(self.snap.files.get("extras")))
-            self.wire.names.update(load_names(self.snap.files.get("names")))
+        self.wire.extras.update(self.state.extras)
+        self.wire.names.update(self.state.names)
         self.synced_tree: str | None = self.snap.synced_tree if (self.snap and not mode.sends_all) else None
         if self.wire.flat and self.snap is not None:
             for path in store.list_notes(self.snap.synced_tree):
@@ -569,15 +562,12 @@ class _ServerRun(TreeEdits):
         for depth, snap in enumerate(self.store.state_history(self.name)):
             if depth > _REWIND_LIMIT:
                 return
-            st = parse_kv(snap.files.get("state"))
-            if depth and st.get("client_anchor") == last and snap.synced_tree is not None:
+            state = PeerState.load(snap.files)
+            if depth and state.peer_anchor == last and snap.synced_tree is not None:
                 logger.warning("%s did not save the end of its last %d session(s); continuing from "
                                "the state before", self.device_id, depth)
-                self.snap, self.st = snap, st
-                self.items = {
-                    guid: _Item(guid=guid, luid=None if luid == "-" else luid, path=path)
-                    for guid, luid, path in parse_rows(snap.files.get("map"), 3)
-                }
+                self.snap, self.state = snap, state
+                self.items = _items(state)
                 return
 
     def _here_already(self, note: NoteData) -> bool:
@@ -1171,35 +1161,27 @@ class _ServerRun(TreeEdits):
                 base, self.synced_writes, self.synced_deletes - set(self.synced_writes), like=new_tree
             )
             live = store.list_notes(synced)
-            rows = [
-                (item.guid, item.luid or "-", item.path)
-                for item in self.items.values()
-                if item.path in live or item.path in self.notes
-            ]
-            state = {
-                "device_id": self.device_id,
-                "client_anchor": self.session.client_anchor.next,
-                "server_anchor": self.server_anchor.next,
-                "nonce": base64.b64encode(self.session.nonce).decode("ascii"),
-                "content_type": self.wire.fmt.content_type,
-                "mode": self.report.mode,
-                "user": self.session.user,
-            }
-            files = {"state": dump_kv(state), "map": dump_rows(rows)}
-            refused = dump_refusals({g: r for g, r in self.refusals.items() if g in self.items})
-            if refused is not None:
-                files["refused"] = refused
-            if self.peer_devinf is not None:
-                files["devinf"] = devinf_to_json(self.peer_devinf)
-            extras = dump_extras({p: v for p, v in self.wire.extras.items() if p in live or p in self.notes})
-            if extras is not None:
-                files["extras"] = extras
-            peer_names = self.wire.names if hasattr(self, "wire") else {}
-            names = dump_names({p: v for p, v in peer_names.items() if p in live or p in self.notes})
-            if names is not None:
-                files["names"] = names
-            if hasattr(self, "wire"):
-                self.report.renamed.extend(r for r in self.wire.renamed if r not in self.report.renamed)
+
+            def keep(path: str) -> bool:
+                return path in live or path in self.notes
+
+            files = PeerState(
+                role=Role.SERVER,
+                device_id=self.device_id,
+                peer_anchor=self.session.client_anchor.next,
+                our_anchor=self.server_anchor.next,
+                nonce=base64.b64encode(self.session.nonce).decode("ascii"),
+                content_type=self.wire.fmt.content_type,
+                mode=self.report.mode,
+                user=self.session.user,
+                ids=tuple(IdRow(item.guid, item.luid or None, item.path) for item in self.items.values()
+                          if keep(item.path)),
+                devinf=self.peer_devinf,
+                extras=kept(self.wire.extras, keep),
+                names=kept(self.wire.names, keep),
+                refused=dump_refusals({g: r for g, r in self.refusals.items() if g in self.items}),
+            ).dump()
+            self.report.renamed.extend(r for r in self.wire.renamed if r not in self.report.renamed)
             report = self.report
             subject = report.subject(self.name)
             message = (
@@ -1247,6 +1229,11 @@ class _ServerRun(TreeEdits):
             if now.get(path) == before.get(path):
                 deletes.add(path)
         return writes, deletes
+
+
+def _items(state: PeerState) -> dict[str, _Item]:
+    """The notes this device knows, by our GUID (from its saved id map)."""
+    return {row.ours: _Item(guid=row.ours, luid=row.theirs, path=row.path) for row in state.ids}
 
 
 def _blob_of(change: OutChange) -> str:
