@@ -52,3 +52,28 @@ def test_a_failed_write_keeps_the_old_file(tmp_path: Path) -> None:
 def test_a_missing_folder_raises_oserror(tmp_path: Path) -> None:
     with pytest.raises(OSError):
         atomic_write(tmp_path / "no" / "f", b"x")
+
+
+def test_relative_to_a_folder_descriptor_with_a_named_temporary_file(tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"old")
+    seen: list[str] = []
+    real = os.replace
+
+    def spy(src: str, dst: str, **kwargs: int) -> None:
+        seen.append(src)
+        real(src, dst, **kwargs)
+
+    dfd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(os, "replace", spy)
+            atomic_write("f", b"new", dir_fd=dfd, temp_prefix=".tmp-x-")
+            atomic_write("g", b"exec", dir_fd=dfd, new_mode=0o777, temp_prefix=".tmp-x-")
+        with pytest.raises(ValueError):
+            atomic_write("sub/f", b"x", dir_fd=dfd)
+    finally:
+        os.close(dfd)
+    assert (tmp_path / "f").read_bytes() == b"new" and (tmp_path / "g").read_bytes() == b"exec"
+    assert sorted(os.listdir(tmp_path)) == ["f", "g"]
+    assert all(name.startswith(".tmp-x-") for name in seen) and len(seen) == 2
+    assert (tmp_path / "g").stat().st_mode & 0o100

@@ -1,4 +1,5 @@
-"""The package's import graph: no cycles (also through imports inside functions), and click only in cli/.
+"""The package's import graph: no cycles (also through imports inside functions), click only in cli/, pygit2
+only in store/.
 
 Read from the source with ``ast``, so an import made only at run time (inside a function) counts
 as much as one at the top of a module.
@@ -94,3 +95,14 @@ def test_only_the_cli_uses_click() -> None:
         if any(m.split(".")[0] == "click" for m in _imports(name, path)):
             users.add(name)
     assert users and all(name.startswith("gitsync.cli") for name in users), sorted(users)
+
+
+def test_only_the_store_uses_pygit2() -> None:
+    users = set()
+    for name, path in _modules().items():
+        if any(m.split(".")[0] == "pygit2" for m in _imports(name, path)):
+            users.add(name)
+    assert users and all(name.startswith("gitsync.store.") for name in users), sorted(users)
+    light = {"gitsync.store", "gitsync.store._names", "gitsync.store._worktree", "gitsync.store.quickscan",
+             "gitsync.store.locking", "gitsync.store.crashpoints"}
+    assert not users & light, "these are imported without libgit2 (the --local fast path, type hints)"

@@ -1,8 +1,9 @@
 """The Git-backed note store.
 
-``gitsync.store.git`` is the only module of gitsync that imports pygit2.  The names below are loaded
-from it on first use, so ``import gitsync.store`` (and everything importing it for type hints) does
-not load libgit2.
+``gitsync.store`` is the only package of gitsync that imports pygit2; ``GitStore`` (in
+``gitsync.store.git``) is its facade, one module per concern behind it (see that module's
+docstring).  The names below are loaded from it on first use, so ``import gitsync.store`` (and
+everything importing it for type hints) does not load libgit2.
 """
 
 from __future__ import annotations

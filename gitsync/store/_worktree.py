@@ -2,9 +2,10 @@
 
 Every operation walks from an open descriptor of the work-tree root, one component at a time, with
 ``O_NOFOLLOW | O_DIRECTORY``: a symlinked folder anywhere on the way (even one swapped in while we
-work) makes the call fail instead of writing outside the notes folder.  Files are replaced through a
-temporary file in the same folder and ``os.replace``, so a reader (or a crash) sees the old file or
-the new one, never half of one.  No pygit2 here.
+work) makes the call fail instead of writing outside the notes folder.  Files are replaced by
+:func:`gitsync.atomic.atomic_write` relative to their folder's descriptor (a temporary file named
+``TEMP_PREFIX...`` in the same folder, then ``os.replace``), so a reader (or a crash) sees the old
+file or the new one, never half of one.  No pygit2 here.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ import enum
 import errno
 import logging
 import os
-import secrets
 import stat
 from pathlib import Path
 
+from gitsync.atomic import atomic_write
 from gitsync.store._names import TEMP_PREFIX, check_path
 
 __all__ = ["Blocked", "Kind", "Worktree"]
@@ -169,27 +170,15 @@ class Worktree:
         fds = self._walk(parts[:-1], create=True)
         assert fds is not None
         dfd = fds[-1]
-        tmp = f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
         if old_mode:
             perm = stat.S_IMODE(old_mode) & 0o777
             perm = perm | ((perm & 0o444) >> 2) if executable else perm & ~0o111
+            mode: int | None = perm
         else:
-            perm = 0o777 if executable else 0o666
+            mode = None  # 0666/0777 less the umask, as for any new file
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, perm,
-                         dir_fd=dfd)
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(data)
-                    if old_mode:
-                        os.fchmod(fh.fileno(), perm)
-                os.replace(tmp, parts[-1], src_dir_fd=dfd, dst_dir_fd=dfd)
-            except BaseException:
-                try:
-                    os.unlink(tmp, dir_fd=dfd)
-                except OSError:
-                    pass
-                raise
+            atomic_write(parts[-1], data, mode=mode, new_mode=0o777 if executable else 0o666,
+                         dir_fd=dfd, temp_prefix=TEMP_PREFIX)
         finally:
             self._close(fds)
 

@@ -19,7 +19,7 @@ Safety rules, each a reason to write no receipt (the full scan then runs every t
 
 A change after the receipt moves a file's or folder's ctime past the recorded one (adding,
 removing or renaming an entry changes its folder's mtime), or changes a ref or a config file.
-Only the standard library is used here; ``gitsync.store.git`` owns pygit2.
+Only the standard library is used here; the rest of ``gitsync.store`` owns pygit2.
 """
 
 from __future__ import annotations
