@@ -7,7 +7,7 @@ it is, that would be the user's deletion or revert of the note, and the next syn
 every peer.  So each failed update is recorded in ``refs/gitsync/unwritten`` (a commit whose tree
 lists the entries and keeps their blobs), recorded before the session's journal is dropped, and:
 
-* whoever takes the repository lock next writes them first (``Checkout.retry_unwritten`` in :mod:`gitsync.store.checkout`);
+* whoever takes the repository lock next writes them first (``gitsync.store.checkout``);
 * until then a scan reads such a path as the note it should hold (:func:`decide`);
 * a change the user made there meanwhile (other bytes at that path) wins: the entry is dropped
   and the change syncs like any edit.
