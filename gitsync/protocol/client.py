@@ -21,7 +21,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from gitsync.errors import AuthError, LocalProtocolError
+from gitsync.errors import AuthError
 from gitsync.model import ChangeKind, SyncMode
 from gitsync.protocol.auth import basic_cred, md5_cred
 from gitsync.protocol.constants import AUTH_MD5, SYNC_ALERTS, St, ver_proto
@@ -50,8 +50,9 @@ from gitsync.protocol.messages import (
     Sync,
     SyncHdr,
 )
+from gitsync.protocol.phases import Phase, Role, Trigger
 from gitsync.protocol.profiles import profile_for
-from gitsync.protocol.session import DEFAULT_MAX_OBJ_SIZE, Phase, SessionBase, alert_next_message
+from gitsync.protocol.session import DEFAULT_MAX_OBJ_SIZE, SessionBase, alert_next_message
 
 __all__ = ["ClientConfig", "ClientSession", "retry_later_message"]
 
@@ -85,6 +86,8 @@ class ClientConfig:
 
 class ClientSession(SessionBase):
     """One sync session as a SyncML client."""
+
+    role = Role.CLIENT
 
     def __init__(self, config: ClientConfig) -> None:
         super().__init__(ver_dtd=config.ver_dtd, session_id=config.session_id, local_uri=config.local_uri)
@@ -138,8 +141,7 @@ class ClientSession(SessionBase):
 
     def start(self) -> Message:
         """Package 1: DevInf Put (+Get when the server's is unknown) and the sync Alert."""
-        self._require(Phase.INIT)
-        self.phase = Phase.ALERTED
+        self._go(Trigger.START)
         return self._pkg1()
 
     def _pkg1(self) -> Message:
@@ -163,25 +165,26 @@ class ClientSession(SessionBase):
 
     def provide_changes(self, changes: Sequence[OutChange]) -> None:
         """Our changes for package 3 (after :class:`SyncModeDecided`)."""
-        self._require(Phase.NEED_CHANGES)
+        self._check(Trigger.CHANGES_GIVEN)
         assert self.mode is not None
         self._out_changes = list(changes) if self.mode.client_sends else []
         self._out_changes = self._drop_oversized(self._out_changes)
         self._out_total = len(self._out_changes)
-        self.phase = Phase.SENDING
+        self._go(Trigger.CHANGES_GIVEN)
 
     def provide_results(self, results: Sequence[ItemResult]) -> None:
         """Our verdict on each change of the last :class:`ChangesReceived`, in order."""
-        self._require(Phase.NEED_RESULTS)
+        self._check(Trigger.RESULTS_GIVEN)
         for change, result in self._settle(results):
             if change.kind is ChangeKind.ADD and result.luid and change.guid and result.code < 300:
                 self._maps.append(MapItem(source=result.luid, target=change.guid))
-        self.phase = Phase.RECEIVING
+        self._go(Trigger.RESULTS_GIVEN)
 
     def next_message(self) -> Message | None:
         """The next message to send, or ``None`` when the session is over."""
         if self.phase is Phase.DONE:
             return None
+        self._check_send()
         if self._resend_pkg1:
             self._resend_pkg1 = False
             return self._pkg1()
@@ -196,7 +199,7 @@ class ClientSession(SessionBase):
             commands: list[Command] = [*self._queue, sync]
             self._queue = []
             if complete:
-                self.phase = Phase.RECEIVING
+                self._go(Trigger.PACKAGE_SENT)
             return Message(header=header, commands=self._build(header, commands, complete), final=complete)
         if self.phase is Phase.RECEIVING:
             header = self._header()
@@ -211,19 +214,17 @@ class ClientSession(SessionBase):
                 # the server's last message held nothing but Statuses (Synthesis, when it has no
                 # Sync to send): no reply is expected, and it has already closed the session
                 self._statuses = []
-                self.phase = Phase.DONE
+                self._go(Trigger.END)
                 return None
             if self._pkg4_final:
-                self.phase = Phase.MAPPING
+                self._go(Trigger.MAP_SENT)
                 return Message(header=header, commands=self._build(header, commands, True), final=True)
             commands.append(alert_next_message(self.remote_uri, self.local_uri))
             return Message(header=header, commands=self._build(header, commands, False), final=False)
-        raise LocalProtocolError(f"no message to send in phase {self.phase.value}")
+        raise AssertionError(f"phase {self.phase.value} is in SENDS but builds no message")
 
     # ---------------------------------------------------------------- messages in
     def _receive(self, msg: Message) -> list[Event]:
-        if self.phase in (Phase.INIT, Phase.DONE, Phase.ERROR, Phase.NEED_CHANGES, Phase.NEED_RESULTS):
-            raise LocalProtocolError(f"not expecting a message in phase {self.phase.value}")
         events: list[Event] = []
         hdr = msg.header
         if hdr.resp_uri:
@@ -278,7 +279,7 @@ class ClientSession(SessionBase):
             if msg.final:
                 if self.mode is None:
                     raise self._fail("the server answered without a sync Alert")
-                self.phase = Phase.NEED_CHANGES
+                self._go(Trigger.MODE_DECIDED)
                 events.append(SyncModeDecided(mode=self.mode, anchor=self.server_anchor))
             return events
         if self.phase is Phase.SENDING:
@@ -286,12 +287,12 @@ class ClientSession(SessionBase):
         if self.phase is Phase.RECEIVING:
             self._pkg4_final = msg.final
             self._status_only = all(isinstance(c, Status) for c in msg.commands)
-            self.phase = Phase.NEED_RESULTS
+            self._go(Trigger.CHANGES_IN)
             events.append(ChangesReceived(changes=tuple(self._pending.changes), final=msg.final))
             return events
         if self.phase is Phase.MAPPING:
             if msg.final:
-                self.phase = Phase.DONE
+                self._go(Trigger.END)
                 events.append(SessionComplete())
             return events
         raise self._fail(f"unexpected message in phase {self.phase.value}")
@@ -316,7 +317,7 @@ class ClientSession(SessionBase):
                     self.config = dataclasses.replace(self.config, auth_type=auth_type)
                     self._cred = self._make_cred(st.chal.next_nonce)
                     return True
-                self.phase = Phase.ERROR
+                self._go(Trigger.FAIL)
                 what = "rejected the credentials" if code == St.INVALID_CREDENTIALS else "wants credentials"
                 raise AuthError(f"the server {what} (status {code})", status_hint=code)
             if code == St.AUTH_ACCEPTED:

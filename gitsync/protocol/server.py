@@ -40,8 +40,9 @@ from gitsync.protocol.messages import (
     Sync,
     SyncHdr,
 )
+from gitsync.protocol.phases import Phase, Role, Trigger
 from gitsync.protocol.profiles import profile_for
-from gitsync.protocol.session import DEFAULT_MAX_OBJ_SIZE, Phase, SessionBase, alert_next_message
+from gitsync.protocol.session import DEFAULT_MAX_OBJ_SIZE, SessionBase, alert_next_message
 
 __all__ = ["ServerConfig", "ServerSession"]
 
@@ -78,7 +79,7 @@ def normalise_uri(uri: str) -> str:
 class ServerSession(SessionBase):
     """One sync session as a SyncML server."""
 
-    _is_server = True
+    role = Role.SERVER
 
     def __init__(self, config: ServerConfig) -> None:
         super().__init__(ver_dtd="1.2", session_id="", local_uri="notes")
@@ -103,8 +104,6 @@ class ServerSession(SessionBase):
 
     # ---------------------------------------------------------------- receiving
     def _receive(self, msg: Message) -> list[Event]:
-        if self.phase in (Phase.DONE, Phase.ERROR, Phase.WAIT_ACCEPT, Phase.NEED_RESULTS, Phase.NEED_CHANGES):
-            raise LocalProtocolError(f"not expecting a message in phase {self.phase.value}")
         hdr = msg.header
         if not hdr.source.strip():
             raise self._fail("SyncHdr has no Source LocURI (the device id)", 400)
@@ -178,7 +177,7 @@ class ServerSession(SessionBase):
     def _advance(self, msg: Message, events: list[Event], wants_next: bool) -> list[Event]:
         if self.suspended:
             self._reply_final = True
-            self.phase = Phase.ERROR
+            self._go(Trigger.FAIL)
             return events
         if self.phase is Phase.INIT:
             self._reply_final = True
@@ -188,7 +187,7 @@ class ServerSession(SessionBase):
         if self.phase is Phase.ALERTED and self._queue and wants_next:
             return events  # the client asks for the rest of package 2
         if self.phase in (Phase.ALERTED, Phase.RECEIVING):
-            self.phase = Phase.NEED_RESULTS
+            self._go(Trigger.CHANGES_IN)
             self._pkg3_final = msg.final
             events.append(ChangesReceived(changes=tuple(self._pending.changes), final=msg.final))
             return events
@@ -196,7 +195,7 @@ class ServerSession(SessionBase):
             return events  # the client acknowledged a chunk of package 4 (and asked for more)
         if self.phase is Phase.MAPPING:
             if msg.final:
-                self.phase = Phase.DONE
+                self._go(Trigger.END)
                 events.append(SessionComplete())
             self._reply_final = msg.final
             return events
@@ -241,7 +240,7 @@ class ServerSession(SessionBase):
         self._statuses = []
         self._header_status(hdr, code, self._challenge(chal_type))
         if self._auth_failures >= _MAX_AUTH_FAILURES:
-            self.phase = Phase.ERROR
+            self._go(Trigger.FAIL)
         self._reply_final = True
         return False
 
@@ -282,7 +281,7 @@ class ServerSession(SessionBase):
         anchor = item.meta.anchor if item.meta and item.meta.anchor else Anchor()
         self.client_anchor = anchor
         code = 200 if alert.code == 225 else alert.code
-        self.phase = Phase.WAIT_ACCEPT
+        self._go(Trigger.SYNC_ALERT)
         events.append(
             SyncRequested(
                 mode=SyncMode(code),
@@ -297,7 +296,7 @@ class ServerSession(SessionBase):
     def accept_sync(self, *, mode: SyncMode, anchor: Anchor, refresh_required: bool = False) -> None:
         """Answer :class:`SyncRequested`: the mode we run (201 when the anchors disagree)
         and our anchors. ``refresh_required`` sends 508 — or 200 to peers that die on 508."""
-        self._require(Phase.WAIT_ACCEPT)
+        self._check(Trigger.ACCEPT)
         assert self._alert is not None
         self.mode = mode
         code = St.OK
@@ -318,23 +317,23 @@ class ServerSession(SessionBase):
         if self.peer_devinf is None:
             self._queue.append(self._put_devinf(self.config.devinf))
             self._queue.append(self._get_devinf())
-        self.phase = Phase.ALERTED
+        self._go(Trigger.ACCEPT)
 
     # ---------------------------------------------------------------- app answers
     def provide_results(self, results: Sequence[ItemResult]) -> None:
         """Our verdict on each change of the last :class:`ChangesReceived`, in order."""
-        self._require(Phase.NEED_RESULTS)
+        self._check(Trigger.RESULTS_GIVEN)
         self._settle(results)
-        self.phase = Phase.NEED_CHANGES if self._pkg3_final else Phase.RECEIVING
+        self._go(Trigger.LAST_RESULTS_GIVEN if self._pkg3_final else Trigger.RESULTS_GIVEN)
 
     def provide_changes(self, changes: Sequence[OutChange]) -> None:
         """Our package 4 (after the final :class:`ChangesReceived`)."""
-        self._require(Phase.NEED_CHANGES)
+        self._check(Trigger.CHANGES_GIVEN)
         assert self.mode is not None
         self._out_changes = list(changes) if self.mode.server_sends else []
         self._out_changes = self._drop_oversized(self._out_changes)
         self._out_total = len(self._out_changes)
-        self.phase = Phase.SENDING
+        self._go(Trigger.CHANGES_GIVEN)
 
     # ---------------------------------------------------------------- sending
     def next_message(self) -> Message:
@@ -342,8 +341,7 @@ class ServerSession(SessionBase):
         hdr = self._reply_hdr
         if hdr is None:
             raise LocalProtocolError("nothing received yet")
-        if self.phase in (Phase.NEED_RESULTS, Phase.NEED_CHANGES, Phase.WAIT_ACCEPT):
-            raise LocalProtocolError(f"the application must answer first (phase {self.phase.value})")
+        self._check_send()  # not while the application must answer first
         header = SyncHdr(
             ver_dtd=self.ver_dtd,
             ver_proto=ver_proto(self.ver_dtd),
@@ -366,7 +364,7 @@ class ServerSession(SessionBase):
             sync, complete = self._take_sync_chunk(budget)
             commands.append(sync)
             if complete:
-                self.phase = Phase.MAPPING
+                self._go(Trigger.PACKAGE_SENT)
             final = complete
         elif self.phase is Phase.RECEIVING:
             final = False  # more of package 3 to come: ask for it

@@ -1,10 +1,13 @@
 """Machinery shared by the client and server sessions: statuses, CmdIDs, message building.
 
+The phases live in :mod:`gitsync.protocol.phases`, the size estimates in :mod:`gitsync.protocol.budget`.
+
 Rules (after h11):
 1. No I/O here or in the role modules: messages in, messages out. Randomness and time
    come in through the constructors.
 2. A session changes state only inside ``receive``, ``provide_*``, ``accept_sync`` and
-   ``next_message``; any exception moves it to ``Phase.ERROR`` for good.
+   ``next_message``; its phase moves only by :meth:`SessionBase._go` through the table in
+   :mod:`gitsync.protocol.phases`, and any exception moves it to ``Phase.ERROR`` for good.
 3. Every command we receive gets exactly one Status in our next message.
 """
 
@@ -12,13 +15,13 @@ from __future__ import annotations
 
 import collections.abc as cabc
 import dataclasses
-import enum
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from gitsync.errors import LocalProtocolError, RemoteProtocolError
 from gitsync.model import ChangeKind
+from gitsync.protocol.budget import cut_chunk, estimate_size, room_for_sync, split_queue
 from gitsync.protocol.constants import DEVINF_TYPE_WBXML, DEVINF_TYPE_XML, St, devinf_uri
 from gitsync.protocol.events import Event, InChange, ItemRefused, ItemResult, OutChange, PeerDevInf
 from gitsync.protocol.messages import (
@@ -43,6 +46,7 @@ from gitsync.protocol.messages import (
     SyncHdr,
     Unknown,
 )
+from gitsync.protocol.phases import Phase, Role, Trigger, check_receive, check_send, next_phase
 from gitsync.protocol.profiles import DEFAULT, PeerProfile, profile_for
 
 __all__ = [
@@ -51,18 +55,10 @@ __all__ = [
     "SessionBase",
     "StatusDraft",
     "command_name",
-    "data_cost",
-    "estimate_size",
 ]
 
 logger = logging.getLogger(__name__)
 
-#: bytes per command besides its payload and ids (measured: an Add is ~180 in XML, ~75 in WBXML)
-_CMD_OVERHEAD = {False: 170, True: 60}
-#: bytes of header and closing elements per message (long URLs, Cred, Meta)
-_MSG_OVERHEAD = {False: 1100, True: 550}
-#: share of the peer's MaxMsgSize we plan to fill (estimates are estimates)
-_FILL = 0.85
 #: The largest object (one note's payload) we take unless configured otherwise: MaxObjSize in our
 #: SyncHdr.  A large object is kept whole in memory once (then parsed and stored), so this bounds
 #: what one item can cost us.
@@ -72,56 +68,11 @@ DEFAULT_MAX_OBJ_SIZE = 64 * 1024 * 1024
 _KEEP_RENDERED = 64 * 1024
 
 
-class Phase(enum.Enum):
-    """Where a session stands; the role modules define which transitions they make."""
-
-    INIT = "init"
-    WAIT_ACCEPT = "wait-accept"  # server: SyncRequested emitted
-    ALERTED = "alerted"  # client: pkg1 sent; server: pkg2 sent
-    NEED_CHANGES = "need-changes"  # the application must provide_changes
-    SENDING = "sending"  # our Sync package is going out, maybe over several messages
-    RECEIVING = "receiving"  # the peer's Sync package is coming in
-    NEED_RESULTS = "need-results"  # the application must provide_results
-    MAPPING = "mapping"  # client: pkg5 sent; server: waiting for pkg5
-    DONE = "done"
-    ERROR = "error"
-
-
 def command_name(cmd: Command) -> str:
     """The SyncML element name of a command (for Status ``Cmd``)."""
     if isinstance(cmd, Unknown):
         return cmd.name
     return type(cmd).__name__
-
-
-def data_cost(data: bytes, *, wbxml: bool = False) -> int:
-    """Encoded bytes of an item payload: OPAQUE in WBXML, escaped text in XML."""
-    if wbxml:
-        return len(data) + 6
-    return len(data) + 4 * (data.count(b"\r") + data.count(b"&")) + 3 * (data.count(b"<") + data.count(b">"))
-
-
-def estimate_size(cmd: Command | StatusDraft, *, wbxml: bool = False) -> int:
-    """A generous estimate of a command's encoded size (the session knows no codec)."""
-    size = _CMD_OVERHEAD[wbxml]
-    if isinstance(cmd, StatusDraft | Status):
-        size += sum(len(r) + 20 for r in (*cmd.target_refs, *cmd.source_refs))
-    for attr in ("source", "target"):
-        value = getattr(cmd, attr, None)
-        if isinstance(value, str):
-            size += len(value) + 20
-    items: tuple[Item, ...] = getattr(cmd, "items", ())
-    for item in items:
-        if isinstance(item.data, bytes):
-            size += data_cost(item.data, wbxml=wbxml)
-        elif isinstance(item.data, DevInf):
-            size += 1800 if not wbxml else 900
-        elif item.data is not None:
-            size += 120
-        size += sum(len(x or "") for x in (item.source, item.target)) + (20 if wbxml else 80)
-    for sub in getattr(cmd, "commands", ()):
-        size += estimate_size(sub, wbxml=wbxml)
-    return size
 
 
 @dataclass(slots=True, kw_only=True)
@@ -182,6 +133,8 @@ class _Partial:
 
 class SessionBase:
     """State and helpers common to both roles."""
+
+    role: Role  # set by each role's class
 
     def __init__(self, *, ver_dtd: str, session_id: str, local_uri: str) -> None:
         self.phase = Phase.INIT
@@ -568,7 +521,7 @@ class SessionBase:
         if data is None:
             data = change.data
         meta = Meta(type=change.content_type) if change.content_type else None
-        if self._is_server:
+        if self.role is Role.SERVER:
             source = change.key if change.kind is ChangeKind.ADD else None
             target = change.peer_key if change.kind is not ChangeKind.ADD else None
         else:
@@ -579,8 +532,6 @@ class SessionBase:
         if change.kind is ChangeKind.MODIFY:
             return Replace(cmd_id=0, meta=meta, items=(item,))
         return Delete(cmd_id=0, meta=meta if self.profile.meta_in_delete else None, items=(item,))
-
-    _is_server = False
 
     def _take_sync_chunk(self, budget: int | None) -> tuple[Sync, bool]:
         """Our next Sync command and whether the package is now complete.
@@ -653,7 +604,7 @@ class SessionBase:
         item = cmd.items[0]
         bare = dataclasses.replace(cmd, items=(dataclasses.replace(item, data=b""),))
         room = max(budget - estimate_size(bare, wbxml=self._wbxml), 256)
-        end = _cut(data, start, room, wbxml=self._wbxml)
+        end = cut_chunk(data, start, room, wbxml=self._wbxml)
         more = end < len(data)
         meta = cmd.meta or Meta()
         if start == 0:
@@ -665,13 +616,10 @@ class SessionBase:
         return chunk, not more
 
     def _budget(self) -> int | None:
+        """Bytes left for our Sync in the next message, or ``None`` for no limit."""
         if not self.profile.multi_message or not self.peer_max_msg_size:
             return None
-        wbxml = self._wbxml
-        used = _MSG_OVERHEAD[wbxml]
-        used += sum(estimate_size(d, wbxml=wbxml) for d in self._statuses)
-        used += sum(estimate_size(c, wbxml=wbxml) for c in self._queue)
-        return max(int(self.peer_max_msg_size * _FILL) - used, 1)
+        return room_for_sync(self.peer_max_msg_size, [*self._statuses, *self._queue], wbxml=self._wbxml)
 
     def _fit_queue(self) -> tuple[list[Command], bool]:
         """Our queued commands (DevInf, Alert...) for the next message, and whether some wait.
@@ -683,16 +631,8 @@ class SessionBase:
         queue, self._queue = self._queue, []
         if not queue or not self.profile.multi_message or not self.peer_max_msg_size:
             return queue, False
-        wbxml = self._wbxml
-        room = int(self.peer_max_msg_size * _FILL) - _MSG_OVERHEAD[wbxml]
-        room -= sum(estimate_size(d, wbxml=wbxml) for d in self._statuses)
-        used = 0
-        for index, cmd in enumerate(queue):
-            used += estimate_size(cmd, wbxml=wbxml)
-            if index and used > room:
-                self._queue = queue[index:]
-                return queue[:index], True
-        return queue, False
+        now, self._queue = split_queue(queue, self._statuses, self.peer_max_msg_size, wbxml=self._wbxml)
+        return now, bool(self._queue)
 
     # ---------------------------------------------------------------- building
     def _build(self, header: SyncHdr, commands: list[Command], final: bool) -> tuple[Command, ...]:
@@ -727,23 +667,29 @@ class SessionBase:
         Any exception leaves the session in ``Phase.ERROR`` for good (rule 2).
         """
         try:
+            check_receive(self.role, self.phase)
             return self._receive(msg)
         except Exception:
-            self.phase = Phase.ERROR
+            self._go(Trigger.FAIL)
             raise
 
     def _receive(self, msg: Message) -> list[Event]:
         raise NotImplementedError
 
     def _fail(self, message: str, status: int = St.COMMAND_FAILED) -> RemoteProtocolError:
-        self.phase = Phase.ERROR
+        self._go(Trigger.FAIL)
         return RemoteProtocolError(message, status_hint=status)
 
-    def _require(self, *phases: Phase) -> None:
-        if self.phase not in phases:
-            raise LocalProtocolError(
-                f"not allowed in phase {self.phase.value} (expected {', '.join(p.value for p in phases)})"
-            )
+    def _go(self, trigger: Trigger) -> None:
+        """Move to the phase the transitions table gives (the only place a phase is set)."""
+        self.phase = next_phase(self.role, self.phase, trigger)
+
+    def _check(self, trigger: Trigger) -> None:
+        """Refuse, before anything changes, an application call the current phase does not allow."""
+        next_phase(self.role, self.phase, trigger)
+
+    def _check_send(self) -> None:
+        check_send(self.role, self.phase)
 
     @property
     def done(self) -> bool:
@@ -766,27 +712,6 @@ def _meta_size(item_meta: Meta | None, cmd_meta: Meta | None) -> int | None:
 def _size_matches(data: bytes | bytearray, size: int) -> bool:
     """Whether ``data`` is ``size`` bytes long, also when an XML parser turned its CRLFs into LF."""
     return size in (len(data), len(data) + data.count(b"\n") - data.count(b"\r\n"))
-
-
-def _cut(data: bytes, start: int, room: int, *, wbxml: bool) -> int:
-    """Where the chunk starting at ``start`` ends so that it encodes in about ``room`` bytes.
-
-    Never inside a UTF-8 sequence or a CRLF, so every chunk is text a peer can decode alone.
-    """
-    end = min(len(data), start + room)
-    while end - start > 1:
-        cost = data_cost(data[start:end], wbxml=wbxml)
-        if cost <= room:
-            break
-        end = start + max(1, min(end - start - 1, (end - start) * room // cost))
-    if end < len(data):
-        back = end
-        while back - start > 1 and (data[back] & 0xC0) == 0x80:
-            back -= 1
-        if back - start > 1 and data[back - 1 : back + 1] == b"\r\n":
-            back -= 1
-        end = back
-    return end
 
 
 def _flatten(commands: Iterable[Command]) -> list[Command]:
