@@ -1,26 +1,17 @@
-"""TLS for the built-in server: the SSL context (stdlib ``ssl``) and a socketserver mix-in.
+"""TLS for the built-in server: the SSL context (stdlib ``ssl``).
 
 Modern defaults: TLS 1.2 or newer, the ciphers and options of ``ssl.create_default_context``
-for servers (forward secrecy, no compression, no renegotiation). The handshake runs in the
-connection's own thread with a time limit, never in the accepting loop, so a client that connects
-and says nothing cannot stop the server from accepting others.
+for servers (forward secrecy, no compression, no renegotiation). The handshake itself runs in
+each connection's own thread (``gitsync.transport.serve``).
 """
 
 from __future__ import annotations
 
-import logging
-import socket
 import ssl
-from typing import Any
 
 from gitsync.errors import ConfigError
 
-__all__ = ["TLSServerMixIn", "server_context"]
-
-logger = logging.getLogger(__name__)
-
-#: seconds a client has to complete the TLS handshake
-HANDSHAKE_TIMEOUT = 10.0
+__all__ = ["server_context"]
 
 
 def server_context(certificate: str, key: str | None = None) -> ssl.SSLContext:
@@ -50,29 +41,3 @@ def server_context(certificate: str, key: str | None = None) -> ssl.SSLContext:
     except OSError as exc:
         raise ConfigError(f"cannot read {exc.filename or certificate}: {exc.strerror or exc}") from exc
     return ctx
-
-
-class TLSServerMixIn:
-    """For a ``socketserver`` TCP server: wraps each accepted connection in TLS, handshakes in the
-    connection's thread (with :data:`HANDSHAKE_TIMEOUT`), and drops clients that fail it."""
-
-    ssl_context: ssl.SSLContext | None = None
-    socket: socket.socket
-
-    def get_request(self) -> tuple[Any, Any]:
-        sock, addr = self.socket.accept()
-        if self.ssl_context is None:
-            return sock, addr
-        return self.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        if isinstance(request, ssl.SSLSocket):
-            old = request.gettimeout()
-            request.settimeout(HANDSHAKE_TIMEOUT)
-            try:
-                request.do_handshake()
-            except (ssl.SSLError, OSError) as exc:
-                logger.info("TLS handshake with %s failed: %s", client_address[0], exc)
-                return
-            request.settimeout(old)
-        super().finish_request(request, client_address)  # type: ignore[misc]
