@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import importlib.util
 import json
 import os
 import platform
@@ -186,15 +187,29 @@ def _compile_package() -> None:
     compileall.compile_dir(str(Path(gitsync.__file__).parent), quiet=1)
 
 
+def _shared_locator() -> Any:
+    """``tests/shared.py``, the one locator of the shared folder ($GITSYNC_SHARED, else the first
+    ancestor holding ``shared/``), loaded by path: it needs only the standard library, and the
+    benchmarks do not import the test package."""
+    spec = importlib.util.spec_from_file_location("_gitsync_shared_locator", ROOT / "tests" / "shared.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def find_pysyncml() -> str | None:
     """The ``sync-notes`` launcher from ``../shared/peers/install-pysyncml`` (None if unavailable)."""
     env = os.environ.get("SYNC_NOTES")
     if env:
         return env
-    shared = os.environ.get("GITSYNC_SHARED")
-    candidates = [Path(shared)] if shared else [p / "shared" for p in (ROOT, *ROOT.parents)]
-    for base in candidates:
-        installer = base / "peers" / "install-pysyncml"
+    try:
+        shared = _shared_locator().find_shared(ROOT)
+    except RuntimeError as exc:  # SharedNotFound: $GITSYNC_SHARED names no folder
+        log(f"pysyncml unavailable: {exc}")
+        return None
+    if shared is not None:
+        installer = shared / "peers" / "install-pysyncml"
         if installer.is_file():
             res = subprocess.run(
                 [str(installer)],

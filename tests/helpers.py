@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import os
 import socket
+import socketserver
 import subprocess
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -26,6 +29,7 @@ __all__ = [
     "git",
     "needs_shared",
     "read_notes",
+    "serve_in_thread",
     "shared_path",
     "wait_settled",
     "write_notes",
@@ -153,3 +157,17 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((LOCALHOST, 0))
         return int(s.getsockname()[1])
+
+
+@contextmanager
+def serve_in_thread(httpd: socketserver.BaseServer) -> Iterator[int]:
+    """Run ``httpd`` (ours from ``make_http_server``, wsgiref's, ``http.server``'s) in a daemon
+    thread for the ``with`` block and yield its port; then shut it down and close its socket."""
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield int(httpd.server_address[1])
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)

@@ -9,9 +9,6 @@ import dataclasses
 import os
 import re
 import shutil
-import signal
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,8 +24,7 @@ from gitsync.protocol.client import ClientConfig, ClientSession
 from gitsync.protocol.passwords import hash_password, md5_secret
 from tests.app.helpers import write_notes
 from tests.cli.helpers import cli, repo_snapshot
-from tests.crash.harness import REPO_ROOT, child_env, free_port, gitsync_argv, wait_port
-from tests.hostile.live import HAVE_GUNICORN, post
+from tests.hostile.live import HAVE_GUNICORN, live_server, post
 from tests.peers import read_notes
 
 PW = {"alice": "alice pw", "bob": "bob: pw"}
@@ -43,31 +39,11 @@ def _users_file(tmp: Path) -> Path:
 
 @contextmanager
 def _server(tmp: Path, kind: str) -> Iterator[tuple[int, Path]]:
-    root, users, port = tmp / "root", _users_file(tmp), free_port()
-    if kind == "serve":
-        argv = gitsync_argv("serve", str(root), "--per-user", "--users", str(users), "--listen", str(port),
-                            "-q")
-        env = child_env()
-    else:
-        argv = [sys.executable, "-m", "gunicorn", "-w", "2", "-k", "gthread", "--threads", "4",
-                "-b", f"127.0.0.1:{port}", "gitsync.app.wsgi:make_app()"]
-        env = child_env({"GITSYNC_NOTES_DIR": str(root), "GITSYNC_USERS_FILE": str(users),
-                         "GITSYNC_PER_USER": "1"})
-    log = tmp / f"{kind}.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(argv, env=env, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-    try:
-        assert wait_port(port, proc, timeout=30), log.read_text()
-        yield port, root
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    assert "Traceback" not in log.read_text(), log.read_text()
+    root = tmp / "root"
+    users = _users_file(tmp)
+    with live_server(root, kind=kind, users_file=users, per_user=True, workers=2, threads=4) as server:
+        yield server.port, root
+    assert "Traceback" not in server.output(), server.output()
 
 
 def _sync_all(url: str, devices: dict[str, tuple[Path, str, list[str]]]) -> None:

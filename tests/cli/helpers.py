@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
-import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from gitsync.cli import main
 from gitsync.store.git import GitStore
 from gitsync.transport.serve import make_http_server
 from tests import peers
-from tests.helpers import LOCALHOST, read_notes
+from tests.helpers import LOCALHOST, read_notes, serve_in_thread
 
 __all__ = ["HOWS", "Result", "cli", "gitsync_server", "repo_snapshot"]
 
@@ -82,15 +81,10 @@ def gitsync_server(folder: Path, **options: object) -> Iterator[ServerHandle]:
     reports: list[object] = []
     opts = ServerOptions(on_report=reports.append, **options)  # type: ignore[arg-type]
     server = SyncServer(GitStore.open(folder), opts)
-    httpd = make_http_server(server.wsgi_app(), LOCALHOST, 0)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
     try:
-        yield ServerHandle(f"http://{LOCALHOST}:{httpd.server_port}/", folder, reports)
+        with serve_in_thread(make_http_server(server.wsgi_app(), LOCALHOST, 0)) as port:
+            yield ServerHandle(f"http://{LOCALHOST}:{port}/", folder, reports)
     finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
         server.close()  # what the last session left for after its answer
         for lg, (propagate, level) in zip(quiet, saved, strict=True):
             lg.propagate, lg.level = propagate, level

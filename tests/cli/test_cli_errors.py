@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import http.server
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +14,7 @@ import pytest
 
 from tests import peers
 from tests.cli.helpers import HOWS, Result, cli, gitsync_server, repo_snapshot
-from tests.helpers import LOCALHOST, free_port, git, read_notes, write_notes
+from tests.helpers import LOCALHOST, free_port, git, read_notes, serve_in_thread, write_notes
 
 pytestmark = pytest.mark.parametrize("how", HOWS)
 
@@ -102,15 +101,8 @@ class _HtmlHandler(http.server.BaseHTTPRequestHandler):
 
 @contextmanager
 def _html_server() -> Iterator[str]:
-    httpd = http.server.ThreadingHTTPServer((LOCALHOST, 0), _HtmlHandler)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://{LOCALHOST}:{httpd.server_address[1]}/"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
+    with serve_in_thread(http.server.ThreadingHTTPServer((LOCALHOST, 0), _HtmlHandler)) as port:
+        yield f"http://{LOCALHOST}:{port}/"
 
 
 def test_server_that_answers_html(how: str, synced: tuple[Path, str]) -> None:

@@ -5,7 +5,6 @@ or --auth would still sync)."""
 from __future__ import annotations
 
 import io
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from gitsync.protocol.constants import AUTH_BASIC, AUTH_MD5
 from gitsync.protocol.messages import Message
 from gitsync.store.git import GitStore
 from gitsync.transport.serve import make_http_server
-from tests.helpers import LOCALHOST, read_notes, write_notes
+from tests.helpers import LOCALHOST, read_notes, serve_in_thread, write_notes
 
 
 @dataclass
@@ -71,16 +70,11 @@ def recording_server(folder: Path, **options: Any) -> Iterator[Recorder]:
         rec.exchanges.append(Exchange(kind, body, seen.get("content-type", ""), answer))
         return [answer]
 
-    httpd = make_http_server(app, LOCALHOST, 0)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    rec.url = f"http://{LOCALHOST}:{httpd.server_port}/"
     try:
-        yield rec
+        with serve_in_thread(make_http_server(app, LOCALHOST, 0)) as port:
+            rec.url = f"http://{LOCALHOST}:{port}/"
+            yield rec
     finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
         server.close()
 
 

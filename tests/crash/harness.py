@@ -30,7 +30,6 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from wsgiref.simple_server import WSGIServer
 
 from gitsync.app.client import ClientOptions, sync_client
 from gitsync.app.common import SyncReport
@@ -40,7 +39,7 @@ from gitsync.store.git import CRASH_POINTS, STALE_GITSYNC_LOCK_SECONDS, GitStore
 from gitsync.transport.http import HttpTransport
 from gitsync.transport.serve import make_http_server
 from tests import helpers
-from tests.helpers import LOCALHOST, free_port, wait_settled, write_notes
+from tests.helpers import LOCALHOST, free_port, serve_in_thread, wait_settled, write_notes
 
 __all__ = [
     "CLIENT_POINTS",
@@ -222,15 +221,10 @@ def wait_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: f
 def thread_server(root: Path, port: int) -> Iterator[str]:
     """A gitsync server for ``root`` in this process, on ``port`` of 127.0.0.1; stopped on exit."""
     server = SyncServer(GitStore.open(root))
-    httpd: WSGIServer = make_http_server(server.wsgi_app(), HOST, port)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
     try:
-        yield f"http://{HOST}:{port}/notes"
+        with serve_in_thread(make_http_server(server.wsgi_app(), HOST, port)):
+            yield f"http://{HOST}:{port}/notes"
     finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
         server.close()  # what the last session left for after its answer
 
 

@@ -27,7 +27,7 @@ from gitsync.store.git import GitStore
 from gitsync.transport.http import HttpTransport
 from gitsync.transport.serve import _ThreadingServer
 from tests.crash.harness import HOST, check_repo, read_notes, seeded_changes
-from tests.helpers import write_notes
+from tests.helpers import serve_in_thread, write_notes
 
 CLIENT_TIMEOUT = 0.6
 FAULTS = (
@@ -128,14 +128,8 @@ def faulty_server(root: Path, plan: _Plan) -> Iterator[str]:
     httpd: WSGIServer = make_server(
         HOST, 0, _faulty(server.wsgi_app(), plan), server_class=_ThreadingServer, handler_class=_handler(plan)
     )
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://{HOST}:{httpd.server_port}/notes"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
+    with serve_in_thread(httpd) as port:
+        yield f"http://{HOST}:{port}/notes"
 
 
 def _sync(client: Path, url: str) -> None:

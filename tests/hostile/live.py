@@ -76,26 +76,37 @@ def _proc_status(pid: int, field: str) -> int:
 @contextmanager
 def live_server(
     folder: Path, *, kind: str = "serve", args: Sequence[str] = (), users: dict[str, str] | None = None,
-    workers: int = 4, env: dict[str, str] | None = None,
+    users_file: Path | None = None, per_user: bool = False, workers: int = 4, threads: int = 8,
+    worker_class: str = "gthread", env: dict[str, str] | None = None,
 ) -> Iterator[LiveServer]:
-    """``gitsync-notes serve`` (kind "serve") or ``gunicorn -w N -k gthread`` (kind "gunicorn")."""
+    """``gitsync-notes serve`` (kind "serve") or ``gunicorn -w N -k gthread`` (kind "gunicorn").
+
+    The one way tests start a server process: ``users`` (name → password, written to a file) or an
+    existing ``users_file``; ``per_user`` for a repository per user under ``folder``; ``args`` go to
+    ``serve`` or to gunicorn (a later gunicorn option overrides the defaults here).
+    """
     folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log = folder.parent / f"{kind}-{port}.log"
     extra_env = dict(env or {})
-    users_args: list[str] = []
     if users is not None:
         users_file = folder.parent / f"users-{port}"
         users_file.write_text("".join(f"{u}:{p}\n" for u, p in users.items()))
+    users_args: list[str] = []
+    if users_file is not None:
         users_args = ["--users", str(users_file)]
         extra_env["GITSYNC_USERS_FILE"] = str(users_file)
+    if per_user:
+        extra_env["GITSYNC_PER_USER"] = "1"
     if kind == "serve":
-        argv = gitsync_argv("serve", str(folder), "--listen", str(port), "-q", *users_args, *args)
+        mode_args = ["--per-user"] if per_user else []
+        argv = gitsync_argv("serve", str(folder), "--listen", str(port), "-q", *mode_args, *users_args, *args)
     else:
-        subprocess.run(["git", "init", "-q", str(folder)], check=True)
+        if not per_user:
+            subprocess.run(["git", "init", "-q", str(folder)], check=True)
         argv = [
             sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"{HOST}:{port}",
-            "--worker-class", "gthread", "--threads", "8", "--timeout", "60",
+            "--worker-class", worker_class, "--threads", str(threads), "--timeout", "60",
             "--error-logfile", "-", *args, f"gitsync.app.wsgi:make_app({str(folder)!r})",
         ]
     with log.open("wb") as out:

@@ -25,7 +25,7 @@ from gitsync.protocol.messages import Anchor
 from gitsync.protocol.server import ServerConfig, ServerSession
 from gitsync.store.git import GitStore
 from gitsync.transport.inprocess import InProcessTransport
-from tests.helpers import git, read_notes
+from tests.helpers import git, read_notes, serve_in_thread
 from tests.hostile.helpers import URL, FsGuard, sif
 
 App = Callable[..., Iterable[bytes]]
@@ -150,26 +150,19 @@ def test_broken_answers_end_the_sync_cleanly(tmp_path: Path, name: str) -> None:
 
 def test_huge_answer_is_refused(tmp_path: Path) -> None:
     """The HTTP transport stops reading at its limit instead of filling memory."""
-    import threading
     from wsgiref.simple_server import make_server
 
     from gitsync.transport.http import HttpTransport
     from gitsync.transport.serve import _ThreadingServer
 
     big = canned((200, SYNCML, b"<SyncML>" + b" " * (3 * 1024 * 1024)))
-    httpd = make_server("127.0.0.1", 0, big, server_class=_ThreadingServer)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
     folder, guard, _ = _client(tmp_path)
-    try:
+    with serve_in_thread(make_server("127.0.0.1", 0, big, server_class=_ThreadingServer)) as port:
         transport = HttpTransport(timeout=10, max_reply=1024 * 1024)
-        opts = ClientOptions(url=f"http://127.0.0.1:{httpd.server_port}/", device_id="victim", name="srv")
+        opts = ClientOptions(url=f"http://127.0.0.1:{port}/", device_id="victim", name="srv")
         with pytest.raises(GitsyncError, match="more than"):
             sync_client(GitStore.open(folder), opts, transport)
         transport.close()
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
     assert guard.problems() == []
 
 
@@ -230,7 +223,6 @@ def test_hostile_names_from_the_server_stay_inside(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", ["garbage", "xxe", "http-500", "truncated"])
 def test_cli_reports_a_broken_server_in_one_line(tmp_path: Path, name: str) -> None:
     """What a user sees: exit status 1 and one line saying what went wrong, no traceback."""
-    import threading
     from wsgiref.simple_server import make_server
 
     from gitsync.transport.serve import _ThreadingServer
@@ -238,17 +230,11 @@ def test_cli_reports_a_broken_server_in_one_line(tmp_path: Path, name: str) -> N
 
     folder, guard, _ = _client(tmp_path)
     config_before = set(git(folder, "config", "--local", "--list").splitlines())
-    httpd = make_server("127.0.0.1", 0, BROKEN[name], server_class=_ThreadingServer)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        argv = gitsync_argv("sync", str(folder), "--remote", f"http://127.0.0.1:{httpd.server_port}/", "-q")
+    with serve_in_thread(make_server("127.0.0.1", 0, BROKEN[name], server_class=_ThreadingServer)) as port:
+        argv = gitsync_argv("sync", str(folder), "--remote", f"http://127.0.0.1:{port}/", "-q")
         proc = subprocess.run(
             argv, env=child_env(), cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
         )
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
@@ -258,6 +244,6 @@ def test_cli_reports_a_broken_server_in_one_line(tmp_path: Path, name: str) -> N
     added = set(git(folder, "config", "--local", "--list").splitlines()) - config_before
     assert all(line.startswith("gitsync.") for line in added), added
     urls = {line.split("=", 1)[1] for line in added if line.split("=", 1)[0].endswith(("remote", ".url"))}
-    assert urls <= {f"http://127.0.0.1:{httpd.server_port}/"}, urls
+    assert urls <= {f"http://127.0.0.1:{port}/"}, urls
     guard.before_git["config"] = guard._git_meta()["config"]
     assert guard.problems() == []

@@ -8,7 +8,6 @@ refresh from the server answering a two-way Alert would otherwise replace every 
 from __future__ import annotations
 
 import http.server
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +23,7 @@ from gitsync.protocol.server import ServerConfig, ServerSession
 from tests import peers
 from tests.app.helpers import write_notes
 from tests.cli.helpers import cli, repo_snapshot
+from tests.helpers import serve_in_thread
 
 
 class _Hostile:
@@ -74,15 +74,8 @@ def _hostile_server(answer: SyncMode) -> Iterator[tuple[str, _Hostile]]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    httpd = http.server.ThreadingHTTPServer((peers.LOCALHOST, 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://{peers.LOCALHOST}:{httpd.server_address[1]}/", hostile
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
+    with serve_in_thread(http.server.ThreadingHTTPServer((peers.LOCALHOST, 0), Handler)) as port:
+        yield f"http://{peers.LOCALHOST}:{port}/", hostile
 
 
 NOTES = {f"note{n}.txt": f"note {n}\n".encode() for n in range(6)}

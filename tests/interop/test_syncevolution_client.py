@@ -29,6 +29,7 @@ from gitsync.app.server import ServerOptions, SyncServer
 from gitsync.store.git import GitStore
 from gitsync.transport.serve import make_http_server
 from tests import peers
+from tests.helpers import serve_in_thread
 
 pytestmark = pytest.mark.interop
 
@@ -404,15 +405,10 @@ def tapped_server(folder: Path, **options: Any) -> Iterator[tuple[str, _Tap]]:
     store = GitStore.open(folder)
     server = SyncServer(store, ServerOptions(**options))
     tap = _Tap(server.wsgi_app())
-    httpd = make_http_server(tap, peers.LOCALHOST, 0)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
     try:
-        yield f"http://{peers.LOCALHOST}:{httpd.server_port}/", tap
+        with serve_in_thread(make_http_server(tap, peers.LOCALHOST, 0)) as port:
+            yield f"http://{peers.LOCALHOST}:{port}/", tap
     finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
         server.close()
 
 

@@ -3,12 +3,8 @@ the gunicorn deployment (several worker processes) holds 20 clients syncing at o
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import re
-import signal
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -28,9 +24,9 @@ from tests.crash.harness import (
     child_env,
     gitsync_argv,
     thread_server,
-    wait_port,
 )
 from tests.helpers import free_port, read_notes, write_notes
+from tests.hostile.live import HAVE_GUNICORN, live_server
 
 CLIENTS = 20
 NOTES_EACH = 5
@@ -143,49 +139,17 @@ def test_a_busy_server_repository_answers_retry_later(tmp_path: Path) -> None:
     assert read_notes(server_dir) == _notes_of(2)
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("gunicorn") is None, reason="gunicorn is not installed (test extra)"
-)
+@pytest.mark.skipif(not HAVE_GUNICORN, reason="gunicorn is not installed (test extra)")
 def test_gunicorn_workers_hold_20_clients_at_once(tmp_path: Path) -> None:
     server_dir = tmp_path / "server"
     server_dir.mkdir()
     (server_dir / "server.txt").write_bytes(b"on the server\n")
     GitStore.open(server_dir)
-    port = free_port()
-    log = tmp_path / "gunicorn.log"
-    argv = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "--workers",
-        "4",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--timeout",
-        "120",
-        "--access-logfile",
-        "-",
-        "--access-logformat",
-        "pid=%(p)s %(m)s %(s)s",
-        "--error-logfile",
-        "-",
-        f"gitsync.app.wsgi:make_app({str(server_dir)!r})",
-    ]
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            argv, env=child_env(), cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        assert wait_port(port, None, timeout=30), log.read_text()
-        expected = _many_clients(tmp_path, f"http://127.0.0.1:{port}/notes")
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    text = log.read_text()
+    logs = ["--timeout", "120", "--access-logfile", "-", "--access-logformat", "pid=%(p)s %(m)s %(s)s"]
+    with live_server(server_dir, kind="gunicorn", workers=4, threads=1, worker_class="sync",
+                     args=logs) as srv:
+        expected = _many_clients(tmp_path, f"http://127.0.0.1:{srv.port}/notes")
+    text = srv.output()
     assert read_notes(server_dir) == expected
     assert check_repo(server_dir, "server") == []
     pids = set(re.findall(r"pid=<?(\d+)>? POST 200", text))

@@ -6,7 +6,6 @@ from __future__ import annotations
 import shutil
 import socket
 import ssl
-import threading
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -18,6 +17,7 @@ from gitsync.transport.http import HttpTransport
 from tests import peers
 from tests.app.helpers import git, write_notes
 from tests.cli.helpers import cli, repo_snapshot
+from tests.helpers import serve_in_thread
 from tests.transport.certs import Certs, make_certs
 
 
@@ -119,17 +119,11 @@ def test_no_downgrade_after_https_and_no_redirects(tmp_path: Path) -> None:
         def log_message(self, *args: object) -> None:
             pass
 
-    httpd = HTTPServer(("127.0.0.1", 0), Redirect)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serve_in_thread(HTTPServer(("127.0.0.1", 0), Redirect)) as port:
         t = HttpTransport(timeout=5)
         not_followed = r"redirects to http://127\.0\.0\.1:9/elsewhere: not followed"
         with pytest.raises(TransportError, match=not_followed):
-            t.exchange(f"http://127.0.0.1:{httpd.server_port}/", b"<SyncML/>", "application/vnd.syncml+xml")
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+            t.exchange(f"http://127.0.0.1:{port}/", b"<SyncML/>", "application/vnd.syncml+xml")
     t = HttpTransport(timeout=2)
     with pytest.raises(TransportError, match="cannot reach"):
         t.exchange("https://127.0.0.1:9/", b"x", "application/vnd.syncml+xml")
