@@ -15,19 +15,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from gitsync.app.common import (
-    SyncReport,
-    Transport,
-    TreeEdits,
-    Wire,
-    bump,
-    make_id,
-    our_devinf,
-    parse_or_why,
-    too_large_line,
-)
+from gitsync.app.edits import TreeEdits
 from gitsync.app.faults import crash_point
 from gitsync.app.hook import run_again_generation
 from gitsync.app.options import ClientOptions
@@ -60,7 +49,13 @@ from gitsync.protocol.profiles import profile_for
 from gitsync.protocol.session import Phase
 from gitsync.store.git import GitStore
 from gitsync.sync.conflict import has_conflict_markers
+from gitsync.sync.devinf import our_devinf
+from gitsync.sync.ids import make_id
+from gitsync.sync.ledger import Effect
+from gitsync.sync.payload import Wire, parse_or_why
+from gitsync.sync.report import SyncReport, bump, commit_message, too_large_line
 from gitsync.sync.state import IdRow, PeerState, Role, kept
+from gitsync.transport import Transport
 
 __all__ = ["ClientOptions", "sync_client"]
 
@@ -77,15 +72,6 @@ def stale_devinf(devinf: DevInf | None) -> bool:
     if devinf is None or profile_for(devinf).name != "gitsync":
         return False
     return not any(offers(store, EXACT) for store in devinf.datastores)
-
-
-@dataclass(slots=True)
-class _Effect:
-    """What a change does to the synced tree once the peer has it."""
-
-    writes: dict[str, str]
-    deletes: list[str]
-    kind: ChangeKind
 
 
 def sync_client(
@@ -133,12 +119,8 @@ class _ClientRun(TreeEdits):
         self.transport = transport
         self.now = now
         self.progress = progress
+        super().__init__()
         self.report = SyncReport(peer=opts.name)
-        self.writes: dict[str, str] = {}  # incoming: path → blob
-        self.deletes: set[str] = set()
-        self.synced_writes: dict[str, str] = {}
-        self.synced_deletes: set[str] = set()
-        self.effects: dict[str, _Effect] = {}
         self.unsent: set[str] = set()  # keys of changes the peer cannot carry (not sent)
         self.received: set[str] = set()  # LUIDs the server sent this session
         self.merged_keys: set[str] = set()  # LUIDs whose change the server merged (207)
@@ -332,7 +314,7 @@ class _ClientRun(TreeEdits):
                 luid = path_luid.get(path) or make_id(path, blob)
                 self.luid_path[luid] = path
                 out.append(
-                    self._out(ChangeKind.ADD, luid, path, blob, _Effect({path: blob}, [], ChangeKind.ADD))
+                    self._out(ChangeKind.ADD, luid, path, blob, Effect({path: blob}, (), ChangeKind.ADD))
                 )
         else:
             changes = self.store.diff(self.synced_tree, self.head_tree)
@@ -343,7 +325,7 @@ class _ClientRun(TreeEdits):
                     assert tc.new_path and tc.new_blob
                     luid = make_id(tc.new_path, tc.new_blob)
                     self.luid_path[luid] = tc.new_path
-                    eff = _Effect({tc.new_path: tc.new_blob}, [], ChangeKind.ADD)
+                    eff = Effect({tc.new_path: tc.new_blob}, (), ChangeKind.ADD)
                     out.append(self._out(ChangeKind.ADD, luid, tc.new_path, tc.new_blob, eff))
                 elif tc.kind is ChangeKind.DELETE:
                     assert tc.old_path
@@ -352,20 +334,19 @@ class _ClientRun(TreeEdits):
                     if luid_or_none is None:
                         self.synced_deletes.add(tc.old_path)
                         continue
-                    eff = _Effect({}, [tc.old_path], ChangeKind.DELETE)
+                    eff = Effect({}, (tc.old_path,), ChangeKind.DELETE)
                     self.effects[luid_or_none] = eff
                     out.append(OutChange(kind=ChangeKind.DELETE, key=luid_or_none))
                 else:
                     assert tc.old_path and tc.new_path and tc.new_blob
                     self.wire.moved(tc.old_path, tc.new_path)
                     luid_or_none = path_luid.get(tc.old_path)
-                    eff = _Effect({tc.new_path: tc.new_blob}, [], ChangeKind.MODIFY)
-                    if tc.old_path != tc.new_path:
-                        eff.deletes.append(tc.old_path)
+                    renamed = (tc.old_path,) if tc.old_path != tc.new_path else ()
+                    eff = Effect({tc.new_path: tc.new_blob}, renamed, ChangeKind.MODIFY)
                     if luid_or_none is None:
                         luid = make_id(tc.new_path, tc.new_blob)
                         self.luid_path[luid] = tc.new_path
-                        eff.kind = ChangeKind.ADD
+                        eff = Effect(eff.writes, eff.deletes, ChangeKind.ADD)
                         out.append(self._out(ChangeKind.ADD, luid, tc.new_path, tc.new_blob, eff))
                         continue
                     self.luid_path[luid_or_none] = tc.new_path
@@ -384,7 +365,7 @@ class _ClientRun(TreeEdits):
         self._tick("sending", 0, len(out))
         session.provide_changes(out)
 
-    def _out(self, kind: ChangeKind, luid: str, path: str, blob: str, eff: _Effect) -> OutChange:
+    def _out(self, kind: ChangeKind, luid: str, path: str, blob: str, eff: Effect) -> OutChange:
         if self._unsendable(path, blob):
             self.unsent.add(luid)
         self.effects[luid] = eff
@@ -674,13 +655,16 @@ class _ClientRun(TreeEdits):
         files = state.dump()
         if wire is not None:
             report.renamed.extend(r for r in wire.renamed if r not in report.renamed)
-        subject = report.subject(opts.name)
-        trailers = (
-            f"Gitsync-Peer: {opts.name}\nGitsync-Url: {opts.url}\nGitsync-Device: {opts.device_id}\n"
-            f"Gitsync-Mode: {report.mode}\nGitsync-Session: {session_id}\n"
-            f"Gitsync-Anchor: {self.next_anchor}\nGitsync-Conflicts: {report.conflicts}\n"
+        message = commit_message(
+            report.subject(opts.name),
+            peer=opts.name,
+            url=opts.url,
+            device=opts.device_id,
+            mode=report.mode,
+            session=session_id,
+            anchor=self.next_anchor,
+            conflicts=report.conflicts,
         )
-        message = f"{subject}\n\n{trailers}"
         new_commit = None
         if report.local.total() + report.remote.total() > 0 or new_tree != self.head_tree:
             parents = [self.head] if self.head else []

@@ -147,7 +147,7 @@ def describe(
     remote_uri: str | None,
 ) -> Description:
     """Gather --describe's facts; options given on the command line win over remembered config."""
-    from gitsync.app.common import our_devinf  # the codec it pulls in is not needed by --local
+    from gitsync.sync.devinf import our_devinf  # the codec it pulls in is not needed by --local
 
     cfg = store.config_get
     head = store.head()

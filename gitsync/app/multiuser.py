@@ -29,7 +29,6 @@ import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from gitsync.app.common import our_devinf
 from gitsync.app.server import ServerOptions, SyncServer
 from gitsync.app.sessions import DirTable
 from gitsync.codec import decode, encode
@@ -40,6 +39,7 @@ from gitsync.protocol.messages import Message, SyncHdr
 from gitsync.protocol.passwords import PasswordEntry
 from gitsync.protocol.server import ServerConfig, ServerSession
 from gitsync.store.git import GitStore
+from gitsync.sync.devinf import our_devinf
 from gitsync.transport.wsgi import Request, Response, make_wsgi_app
 
 __all__ = ["PerUserServer", "claimed_user", "path_user"]

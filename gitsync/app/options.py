@@ -14,11 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from gitsync.app.common import DEFAULT_MAX_MSG_SIZE, peer_ref_name
 from gitsync.codec import WBXML_TYPE, XML_TYPE
 from gitsync.errors import ConfigError, UserError
 from gitsync.model import MODE_NAMES, SyncMode
 from gitsync.protocol.session import DEFAULT_MAX_OBJ_SIZE
+from gitsync.sync.devinf import DEFAULT_MAX_MSG_SIZE
+from gitsync.sync.ids import peer_ref_name
 from gitsync.sync.state import PeerState
 from gitsync.transport.urls import parse_server_url
 

@@ -18,8 +18,8 @@ from gitsync.model import ChangeKind
 from gitsync.protocol.events import OutChange
 
 if TYPE_CHECKING:
-    from gitsync.app.common import Wire
     from gitsync.store.git import GitStore
+    from gitsync.sync.payload import Wire
 
 __all__ = ["LazyOutChange"]
 

@@ -1,6 +1,6 @@
 """Collections of note paths that answer "is this name taken?" the way names are compared.
 
-:meth:`gitsync.app.common.Wire.path_for` compares paths case-insensitively (``Notes.txt`` and
+:meth:`gitsync.sync.payload.Wire.path_for` compares paths case-insensitively (``Notes.txt`` and
 ``notes.txt`` are one file on macOS and Windows checkouts).  Building a lower-cased copy of every
 path for each incoming note made a slow sync of N notes cost N² (over a minute at 20,000 notes);
 these collections keep that lower-cased index up to date as paths come and go, so the question

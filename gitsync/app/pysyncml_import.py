@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitsync.protocol.messages import CTInfo, DevInf
+from gitsync.sync.report import commit_message
 from gitsync.sync.state import IdRow, PeerState, Role
 
 if TYPE_CHECKING:
@@ -222,10 +223,13 @@ def take_over(store: GitStore, state: PysyncmlState, peer: str, url: str) -> str
             advertise=advertise_spec(state.content_types),
             ids=tuple(rows),
         )
-        message = (
-            f"gitsync: took over the sync-notes state of {STATE_DIR}\n\n"
-            f"Gitsync-Peer: {peer}\nGitsync-Url: {url}\nGitsync-Device: {state.device_id}\n"
-            f"Gitsync-Mode: imported\nGitsync-Anchor: {state.local_anchor or '-'}\n"
+        message = commit_message(
+            f"gitsync: took over the sync-notes state of {STATE_DIR}",
+            peer=peer,
+            url=url,
+            device=state.device_id,
+            mode="imported",
+            anchor=state.local_anchor or "-",
         )
         store.finish_sync(
             peer,

@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from gitsync.app.carryover import (
     GONE_CODES,
@@ -29,18 +29,7 @@ from gitsync.app.carryover import (
     load_refusals,
     ok_status,
 )
-from gitsync.app.common import (
-    DEFAULT_MAX_MSG_SIZE,
-    SyncReport,
-    TreeEdits,
-    Wire,
-    bump,
-    make_id,
-    our_devinf,
-    parse_or_why,
-    peer_ref_name,
-    too_large_line,
-)
+from gitsync.app.edits import TreeEdits
 from gitsync.app.faults import crash_point
 from gitsync.app.outgoing import LazyOutChange
 from gitsync.app.paths import PathMap, PathSet
@@ -70,6 +59,11 @@ from gitsync.protocol.server import ServerConfig, ServerSession
 from gitsync.protocol.session import DEFAULT_MAX_OBJ_SIZE
 from gitsync.store.git import GitStore, TreeChange
 from gitsync.sync.conflict import Outcome, Policy, resolve_delete_vs_modify, resolve_modify
+from gitsync.sync.devinf import DEFAULT_MAX_MSG_SIZE, our_devinf
+from gitsync.sync.ids import make_id, peer_ref_name
+from gitsync.sync.ledger import Effect
+from gitsync.sync.payload import Wire, parse_or_why
+from gitsync.sync.report import SyncReport, bump, commit_message, summary_line, too_large_line
 from gitsync.sync.state import IdRow, PeerState, Role, kept
 from gitsync.transport.proxy import TrustedProxies
 from gitsync.transport.wsgi import Request, Response, make_wsgi_app
@@ -291,17 +285,11 @@ class _Item:
     path: str
 
 
-@dataclass(slots=True)
-class _Effect:
-    writes: dict[str, str] = field(default_factory=dict)
-    deletes: list[str] = field(default_factory=list)
-    kind: ChangeKind = ChangeKind.ADD
-
-
 class _ServerRun(TreeEdits):
     """The application side of one client session."""
 
     def __init__(self, server: SyncServer, resp_uri: str, first: Message) -> None:
+        super().__init__()
         self.server = server
         self.store = server.store
         self.opts = server.options
@@ -342,11 +330,6 @@ class _ServerRun(TreeEdits):
         self.local: dict[str, TreeChange] = {}  # path (old or new) → local change since last sync
         self.touched_paths: PathSet = PathSet()  # settled by this session's incoming changes
         self.matched: set[str] = set()  # guids the client has (slow sync / refresh)
-        self.writes: dict[str, str] = {}
-        self.deletes: set[str] = set()
-        self.synced_writes: dict[str, str] = {}
-        self.synced_deletes: set[str] = set()
-        self.effects: dict[str, _Effect] = {}
         self.unsent: set[str] = set()  # keys of changes the peer cannot carry (not sent)
         self.extra_out: list[OutChange] = []
         self.server_anchor = Anchor()
@@ -792,7 +775,7 @@ class _ServerRun(TreeEdits):
             self.wire.remember(target, note, content_type)
             bump(self.report.local, ChangeKind.ADD)
         elif outcome.send_delete and item.luid:
-            self.effects[item.guid] = _Effect({}, [path], ChangeKind.DELETE)
+            self.effects[item.guid] = Effect({}, (path,), ChangeKind.DELETE)
             self.extra_out.append(OutChange(kind=ChangeKind.DELETE, key=item.guid, peer_key=item.luid))
         return ItemResult(code=outcome.code)
 
@@ -970,7 +953,7 @@ class _ServerRun(TreeEdits):
             bump(self.report.local, ChangeKind.DELETE)
 
     # ------------------------------------------------------------------ outgoing
-    def _out(self, kind: ChangeKind, item: _Item, path: str, blob: str, eff: _Effect) -> OutChange:
+    def _out(self, kind: ChangeKind, item: _Item, path: str, blob: str, eff: Effect) -> OutChange:
         if self._unsendable(path, blob):
             self.unsent.add(item.guid)
         self.effects[item.guid] = eff
@@ -989,12 +972,12 @@ class _ServerRun(TreeEdits):
     def _queue_add(self, item: _Item, path: str) -> None:
         blob = self.writes.get(path) or self.notes[path]
         self.extra_out.append(
-            self._out(ChangeKind.ADD, item, path, blob, _Effect({path: blob}, [], ChangeKind.ADD))
+            self._out(ChangeKind.ADD, item, path, blob, Effect({path: blob}, (), ChangeKind.ADD))
         )
 
     def _queue_replace(self, item: _Item, path: str, blob: str) -> None:
         kind = ChangeKind.MODIFY if item.luid else ChangeKind.ADD
-        self.extra_out.append(self._out(kind, item, path, blob, _Effect({path: blob}, [], kind)))
+        self.extra_out.append(self._out(kind, item, path, blob, Effect({path: blob}, (), kind)))
 
     def _sendable(self, out: list[OutChange]) -> list[OutChange]:
         """``out`` without the notes the client cannot carry exactly (reported, kept here)."""
@@ -1015,7 +998,7 @@ class _ServerRun(TreeEdits):
                     continue
                 item.luid = None  # the client does not have it (it sent us everything)
                 out.append(
-                    self._out(ChangeKind.ADD, item, path, blob, _Effect({path: blob}, [], ChangeKind.ADD))
+                    self._out(ChangeKind.ADD, item, path, blob, Effect({path: blob}, (), ChangeKind.ADD))
                 )
             return out
         seen: set[int] = set()
@@ -1035,7 +1018,7 @@ class _ServerRun(TreeEdits):
                         item,
                         tc.new_path,
                         tc.new_blob,
-                        _Effect({tc.new_path: tc.new_blob}, [], ChangeKind.ADD),
+                        Effect({tc.new_path: tc.new_blob}, (), ChangeKind.ADD),
                     )
                 )
             elif tc.kind is ChangeKind.DELETE:
@@ -1053,24 +1036,24 @@ class _ServerRun(TreeEdits):
                         item_or_none,
                         tc.old_path,
                         "",
-                        _Effect({}, [tc.old_path], ChangeKind.DELETE),
+                        Effect({}, (tc.old_path,), ChangeKind.DELETE),
                     )
                     if False
                     else OutChange(kind=ChangeKind.DELETE, key=item_or_none.guid, peer_key=item_or_none.luid)
                 )
-                self.effects[item_or_none.guid] = _Effect({}, [tc.old_path], ChangeKind.DELETE)
+                self.effects[item_or_none.guid] = Effect({}, (tc.old_path,), ChangeKind.DELETE)
             else:
                 assert tc.old_path and tc.new_path and tc.new_blob
                 item = self.by_path.get(tc.old_path) or self._item_for_path(tc.new_path)
                 self._move(item, tc.new_path)
                 self.wire.moved(tc.old_path, tc.new_path)
-                eff = _Effect(
+                eff = Effect(
                     {tc.new_path: tc.new_blob},
-                    [tc.old_path] if tc.old_path != tc.new_path else [],
+                    (tc.old_path,) if tc.old_path != tc.new_path else (),
                     ChangeKind.MODIFY,
                 )
                 if not item.luid:
-                    eff.kind = ChangeKind.ADD
+                    eff = Effect(eff.writes, eff.deletes, ChangeKind.ADD)
                     out.append(self._out(ChangeKind.ADD, item, tc.new_path, tc.new_blob, eff))
                 elif tc.old_blob == tc.new_blob and not self.wire.carries_name:
                     self.synced_writes.update(eff.writes)
@@ -1183,11 +1166,14 @@ class _ServerRun(TreeEdits):
             ).dump()
             self.report.renamed.extend(r for r in self.wire.renamed if r not in self.report.renamed)
             report = self.report
-            subject = report.subject(self.name)
-            message = (
-                f"{subject}\n\nGitsync-Peer: {self.name}\nGitsync-Device: {self.device_id}\n"
-                f"Gitsync-Mode: {report.mode}\nGitsync-Session: {self.session.session_id}\n"
-                f"Gitsync-Anchor: {self.server_anchor.next}\nGitsync-Conflicts: {report.conflicts}\n"
+            message = commit_message(
+                report.subject(self.name),
+                peer=self.name,
+                device=self.device_id,
+                mode=report.mode,
+                session=self.session.session_id,
+                anchor=self.server_anchor.next,
+                conflicts=report.conflicts,
             )
             new_commit = None
             if report.local.total() + report.remote.total() > 0 or new_tree != head_tree:
@@ -1207,7 +1193,7 @@ class _ServerRun(TreeEdits):
         self.committed = True
         if self.opts.on_report is not None:
             self.opts.on_report(report)
-        logger.info("%s", _summary_line(report))
+        logger.info("%s", summary_line(report))
 
     def _rebase(self, head: str | None) -> tuple[dict[str, str], set[str]]:
         """Our writes on top of the branch as it is now: merge where it moved under us."""
@@ -1245,14 +1231,6 @@ def _conflict_name(path: str) -> str:
     stem, dot, ext = path.rpartition(".")
     return f"{stem} (conflict).{ext}" if dot and "/" not in ext else f"{path} (conflict)"
 
-
-
-def _summary_line(report: SyncReport) -> str:
-    i, o = report.local, report.remote
-    return (
-        f"session with {report.peer} ({report.mode}): local +{i.add} ~{i.mod} -{i.dele} err {i.err}; "
-        f"remote +{o.add} ~{o.mod} -{o.dele} err {o.err}; conflicts {report.conflicts} merged {report.merged}"
-    )
 
 
 def _error_reply(hdr: SyncHdr, code: int) -> Message:

@@ -19,9 +19,9 @@ from gitsync.model import SyncMode
 
 if TYPE_CHECKING:
     from gitsync.app.client import Progress
-    from gitsync.app.common import SyncReport
     from gitsync.app.safety import DryRun
     from gitsync.store.git import GitStore
+    from gitsync.sync.report import SyncReport
 
 __all__ = ["SyncOutcome", "sync_peer"]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from gitsync.app.common import SyncReport
     from gitsync.app.safety import DryRun
     from gitsync.store.git import TreeChange
+    from gitsync.sync.report import SyncReport
 
 __all__ = ["render_dry_run", "render_table"]
 

@@ -23,7 +23,7 @@ from gitsync.cli.base import (
 from gitsync.cli.render import render_table
 
 if TYPE_CHECKING:
-    from gitsync.app.common import SyncReport
+    from gitsync.sync.report import SyncReport
 
 logger = logging.getLogger("gitsync")
 

@@ -17,7 +17,7 @@ is Linux's (where the notes folder lives) plus what Git and our own state cannot
 
 Empty and ``.`` components are dropped; names are NFC-normalised (``Café`` typed on macOS and on
 Linux is one note).  A rewritten name is only how the note is stored here: the drivers remember the
-peer's own name and send that back (:class:`gitsync.app.common.Wire`), so the device that made a
+peer's own name and send that back (:class:`gitsync.sync.payload.Wire`), so the device that made a
 note never sees it renamed.
 """
 

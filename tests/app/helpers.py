@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from gitsync.app.client import ClientOptions, sync_client
-from gitsync.app.common import SyncReport
 from gitsync.app.server import ServerOptions, SyncServer
 from gitsync.model import SyncMode
 from gitsync.store.git import GitStore
+from gitsync.sync.report import SyncReport
 from gitsync.transport.inprocess import InProcessTransport
 from tests.helpers import git, read_notes, write_notes  # re-exported: older imports
 

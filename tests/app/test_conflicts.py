@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from gitsync.app.common import SyncReport
 from gitsync.app.server import ServerOptions
 from gitsync.protocol.constants import St
 from gitsync.sync.conflict import (
@@ -20,6 +19,7 @@ from gitsync.sync.conflict import (
     resolve_delete_vs_modify,
     resolve_modify,
 )
+from gitsync.sync.report import SyncReport
 from tests.app.helpers import Loopback
 from tests.helpers import git, read_notes, write_notes
 

@@ -14,7 +14,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from gitsync.app.client import ClientOptions, sync_client
-from gitsync.app.common import SyncReport, our_devinf, peer_ref_name
 from gitsync.app.server import ServerOptions, SyncServer
 from gitsync.codec import WBXML_TYPE, XML_TYPE, decode, encode
 from gitsync.formats import NoteData, SifNoteFormat, VNoteFormat, negotiate
@@ -34,6 +33,9 @@ from gitsync.protocol.events import (
 from gitsync.protocol.messages import Add, Anchor, CTInfo, DataStore, DevInf, Message, Meta, Replace, Sync
 from gitsync.protocol.server import ServerConfig, ServerSession
 from gitsync.store.git import GitStore
+from gitsync.sync.devinf import our_devinf
+from gitsync.sync.ids import peer_ref_name
+from gitsync.sync.report import SyncReport
 from gitsync.transport.inprocess import InProcessTransport
 from tests.helpers import git, read_notes, write_notes
 

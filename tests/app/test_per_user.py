@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from gitsync.app.common import our_devinf
 from gitsync.codec import XML_TYPE, decode, encode
 from gitsync.model import SyncMode
 from gitsync.protocol.auth import basic_cred
 from gitsync.protocol.client import ClientConfig, ClientSession
 from gitsync.protocol.passwords import hash_password, md5_secret
+from gitsync.sync.devinf import our_devinf
 from tests.app.helpers import write_notes
 from tests.cli.helpers import cli, repo_snapshot
 from tests.hostile.live import HAVE_GUNICORN, live_server, post

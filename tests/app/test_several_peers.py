@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from gitsync.app.client import ClientOptions, sync_client
-from gitsync.app.common import SyncReport
 from gitsync.store.git import GitStore
+from gitsync.sync.report import SyncReport
 from gitsync.transport.inprocess import InProcessTransport
 from tests import peers
 from tests.app.helpers import Loopback

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from gitsync.app.client import ClientOptions, sync_client
-from gitsync.app.common import Wire, parse_or_why
 from gitsync.codec import XML_TYPE, decode
 from gitsync.codec.syncml import BAD_BASE64_TYPE
 from gitsync.formats import TEXT_10, NoteData, SifNoteFormat
@@ -14,6 +13,7 @@ from gitsync.model import ChangeKind
 from gitsync.protocol.events import OutChange
 from gitsync.protocol.messages import Add, Sync
 from gitsync.store.git import GitStore
+from gitsync.sync.payload import Wire, parse_or_why
 from tests.app.helpers import git, read_notes
 from tests.app.test_formats_session import SIFN, SIFN_10, URL, Device, Server, SifServer, add, replace
 

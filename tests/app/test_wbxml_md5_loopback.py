@@ -16,7 +16,6 @@ import pytest
 import requests
 
 from gitsync.app.client import ClientOptions, sync_client
-from gitsync.app.common import SyncReport
 from gitsync.app.server import ServerOptions
 from gitsync.codec import WBXML_TYPE, XML_TYPE, decode, encode
 from gitsync.errors import AuthError
@@ -36,6 +35,7 @@ from gitsync.protocol.messages import (
     SyncHdr,
 )
 from gitsync.store.git import GitStore
+from gitsync.sync.report import SyncReport
 from gitsync.sync.state import parse_kv
 from gitsync.transport.inprocess import InProcessTransport
 from tests import peers

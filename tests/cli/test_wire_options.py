@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from gitsync.app.common import DEFAULT_MAX_MSG_SIZE
 from gitsync.app.server import ServerOptions, SyncServer
 from gitsync.cli import main
 from gitsync.codec import WBXML_TYPE, XML_TYPE, decode
 from gitsync.protocol.constants import AUTH_BASIC, AUTH_MD5
 from gitsync.protocol.messages import Message
 from gitsync.store.git import GitStore
+from gitsync.sync.devinf import DEFAULT_MAX_MSG_SIZE
 from gitsync.transport.serve import make_http_server
 from tests.helpers import LOCALHOST, read_notes, serve_in_thread, write_notes
 

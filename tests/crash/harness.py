@@ -32,10 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gitsync.app.client import ClientOptions, sync_client
-from gitsync.app.common import SyncReport
 from gitsync.app.faults import APP_POINTS, ENV
 from gitsync.app.server import SyncServer
 from gitsync.store.git import CRASH_POINTS, STALE_GITSYNC_LOCK_SECONDS, GitStore
+from gitsync.sync.report import SyncReport
 from gitsync.transport.http import HttpTransport
 from gitsync.transport.serve import make_http_server
 from tests import helpers

@@ -10,13 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gitsync.app.client import stale_devinf
-from gitsync.app.common import Wire, our_devinf, verbatim
 from gitsync.codec import WBXML_TYPE, XML_TYPE, decode, encode
 from gitsync.errors import FormatError
 from gitsync.formats import EXACT, SIFN_11, TEXT_10, NoteData, format_for
 from gitsync.formats.text import not_text
 from gitsync.protocol.messages import Add, Item, Message, Meta, Sync, SyncHdr
 from gitsync.sync.conflict import Policy, resolve_modify
+from gitsync.sync.devinf import our_devinf
+from gitsync.sync.payload import Wire, verbatim
 
 UNUSUAL = {
     "png": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)),

@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gitsync.app.common import our_devinf
 from gitsync.codec import XML_TYPE, decode, encode
 from gitsync.errors import CodecError
 from gitsync.model import ChangeKind, SyncMode
 from gitsync.protocol.client import ClientConfig, ClientSession
 from gitsync.protocol.events import Acknowledged, ChangesReceived, ItemResult, OutChange, SyncModeDecided
 from gitsync.protocol.messages import Message, Status
+from gitsync.sync.devinf import our_devinf
 from gitsync.transport.inprocess import InProcessTransport
 
 URL = "http://sync.test/notes"

@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from gitsync.app.client import ClientOptions, sync_client
-from gitsync.app.common import our_devinf
 from gitsync.codec import decode, encode
 from gitsync.errors import GitsyncError
 from gitsync.model import ChangeKind, SyncMode
@@ -24,6 +23,7 @@ from gitsync.protocol.events import ChangesReceived, ItemResult, OutChange, Sess
 from gitsync.protocol.messages import Anchor
 from gitsync.protocol.server import ServerConfig, ServerSession
 from gitsync.store.git import GitStore
+from gitsync.sync.devinf import our_devinf
 from gitsync.transport.inprocess import InProcessTransport
 from tests.helpers import git, read_notes, serve_in_thread
 from tests.hostile.helpers import URL, FsGuard, sif

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from gitsync.app.common import our_devinf
 from gitsync.codec import decode, encode
 from gitsync.model import SyncMode
 from gitsync.protocol.events import ChangesReceived, ItemResult, SyncRequested
 from gitsync.protocol.messages import Anchor
 from gitsync.protocol.server import ServerConfig, ServerSession
+from gitsync.sync.devinf import our_devinf
 from tests import peers
 from tests.app.helpers import write_notes
 from tests.cli.helpers import cli, repo_snapshot

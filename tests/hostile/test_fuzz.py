@@ -17,7 +17,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gitsync.app.client import ClientOptions, sync_client
-from gitsync.app.common import our_devinf
 from gitsync.app.server import ServerOptions, SyncServer
 from gitsync.codec import WBXML_TYPE, XML_TYPE, decode, encode
 from gitsync.errors import CodecError
@@ -25,6 +24,7 @@ from gitsync.model import ChangeKind, SyncMode
 from gitsync.protocol.client import ClientConfig, ClientSession
 from gitsync.protocol.events import OutChange
 from gitsync.store.git import GitStore
+from gitsync.sync.devinf import our_devinf
 from gitsync.transport.inprocess import InProcessTransport
 from tests.helpers import captures, read_notes, shared_path
 from tests.hostile.helpers import URL, FsGuard, post, sif

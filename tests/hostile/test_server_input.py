@@ -71,8 +71,8 @@ def env(tmp_path: Path) -> Iterator[Env]:
 
 def first_message(device: str = "raw-dev") -> bytes:
     """A well-formed package 1 as our own client would send it."""
-    from gitsync.app.common import our_devinf
     from gitsync.protocol.client import ClientConfig, ClientSession
+    from gitsync.sync.devinf import our_devinf
 
     session = ClientSession(
         ClientConfig(

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from gitsync.app.common import Wire
 from gitsync.formats import TEXT_10, NoteData
+from gitsync.sync.payload import Wire
 from tests import peers
 from tests.app.helpers import write_notes
 

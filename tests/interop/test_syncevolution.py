@@ -22,12 +22,12 @@ from pathlib import Path
 import pytest
 
 from gitsync.app.client import ClientOptions, sync_client
-from gitsync.app.common import SyncReport
 from gitsync.codec import WBXML_TYPE, XML_TYPE, decode
 from gitsync.errors import AuthError
 from gitsync.model import SyncMode
 from gitsync.protocol.messages import Add, Message, Replace, Status, Sync
 from gitsync.store.git import GitStore
+from gitsync.sync.report import SyncReport
 from gitsync.sync.state import parse_kv
 from gitsync.transport.http import HttpTransport
 from tests import peers

@@ -1,120 +1,34 @@
-"""Pieces both drivers share: our DevInf, note ↔ payload conversion, ids, summaries."""
+"""The payload format: how a note file travels to one peer and back (:class:`Wire`).
+
+Which format both sides speak, the peer's habits (CRLF, a trailing newline it adds, flat names,
+ASCII only), the note fields it sent that we do not map (sent back with the note) and its own
+names for notes we store under another name; a note a text peer cannot carry exactly is refused
+here (:meth:`Wire.refusal`), never sent as a lossy copy.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
 
-from gitsync import __version__
-from gitsync.app.paths import PathMap
 from gitsync.codec.syncml import BAD_BASE64_TYPE
 from gitsync.errors import FormatError
-from gitsync.formats import EXACT, OUR_FORMATS, NoteData, NoteFormat, format_for, negotiate, offers
+from gitsync.formats import EXACT, NoteData, NoteFormat, format_for, negotiate, offers
 from gitsync.formats.lineendings import adapt, canonical, detect, is_mixed, to_crlf, to_lf
 from gitsync.formats.names import name_from_text, safe_relpath, unique_path
 from gitsync.formats.text import not_text
-from gitsync.model import ChangeKind
-from gitsync.protocol.messages import CTInfo, DataStore, DevInf
+from gitsync.protocol.messages import DevInf
 from gitsync.protocol.profiles import PeerProfile
+from gitsync.sync.devinf import peer_datastore
 from gitsync.sync.state import Extras
 
-if TYPE_CHECKING:
-    from gitsync.store.git import GitStore
-
-__all__ = [
-    "DEFAULT_MAX_MSG_SIZE",
-    "Counts",
-    "Extras",
-    "SyncReport",
-    "Transport",
-    "Wire",
-    "make_id",
-    "our_devinf",
-    "peer_datastore",
-    "peer_ref_name",
-]
+__all__ = ["Wire", "parse_or_why", "unreadable_name", "verbatim"]
 
 logger = logging.getLogger(__name__)
-
-#: The MaxMsgSize we advertise (client and server): the peer keeps each message under it.  Above
-#: ~0.5 MB a bigger message only costs memory (20,000 notes, 512 KiB instead of 2 MB: 5-6 MiB less
-#: peak RSS per side, same wall time on 127.0.0.1; benchmarks/run.py measures it).
-DEFAULT_MAX_MSG_SIZE = 512 * 1024
-
-
-class Transport(Protocol):
-    """Moves one SyncML message and its reply (see :mod:`gitsync.transport`)."""
-
-    def exchange(self, url: str, body: bytes, content_type: str) -> tuple[bytes, str]:
-        """POST ``body``; return the reply body and its media type."""
-        ...
-
-
-def our_devinf(dev_id: str, *, server: bool, display_name: str | None = None) -> DevInf:
-    """The DevInf we advertise: one notes store, SIF-N 1.1 preferred (pysyncml needs it), and the
-    exact format in CTCap (what gitsync peers send each other, :mod:`gitsync.formats.exact`)."""
-    cts = tuple(CTInfo(ct_type=f.content_type, ver_ct=f.version) for f in OUR_FORMATS)
-    store = DataStore(
-        source_ref="notes",
-        display_name=display_name or "Notes",
-        max_guid_size=64,
-        rx_pref=cts[:1],
-        rx=cts[1:],
-        tx_pref=cts[:1],
-        tx=cts[1:],
-        ctcaps=(CTInfo(ct_type=EXACT.content_type, ver_ct=EXACT.version),),  # gitsync peers only
-        sync_types=(1, 2, 3, 4, 5, 6, 7),
-    )
-    return DevInf(
-        man="gitsync-notes",
-        mod="gitsync-notes",
-        oem="-",
-        fw_v="-",
-        sw_v=__version__,
-        hw_v="-",
-        dev_id=dev_id,
-        dev_typ="server" if server else "workstation",
-        utc=True,
-        support_large_objs=True,  # MoreData both ways (gitsync.protocol.session)
-        support_number_of_changes=True,
-        datastores=(store,),
-    )
-
-
-def peer_datastore(devinf: DevInf | None, uri: str) -> DataStore | None:
-    """The peer's datastore named ``uri`` (``./`` and case ignored), else its only one."""
-    if devinf is None or not devinf.datastores:
-        return None
-
-    def norm(u: str) -> str:
-        return u.removeprefix("./").strip("/").lower()
-
-    for ds in devinf.datastores:
-        if norm(ds.source_ref) == norm(uri):
-            return ds
-    return devinf.datastores[0] if len(devinf.datastores) == 1 else None
-
-
-def make_id(*parts: str) -> str:
-    """A 32-hex id derived from what identifies a note when first seen.
-
-    Deterministic, so a session that died and is retried offers the same ids again and
-    the peer can match them instead of duplicating notes.
-    """
-    return hashlib.sha1("\0".join(parts).encode("utf-8", "surrogateescape")).hexdigest()[:32]
-
-
-def peer_ref_name(text: str) -> str:
-    """A readable, ref-safe peer name from a URL or device id."""
-    text = re.sub(r"^[a-z]+://([^/@]*@)?", "", text.strip().lower())  # never a user name or password
-    text = re.sub(r"[^a-z0-9._-]+", "-", text).strip("-.")
-    return text[:80] or "peer"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -346,92 +260,6 @@ def _drop_last_break(body: bytes) -> bytes:
     return body
 
 
-@dataclass(slots=True)
-class Counts:
-    """Adds, modifications, deletions and errors on one side."""
-
-    add: int = 0
-    mod: int = 0
-    dele: int = 0
-    err: int = 0
-
-    def total(self) -> int:
-        """Number of successful changes."""
-        return self.add + self.mod + self.dele
-
-
-@dataclass(slots=True)
-class SyncReport:
-    """What a sync did, for the summary table and the commit message."""
-
-    peer: str
-    mode: str = ""
-    local: Counts = field(default_factory=Counts)  # applied here (came in)
-    remote: Counts = field(default_factory=Counts)  # applied at the peer (went out)
-    conflicts: int = 0  # collisions
-    merged: int = 0  # resolved by merge
-    unresolved: list[str] = field(default_factory=list)  # notes left with conflict markers
-    commit: str | None = None
-    dry_run: bool = False
-    notes: list[str] = field(default_factory=list)  # human remarks
-    skipped: list[str] = field(default_factory=list)  # one line per note not sent or not taken, and why
-    #: notes not sent because the peer cannot carry them exactly (text peers): path → why
-    uncarried: dict[str, str] = field(default_factory=dict)
-    #: outgoing notes over the peer's MaxObjSize (in ``skipped``, counted in remote Err): not failures
-    too_large_out: int = 0
-    #: notes the peer sent that we could not read, kept as their raw payload: (path, why)
-    unreadable: list[tuple[str, str]] = field(default_factory=list)
-
-    def skip(self, path: str, why: str) -> None:
-        """Record a note not sent to (or not deleted because of) this peer, once per sync."""
-        if path not in self.uncarried:
-            self.uncarried[path] = why
-            self.skipped.append(f"not sent to {self.peer} (kept here): {path}: {why}")
-            logger.info("not sent to %s: %s (%s)", self.peer, path, why)
-
-    def failed(self) -> bool:
-        """Whether an item failed on either side (the sync then exits non-zero).  A note not sent
-        because the peer cannot take it (format, MaxObjSize) is reported, not a failure: it would
-        fail every hook sync for good while nothing is lost."""
-        return bool(self.local.err or self.remote.err > self.too_large_out)
-
-    def problems(self) -> list[str]:
-        """One line per note stored under another name than its peer's, per note not sent or not
-        taken and per unreadable one, for the user (stderr);
-        other failed items are logged as they happen."""
-        return [
-            *self.renamed,
-            *self.skipped,
-            *(f"unreadable note from {self.peer}, kept as {path}: {why}" for path, why in self.unreadable),
-        ]
-
-    def outcome(self, name: str) -> str:
-        """:meth:`subject` plus what was not synced, for ``gitsync-notes status``."""
-        parts = [self.subject(name)]
-        if self.uncarried:
-            listed = ", ".join(self.uncarried)
-            parts.append(f"{len(self.uncarried)} note(s) not sent, {name} cannot carry them: {listed}")
-        if self.unreadable:
-            kept = ", ".join(path for path, _ in self.unreadable)
-            parts.append(f"{len(self.unreadable)} unreadable, kept as: {kept}")
-        if self.failed():
-            parts.append(f"errors: {self.local.err} here, {self.remote.err} at {name}")
-        return "; ".join(parts)
-    renamed: list[str] = field(default_factory=list)  # one line per peer name stored differently here
-
-    def subject(self, name: str) -> str:
-        """The sync commit's subject line."""
-        i, o = self.local, self.remote
-        return f"sync with {name}: +{i.add} ~{i.mod} -{i.dele} in, +{o.add} ~{o.mod} -{o.dele} out"
-
-
-def too_large_line(what: str, size: int | None, limit: int | None, whose: str) -> str:
-    """The line a user reads for a note refused as over a MaxObjSize (413)."""
-    got = f"{size:,} bytes" if size is not None else "too large"
-    cap = f"{limit:,} bytes per note" if limit is not None else "its limit"
-    return f"{what}: {got}, over {whose} MaxObjSize ({cap})"
-
-
 def parse_or_why(wire: Wire, data: bytes, content_type: str | None) -> NoteData | str:
     """Parse a payload; for one we cannot read (bad SIF/vNote, a type we do not speak), why."""
     if (content_type or "").strip().lower() == BAD_BASE64_TYPE:
@@ -453,94 +281,3 @@ def unreadable_name(item_id: str | None, content_type: str | None) -> str:
     media = (content_type or "").split(";")[0].strip().lower()
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", item_id or "").strip("._")[:64] or "item"
     return f"unreadable-{stem}{_UNREADABLE_EXT.get(media, '.bin')}"
-
-
-def bump(counts: Counts, kind: ChangeKind) -> None:
-    """Count one successful change of ``kind``."""
-    if kind is ChangeKind.ADD:
-        counts.add += 1
-    elif kind is ChangeKind.MODIFY:
-        counts.mod += 1
-    else:
-        counts.dele += 1
-
-
-class TreeEdits:
-    """Edits a session applies as it goes, to the branch (``writes``/``deletes``) and to the
-    tree both sides agree on (``synced_*``); shared by the client and server drivers."""
-
-    notes: PathMap
-    writes: dict[str, str]
-    deletes: set[str]
-    synced_writes: dict[str, str]
-    synced_deletes: set[str]
-    _wire: Wire | None = None  # negotiated once the sync mode is known
-
-    @property
-    def wire(self) -> Wire:
-        """How notes travel to this peer (there is none before the sync mode is decided)."""
-        assert self._wire is not None, "no payload format before the sync mode is decided"
-        return self._wire
-
-    report: SyncReport
-    store: GitStore
-
-    def _touch(self, path: str) -> None:
-        """Hook: a path this session settled (the server remembers them)."""
-
-    def _unsendable(self, path: str, blob: str) -> bool:
-        """Whether the note ``path`` (blob ``blob``) cannot go to this peer unaltered (then it is
-        reported as skipped: it is not sent, and a refresh must not delete it here)."""
-        if self.wire.exact:
-            return False
-        why = self.wire.refusal(path, self.store.read_blob(blob))
-        if why is None:
-            return False
-        self.report.skip(path, why)
-        return True
-
-    def _keep_unreadable(
-        self,
-        item_id: str | None,
-        data: bytes,
-        content_type: str | None,
-        why: str,
-        taken: Callable[[str], bool],
-    ) -> str:
-        """Keep a payload we cannot read as a note of its own, byte for byte, and count it as an
-        error (the sync exits non-zero).  The caller answers the peer with success, so that it
-        does not send the item again every session; nothing is lost, the user sees the file."""
-        path = unique_path(unreadable_name(item_id, content_type), taken)
-        self._write(None, path, self.store.write_blob(data))
-        self.report.local.err += 1
-        self.report.unreadable.append((path, why))
-        logger.warning("%s sent a note we cannot read, kept as %s: %s", self.report.peer, path, why)
-        return path
-
-    def _agreed(self, writes: Mapping[str, str], deletes: Iterable[str]) -> None:
-        """The peer acknowledged a change: both sides now have ``writes`` and lack ``deletes``."""
-        self.synced_writes.update(writes)
-        for path in deletes:
-            if path not in writes:
-                self.synced_deletes.add(path)
-                self.synced_writes.pop(path, None)
-
-    def _write(self, old: str | None, new: str, blob: str) -> None:
-        if old is not None and old != new:
-            self.wire.moved(old, new)
-            self._delete(old)
-        self.notes[new] = blob
-        self.writes[new] = blob
-        self.deletes.discard(new)
-        self.synced_writes[new] = blob
-        self.synced_deletes.discard(new)
-        self._touch(new)
-
-    def _delete(self, path: str) -> None:
-        self.wire.forget(path)
-        self.notes.pop(path, None)
-        self.writes.pop(path, None)
-        self.deletes.add(path)
-        self.synced_writes.pop(path, None)
-        self.synced_deletes.add(path)
-        self._touch(path)

@@ -1,0 +1,125 @@
+"""What a sync did: the counts per side (counted here only), the lines a user reads, and the
+commit message with its ``Gitsync-*`` trailers (read back by ``gitsync-notes log``)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from gitsync.model import ChangeKind
+
+__all__ = ["Counts", "SyncReport", "bump", "commit_message", "summary_line", "too_large_line"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Counts:
+    """Adds, modifications, deletions and errors on one side."""
+
+    add: int = 0
+    mod: int = 0
+    dele: int = 0
+    err: int = 0
+
+    def total(self) -> int:
+        """Number of successful changes."""
+        return self.add + self.mod + self.dele
+
+
+@dataclass(slots=True)
+class SyncReport:
+    """What a sync did, for the summary table and the commit message."""
+
+    peer: str
+    mode: str = ""
+    local: Counts = field(default_factory=Counts)  # applied here (came in)
+    remote: Counts = field(default_factory=Counts)  # applied at the peer (went out)
+    conflicts: int = 0  # collisions
+    merged: int = 0  # resolved by merge
+    unresolved: list[str] = field(default_factory=list)  # notes left with conflict markers
+    commit: str | None = None
+    dry_run: bool = False
+    notes: list[str] = field(default_factory=list)  # human remarks
+    skipped: list[str] = field(default_factory=list)  # one line per note not sent or not taken, and why
+    #: notes not sent because the peer cannot carry them exactly (text peers): path → why
+    uncarried: dict[str, str] = field(default_factory=dict)
+    #: outgoing notes over the peer's MaxObjSize (in ``skipped``, counted in remote Err): not failures
+    too_large_out: int = 0
+    #: notes the peer sent that we could not read, kept as their raw payload: (path, why)
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+    renamed: list[str] = field(default_factory=list)  # one line per peer name stored differently here
+
+    def skip(self, path: str, why: str) -> None:
+        """Record a note not sent to (or not deleted because of) this peer, once per sync."""
+        if path not in self.uncarried:
+            self.uncarried[path] = why
+            self.skipped.append(f"not sent to {self.peer} (kept here): {path}: {why}")
+            logger.info("not sent to %s: %s (%s)", self.peer, path, why)
+
+    def failed(self) -> bool:
+        """Whether an item failed on either side (the sync then exits non-zero).  A note not sent
+        because the peer cannot take it (format, MaxObjSize) is reported, not a failure: it would
+        fail every hook sync for good while nothing is lost."""
+        return bool(self.local.err or self.remote.err > self.too_large_out)
+
+    def problems(self) -> list[str]:
+        """One line per note stored under another name than its peer's, per note not sent or not
+        taken and per unreadable one, for the user (stderr);
+        other failed items are logged as they happen."""
+        return [
+            *self.renamed,
+            *self.skipped,
+            *(f"unreadable note from {self.peer}, kept as {path}: {why}" for path, why in self.unreadable),
+        ]
+
+    def outcome(self, name: str) -> str:
+        """:meth:`subject` plus what was not synced, for ``gitsync-notes status``."""
+        parts = [self.subject(name)]
+        if self.uncarried:
+            listed = ", ".join(self.uncarried)
+            parts.append(f"{len(self.uncarried)} note(s) not sent, {name} cannot carry them: {listed}")
+        if self.unreadable:
+            kept = ", ".join(path for path, _ in self.unreadable)
+            parts.append(f"{len(self.unreadable)} unreadable, kept as: {kept}")
+        if self.failed():
+            parts.append(f"errors: {self.local.err} here, {self.remote.err} at {name}")
+        return "; ".join(parts)
+
+    def subject(self, name: str) -> str:
+        """The sync commit's subject line."""
+        i, o = self.local, self.remote
+        return f"sync with {name}: +{i.add} ~{i.mod} -{i.dele} in, +{o.add} ~{o.mod} -{o.dele} out"
+
+
+def too_large_line(what: str, size: int | None, limit: int | None, whose: str) -> str:
+    """The line a user reads for a note refused as over a MaxObjSize (413)."""
+    got = f"{size:,} bytes" if size is not None else "too large"
+    cap = f"{limit:,} bytes per note" if limit is not None else "its limit"
+    return f"{what}: {got}, over {whose} MaxObjSize ({cap})"
+
+
+def bump(counts: Counts, kind: ChangeKind) -> None:
+    """Count one successful change of ``kind``."""
+    if kind is ChangeKind.ADD:
+        counts.add += 1
+    elif kind is ChangeKind.MODIFY:
+        counts.mod += 1
+    else:
+        counts.dele += 1
+
+
+def commit_message(subject: str, **trailers: str | int | None) -> str:
+    """``subject`` and the ``Gitsync-*`` trailers of a sync commit, in the order given (a ``None``
+    value is left out): ``peer="x"`` becomes ``Gitsync-Peer: x``."""
+    lines = (f"Gitsync-{key.title()}: {value}\n" for key, value in trailers.items() if value is not None)
+    return f"{subject}\n\n{''.join(lines)}"
+
+
+def summary_line(report: SyncReport) -> str:
+    """One log line for a server session: the counts on both sides."""
+    i, o = report.local, report.remote
+    return (
+        f"session with {report.peer} ({report.mode}): local +{i.add} ~{i.mod} -{i.dele} err {i.err}; "
+        f"remote +{o.add} ~{o.mod} -{o.dele} err {o.err}; conflicts {report.conflicts} merged {report.merged}"
+    )
