@@ -47,12 +47,13 @@ from gitsync.protocol.events import (
 from gitsync.protocol.messages import DevInf, Message
 from gitsync.protocol.profiles import profile_for
 from gitsync.protocol.session import Phase
-from gitsync.store.git import GitStore
+from gitsync.store.git import GitStore, TreeChange
 from gitsync.sync.conflict import has_conflict_markers
 from gitsync.sync.devinf import our_devinf
 from gitsync.sync.ids import make_id
 from gitsync.sync.ledger import Effect
 from gitsync.sync.payload import Wire, parse_or_why
+from gitsync.sync.plan import Known, plan_outgoing
 from gitsync.sync.report import SyncReport, bump, commit_message, too_large_line
 from gitsync.sync.state import IdRow, PeerState, Role, kept
 from gitsync.transport import Transport
@@ -304,59 +305,40 @@ class _ClientRun(TreeEdits):
         )
         self.wire.extras.update(self.state.extras)
         self.wire.names.update(self.state.names)
-        out: list[OutChange] = []
         if not mode.client_sends:
-            session.provide_changes(out)
+            session.provide_changes([])
             return
-        path_luid = {path: luid for luid, path in self.luid_path.items()}
-        if mode.sends_all:
-            for path, blob in sorted(self.notes.items()):
-                luid = path_luid.get(path) or make_id(path, blob)
-                self.luid_path[luid] = path
-                out.append(
-                    self._out(ChangeKind.ADD, luid, path, blob, Effect({path: blob}, (), ChangeKind.ADD))
-                )
-        else:
+        changes: list[TreeChange] = []
+        if not mode.sends_all:
             changes = self.store.diff(self.synced_tree, self.head_tree)
             deletes = sum(1 for c in changes if c.kind is ChangeKind.DELETE)
             self._guard(deletes, len(self.store.list_notes(self.synced_tree)), "on the server")
-            for tc in changes:
-                if tc.kind is ChangeKind.ADD:
-                    assert tc.new_path and tc.new_blob
-                    luid = make_id(tc.new_path, tc.new_blob)
-                    self.luid_path[luid] = tc.new_path
-                    eff = Effect({tc.new_path: tc.new_blob}, (), ChangeKind.ADD)
-                    out.append(self._out(ChangeKind.ADD, luid, tc.new_path, tc.new_blob, eff))
-                elif tc.kind is ChangeKind.DELETE:
-                    assert tc.old_path
-                    self.wire.forget(tc.old_path)
-                    luid_or_none = path_luid.get(tc.old_path)
-                    if luid_or_none is None:
-                        self.synced_deletes.add(tc.old_path)
-                        continue
-                    eff = Effect({}, (tc.old_path,), ChangeKind.DELETE)
-                    self.effects[luid_or_none] = eff
-                    out.append(OutChange(kind=ChangeKind.DELETE, key=luid_or_none))
-                else:
-                    assert tc.old_path and tc.new_path and tc.new_blob
-                    self.wire.moved(tc.old_path, tc.new_path)
-                    luid_or_none = path_luid.get(tc.old_path)
-                    renamed = (tc.old_path,) if tc.old_path != tc.new_path else ()
-                    eff = Effect({tc.new_path: tc.new_blob}, renamed, ChangeKind.MODIFY)
-                    if luid_or_none is None:
-                        luid = make_id(tc.new_path, tc.new_blob)
-                        self.luid_path[luid] = tc.new_path
-                        eff = Effect(eff.writes, eff.deletes, ChangeKind.ADD)
-                        out.append(self._out(ChangeKind.ADD, luid, tc.new_path, tc.new_blob, eff))
-                        continue
-                    self.luid_path[luid_or_none] = tc.new_path
-                    renamed_only = tc.old_blob == tc.new_blob
-                    if renamed_only and not self.wire.carries_name:
-                        # the peer cannot see file names: nothing to tell it
-                        self.synced_writes.update(eff.writes)
-                        self.synced_deletes.update(eff.deletes)
-                        continue
-                    out.append(self._out(ChangeKind.MODIFY, luid_or_none, tc.new_path, tc.new_blob, eff))
+        path_luid = {path: luid for luid, path in self.luid_path.items()}
+
+        def known(path: str) -> Known | None:  # the server learns our LUID from our Add
+            luid = path_luid.get(path)
+            return Known(luid, at_peer=True) if luid is not None else None
+
+        plan = plan_outgoing(Role.CLIENT, mode, diff=changes, notes=self.notes, known=known,
+                             carries_name=self.wire.carries_name)
+        out: list[OutChange] = []
+        for step in plan.steps:
+            if step.kind is ChangeKind.DELETE:
+                self.wire.forget(step.path)
+            elif step.moved_from is not None:
+                self.wire.moved(step.moved_from, step.path)
+            if step.key is None:
+                self._agreed(step.effect.writes, step.effect.deletes)
+                continue
+            if step.kind is not ChangeKind.DELETE:
+                self.luid_path[step.key] = step.path
+            if not step.send:
+                self._agreed(step.effect.writes, step.effect.deletes)
+            elif step.kind is ChangeKind.DELETE:
+                self.effects[step.key] = step.effect
+                out.append(OutChange(kind=ChangeKind.DELETE, key=step.key))
+            else:
+                out.append(self._out(step.kind, step.key, step.path, step.blob, step.effect))
         if self.unsent:  # notes the server cannot carry exactly: not sent, reported, kept here
             out = [change for change in out if change.key not in self.unsent]
             for luid in self.unsent:

@@ -63,6 +63,7 @@ from gitsync.sync.devinf import DEFAULT_MAX_MSG_SIZE, our_devinf
 from gitsync.sync.ids import make_id, peer_ref_name
 from gitsync.sync.ledger import Effect
 from gitsync.sync.payload import Wire, parse_or_why
+from gitsync.sync.plan import Known, plan_outgoing
 from gitsync.sync.report import SyncReport, bump, commit_message, summary_line, too_large_line
 from gitsync.sync.state import IdRow, PeerState, Role, kept
 from gitsync.transport.proxy import TrustedProxies
@@ -988,79 +989,53 @@ class _ServerRun(TreeEdits):
         return [change for change in out if change.key not in self.unsent]
 
     def _outgoing(self) -> list[OutChange]:
-        out = list(self.extra_out)
+        """Our changes for the client: the planner's steps (:mod:`gitsync.sync.plan`), run."""
         if not self.mode.server_sends:
             return []
-        if self.mode.sends_all:
-            for path, blob in sorted(self.notes.items()):
-                item = self._item_for_path(path)
-                if item.guid in self.matched or path in self.touched_paths:
-                    continue
-                item.luid = None  # the client does not have it (it sent us everything)
-                out.append(
-                    self._out(ChangeKind.ADD, item, path, blob, Effect({path: blob}, (), ChangeKind.ADD))
-                )
-            return out
+        out = list(self.extra_out)
+        diff: list[TreeChange] = []
         seen: set[int] = set()
         for tc in self.local.values():
-            if id(tc) in seen:
-                continue
-            seen.add(id(tc))
-            paths = {tc.old_path, tc.new_path} - {None}
-            if paths & self.touched_paths:
-                continue  # settled by the client's change to the same note
-            if tc.kind is ChangeKind.ADD:
-                assert tc.new_path and tc.new_blob
-                item = self._item_for_path(tc.new_path)
-                out.append(
-                    self._out(
-                        ChangeKind.ADD,
-                        item,
-                        tc.new_path,
-                        tc.new_blob,
-                        Effect({tc.new_path: tc.new_blob}, (), ChangeKind.ADD),
-                    )
-                )
-            elif tc.kind is ChangeKind.DELETE:
-                assert tc.old_path
-                self.wire.forget(tc.old_path)
-                item_or_none = self.by_path.get(tc.old_path)
-                if item_or_none is None or not item_or_none.luid:
-                    self.synced_deletes.add(tc.old_path)
-                    if item_or_none is not None:
-                        self.items.pop(item_or_none.guid, None)
+            if id(tc) not in seen:
+                seen.add(id(tc))
+                diff.append(tc)
+        plan = plan_outgoing(
+            Role.SERVER, self.mode, diff=diff, notes=self.notes, known=self._known,
+            carries_name=self.wire.carries_name, settled=self.touched_paths, has=self.matched,
+        )
+        for step in plan.steps:
+            if step.kind is ChangeKind.DELETE:
+                self.wire.forget(step.path)
+                gone = self.items.get(step.key) if step.key is not None else None
+                if not step.send or gone is None:
+                    self._agreed(step.effect.writes, step.effect.deletes)
+                    if step.key is not None:
+                        self.items.pop(step.key, None)
                     continue
-                out.append(
-                    self._out(
-                        ChangeKind.DELETE,
-                        item_or_none,
-                        tc.old_path,
-                        "",
-                        Effect({}, (tc.old_path,), ChangeKind.DELETE),
-                    )
-                    if False
-                    else OutChange(kind=ChangeKind.DELETE, key=item_or_none.guid, peer_key=item_or_none.luid)
-                )
-                self.effects[item_or_none.guid] = Effect({}, (tc.old_path,), ChangeKind.DELETE)
+                self.effects[gone.guid] = step.effect
+                out.append(OutChange(kind=ChangeKind.DELETE, key=gone.guid, peer_key=gone.luid))
+                continue
+            assert step.key is not None
+            item = self.items.get(step.key)
+            if item is None:
+                item = _Item(guid=step.key, luid=None, path=step.path)
+                self._register(item)
             else:
-                assert tc.old_path and tc.new_path and tc.new_blob
-                item = self.by_path.get(tc.old_path) or self._item_for_path(tc.new_path)
-                self._move(item, tc.new_path)
-                self.wire.moved(tc.old_path, tc.new_path)
-                eff = Effect(
-                    {tc.new_path: tc.new_blob},
-                    (tc.old_path,) if tc.old_path != tc.new_path else (),
-                    ChangeKind.MODIFY,
-                )
-                if not item.luid:
-                    eff = Effect(eff.writes, eff.deletes, ChangeKind.ADD)
-                    out.append(self._out(ChangeKind.ADD, item, tc.new_path, tc.new_blob, eff))
-                elif tc.old_blob == tc.new_blob and not self.wire.carries_name:
-                    self.synced_writes.update(eff.writes)
-                    self.synced_deletes.update(eff.deletes)
-                else:
-                    out.append(self._out(ChangeKind.MODIFY, item, tc.new_path, tc.new_blob, eff))
+                self._move(item, step.path)
+            if step.moved_from is not None:
+                self.wire.moved(step.moved_from, step.path)
+            if plan.everything:
+                item.luid = None  # the client does not have it (it sent us everything)
+            if step.send:
+                out.append(self._out(step.kind, item, step.path, step.blob, step.effect))
+            else:
+                self._agreed(step.effect.writes, step.effect.deletes)
         return out
+
+    def _known(self, path: str) -> Known | None:
+        """Our GUID for the note at ``path``, and whether the client has it (we have its LUID)."""
+        item = self.by_path.get(path)
+        return Known(item.guid, at_peer=bool(item.luid)) if item is not None else None
 
     def _acknowledged(self, results: tuple[tuple[OutChange, int], ...]) -> None:
         for change, code in results:
