@@ -106,3 +106,18 @@ def test_only_the_store_uses_pygit2() -> None:
     light = {"gitsync.store", "gitsync.store._names", "gitsync.store._worktree", "gitsync.store.quickscan",
              "gitsync.store.locking", "gitsync.store.crashpoints"}
     assert not users & light, "these are imported without libgit2 (the --local fast path, type hints)"
+
+
+def test_the_sync_core_is_pure() -> None:
+    """gitsync/sync/ decides; it reaches no repository, network or file: not the store, the transport,
+    the drivers or the CLI, nor the libraries and modules that would (the drivers do the I/O)."""
+    banned_pkgs = ("gitsync.store", "gitsync.transport", "gitsync.app", "gitsync.cli")
+    banned_libs = {"pygit2", "requests", "socket", "os", "io", "pathlib", "shutil", "subprocess", "tempfile"}
+    found: dict[str, list[str]] = {}
+    for name, path in _modules().items():
+        if name == "gitsync.sync" or name.startswith("gitsync.sync."):
+            imported = _imports(name, path)
+            bad = {m for m in imported if m.startswith(banned_pkgs) or m.split(".")[0] in banned_libs}
+            if bad:
+                found[name] = sorted(bad)
+    assert not found, found
