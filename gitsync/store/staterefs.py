@@ -70,13 +70,17 @@ class StateRefs:
         return sorted(names)
 
     def delete(self, peer: str) -> list[str]:
-        """Delete the state ref of ``peer`` (with its history of sessions); returns what went."""
+        """Delete the state ref of ``peer`` (with its history of sessions); returns what went.
+
+        By compare-and-swap like every move of a ref, so the caller holds the repository lock.
+        """
         gone: list[str] = []
         if self._repo.references.get(self.journal(peer)) is not None:
             raise StoreError(f"a sync with {peer} is still being finished: run gitsync-notes status first")
         ref = self.ref(peer)
-        if self._repo.references.get(ref) is not None:
-            self._repo.references.delete(ref)
+        target = self._refs.target(ref)
+        if target is not None:
+            self._refs.set_if_equals(ref, target, None, f"gitsync: forget {peer}")
             gone.append(ref)
         return gone
 
