@@ -388,18 +388,8 @@ class _ClientRun(TreeEdits):
         for change, code in results:
             eff = self.effects.pop(change.key, None)
             ok = code < 300 or code == St.ALREADY_EXISTS
-            if code in (
-                St.CONFLICT_MERGED,
-                St.CONFLICT_CLIENT_WON,
-                St.CONFLICT_SERVER_WON,
-                St.CONFLICT_DUPLICATE,
-                St.CONFLICT,
-            ) or (code == St.ITEM_ADDED and change.kind is ChangeKind.MODIFY):
-                # 201 for a Replace: Synthesis kept both versions (its copy comes as an Add)
-                self.report.conflicts += 1
-                if code == St.CONFLICT_MERGED:
-                    self.report.merged += 1
-                    self.merged_keys.add(change.key)
+            if self.report.settled_there(code, change.kind):
+                self.merged_keys.add(change.key)
             if code == St.CONFLICT:
                 # the server's policy is "error": it changed nothing and neither do we
                 gone = eff.deletes[0] if eff and eff.deletes else change.key

@@ -291,14 +291,10 @@ class IncomingChanges(TreeEdits):
         return self.opts.policy
 
     def _count(self, outcome: Outcome, path: str) -> None:
-        if outcome.code != St.OK:
-            self.report.conflicts += 1
-        if outcome.code == St.CONFLICT_MERGED and not outcome.unresolved:
-            self.report.merged += 1
+        self.report.settled_here(outcome.code, unresolved=outcome.unresolved, path=path)
         if outcome.code == St.CONFLICT and self.suspend is not None:
             self.suspend.held.add(path)
         if outcome.unresolved:
-            self.report.unresolved.append(path)
             logger.warning(
                 "conflict on %s with %s left unresolved (status %d)", path, self.device_id, outcome.code
             )

@@ -7,10 +7,24 @@ import logging
 from dataclasses import dataclass, field
 
 from gitsync.model import ChangeKind
+from gitsync.protocol.constants import St
 
-__all__ = ["Counts", "SyncReport", "bump", "commit_message", "summary_line", "too_large_line"]
+__all__ = [
+    "PEER_CONFLICT_CODES",
+    "Counts",
+    "SyncReport",
+    "bump",
+    "commit_message",
+    "summary_line",
+    "too_large_line",
+]
 
 logger = logging.getLogger(__name__)
+
+#: statuses a peer gives one of our changes when it had changed the note too (and settled it)
+PEER_CONFLICT_CODES = frozenset(
+    {St.CONFLICT_MERGED, St.CONFLICT_CLIENT_WON, St.CONFLICT_SERVER_WON, St.CONFLICT_DUPLICATE, St.CONFLICT}
+)
 
 
 @dataclass(slots=True)
@@ -49,6 +63,27 @@ class SyncReport:
     #: notes the peer sent that we could not read, kept as their raw payload: (path, why)
     unreadable: list[tuple[str, str]] = field(default_factory=list)
     renamed: list[str] = field(default_factory=list)  # one line per peer name stored differently here
+
+    def settled_here(self, code: int, *, unresolved: bool, path: str) -> None:
+        """Count a conflict we settled with status ``code`` (200: none after all, the peer only
+        re-sent the last synced text); ``unresolved``: ``path`` is left for a human (markers, 409)."""
+        if code != St.OK:
+            self.conflicts += 1
+        if code == St.CONFLICT_MERGED and not unresolved:
+            self.merged += 1
+        if unresolved:
+            self.unresolved.append(path)
+
+    def settled_there(self, code: int, kind: ChangeKind) -> bool:
+        """Count the conflict the peer reports in its status ``code`` for one of our changes of
+        ``kind`` (a 201 to a Replace: Synthesis kept both versions, its copy comes as an Add);
+        whether the peer merged it (207: its merge comes back to us)."""
+        if code in PEER_CONFLICT_CODES or (code == St.ITEM_ADDED and kind is ChangeKind.MODIFY):
+            self.conflicts += 1
+            if code == St.CONFLICT_MERGED:
+                self.merged += 1
+                return True
+        return False
 
     def skip(self, path: str, why: str) -> None:
         """Record a note not sent to (or not deleted because of) this peer, once per sync."""
