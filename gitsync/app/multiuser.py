@@ -10,7 +10,7 @@ lock. A request reaches a user's server by
 2. the credentials of a first message: the user name of basic credentials, or the LocName of
    MD5 ones (SyncML MD5 carries no name: per-user mode needs the client to send its LocName,
    as SyncEvolution, Funambol and our client do). A user's repository is created by the first
-   message with their right basic password, or the first MD5 message naming them.
+   message with their right credentials (basic or MD5), never before they were checked.
 
 Routing is not authentication: the user's server still checks every credential, against that one
 user. So a name in the path or the credentials of someone else leads only to that user's server,
@@ -29,6 +29,7 @@ import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from gitsync.app.nonces import retry_nonce
 from gitsync.app.server import ServerOptions, SyncServer
 from gitsync.app.sessions import DirTable
 from gitsync.codec import decode, encode
@@ -114,14 +115,15 @@ class PerUserServer:
 
     def _may_create(self, user: str, hdr: SyncHdr) -> bool:
         """Whether a message may reach ``user``'s repository: always once it exists; before, only
-        with the right password (basic) — MD5 needs the device's nonce, so an MD5 message naming
-        the user creates it, and that user's server then checks the digest."""
+        with the right credentials.  A device of a user without a repository has no nonce yet:
+        its MD5 digest is over the empty nonce, or over the one our challenge derived from it."""
         if (self.root / user).is_dir():
             return True
-        cred = hdr.cred
+        cred, one = hdr.cred, {user: self.users[user]}
+        nonces = [b""]
         if cred is not None and (cred.type or AUTH_BASIC).strip().lower() == AUTH_MD5:
-            return True
-        return check_cred(cred, {user: self.users[user]}, nonce=b"", username_hint=user) == user
+            nonces.append(retry_nonce(hdr.source, b""))
+        return any(check_cred(cred, one, nonce=n, username_hint=user) == user for n in nonces)
 
     def _server(self, user: str) -> SyncServer:
         with self._lock:
@@ -147,6 +149,7 @@ class PerUserServer:
                 users={},
                 auth_type=self.options.auth_type,
                 store_uris=self.options.store_uris,
+                retry_nonce=retry_nonce(msg.header.source, b""),  # what _may_create accepts
             )
         )
         try:

@@ -1,7 +1,8 @@
 """The server driver's front: HTTP requests → the client sessions they belong to.
 
-Finds or starts the session of each request (``sessionid`` in the URL or cookie, else the
-device's SessionID), refuses clients that failed to log in too often, and answers; one session
+Finds or starts the session of each request (by the policy of :mod:`gitsync.app.admission`:
+its key, or fresh credentials; the device's SessionID only without users), refuses clients that
+failed to log in too often, and answers; one session
 is a :class:`~gitsync.app.server_run.ServerRun`.  Each device has its own state ref
 (``refs/gitsync/device-<id>``). A session writes nothing until the client's last package
 arrives; then, under the repository lock, its changes are committed on top of the branch as it
@@ -11,6 +12,8 @@ one ``finish_sync``.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import logging
 import os
@@ -19,11 +22,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 
+from gitsync.app import admission
 from gitsync.app.carryover import MAX_SUSPENDED, Suspended
 from gitsync.app.faults import crash_point
+from gitsync.app.nonces import NonceStore
 from gitsync.app.server_options import STORE_ALIASES, ServerOptions
 from gitsync.app.server_run import ServerRun, error_reply
-from gitsync.app.sessions import MemoryTable, SessionTable, Strikes
+from gitsync.app.sessions import MemoryTable, SessionInfo, SessionTable, Strikes
 from gitsync.codec import WBXML_TYPE, decode, encode
 from gitsync.errors import CodecError
 from gitsync.protocol.constants import St
@@ -61,6 +66,7 @@ class SyncServer:
         self.rng = rng
         self._table = sessions if sessions is not None else MemoryTable()
         self._lock = threading.Lock()
+        self.nonces = NonceStore(store.git_dir / "gitsync" / "nonces")
 
     def wsgi_app(self) -> Callable[..., Iterable[bytes]]:
         """The WSGI application serving this server."""
@@ -88,9 +94,11 @@ class SyncServer:
 
     def _handle(self, request: Request, msg: Message, encoding: str) -> Response:
         crash_point("server-recv")
-        for gone in self._table.expire(self.now() - self.options.session_timeout):
+        now, opts = self.now(), self.options
+        for gone in self._table.expire(idle=now - opts.session_timeout, stranger=now - opts.stranger_timeout,
+                                       now=now):
             logger.info("dropped abandoned session %s", gone[:8])
-        found = self._session_key(request, msg)
+        found = admission.continued_session(self._table, request, msg, users=opts.users is not None)
         existing = self._table.get(found)
         new = found is None or existing is None or existing.finished
         refuse = None
@@ -109,15 +117,26 @@ class SyncServer:
             key = uuid.uuid4().hex
             path = request.path.split(";")[0]
             run = ServerRun(self, f"{request.base_url}{path}?sessionid={key}", msg)
-            self._table.put(key, run, touched=self.now(), device=(msg.header.session_id, msg.header.source),
-                            addr=request.remote_addr)
+            group = admission.address_group(request.remote_addr)
+            for old in admission.make_room(self._table, group, opts.max_sessions_per_address):
+                logger.info("dropped session %s: too many from %s not logged in", old[:8], group)
+            self._table.put(key, run, SessionInfo(now, (msg.header.session_id, msg.header.source),
+                                                  request.remote_addr, group), link=opts.users is None)
         else:
             assert found is not None and existing is not None
             key, run = found, existing
-            self._table.touch(key, self.now())
         run.touched = self.now()
         run.session.use_wbxml_devinf(encoding == WBXML_TYPE)  # DevInf type and size estimates
         reply = run.handle(msg)
+        self._table.touch(key, self.now(), established=admission.established(
+            run, users=opts.users is not None, first=new))
+        if run.session.new_nonce is not None:  # single use: stored before the reply leaves
+            try:
+                self.nonces.put(run.device_id, run.session.new_nonce)
+            except OSError as exc:
+                logger.error("cannot store the next nonce of %s: %s", run.device_id, exc)
+                self._table.pop(key)
+                return Response(status=503, body=b"cannot store the login state\n")
         self._keep_suspended(run)
         self._count_auth(request, msg, run)
         if run.finished:
@@ -161,26 +180,16 @@ class SyncServer:
         with self._lock:
             self.store.settle()
 
-    def _session_key(self, request: Request, msg: Message) -> str | None:
-        key = request.query.get("sessionid")
-        if not key and ";sessionid=" in request.path:
-            key = request.path.split(";sessionid=", 1)[1].split(";")[0]
-        if self._resumable(key, request):
-            return key
-        key = request.cookies.get("sessionid")
-        if msg.header.msg_id > 1 and self._resumable(key, request):
-            return key
-        if msg.header.msg_id <= 1:
-            return None  # a client (re)starting a session: never resume one it abandoned
-        key = self._table.by_device((msg.header.session_id, msg.header.source))
-        return key if self._resumable(key, request) else None
-
-    def _resumable(self, key: str | None, request: Request) -> bool:
-        """An open session, continued from where it began: with users, a session (and the login it
-        holds) is bound to the client's address, so a session id seen elsewhere skips no login."""
-        if not key or self._table.get(key) is None:
-            return False
-        return not self.options.users or self._table.addr(key) == request.remote_addr
+    def stored_nonce(self, device: str, in_state: str) -> bytes:
+        """The nonce ``device`` must log in with: the one stored at its last login (app/nonces.py),
+        else the one its state ref kept (from before nonces had a file)."""
+        stored = self.nonces.get(device)
+        if stored is not None:
+            return stored
+        try:
+            return base64.b64decode(in_state, validate=False)
+        except (binascii.Error, ValueError):
+            return b""
 
     # ------------------------------------------------------------------ failed logins
     def _strike_keys(self, request: Request, msg: Message) -> tuple[str, ...]:

@@ -10,7 +10,6 @@ from what :mod:`gitsync.app.carryover` kept.
 from __future__ import annotations
 
 import base64
-import binascii
 import logging
 import time
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from gitsync.app.carryover import (
     ok_status,
 )
 from gitsync.app.faults import crash_point
+from gitsync.app.nonces import retry_nonce
 from gitsync.app.paths import PathMap, PathSet
 from gitsync.app.server_apply import IncomingChanges, Item, items_of
 from gitsync.app.server_options import ServerOptions
@@ -75,6 +75,10 @@ class ServerHost(Protocol):
         """The interrupted session of ``device_id`` kept for a resume, if any."""
         ...
 
+    def stored_nonce(self, device: str, in_state: str) -> bytes:
+        """The MD5 nonce ``device`` must log in with now (see app/nonces.py)."""
+        ...
+
 
 class ServerRun(IncomingChanges):
     """The application side of one client session."""
@@ -95,11 +99,7 @@ class ServerRun(IncomingChanges):
         self.state = PeerState.load(snap.files if snap else None)
         self.items: dict[str, Item] = items_of(self.state)  # guid → item
         self.peer_devinf: DevInf | None = self.state.devinf
-        nonce = b""
-        try:
-            nonce = base64.b64decode(self.state.nonce or "", validate=False)
-        except (binascii.Error, ValueError):
-            pass
+        nonce = server.stored_nonce(self.device_id, self.state.nonce or "")
         self.session = ServerSession(
             ServerConfig(
                 devinf=our_devinf(self.opts.server_id, server=True),
@@ -109,6 +109,7 @@ class ServerRun(IncomingChanges):
                 auth_type=self.opts.auth_type,
                 nonce=nonce,
                 next_nonce=base64.b64encode(server.rng(12)),
+                retry_nonce=retry_nonce(self.device_id, nonce),
                 peer_devinf=self.peer_devinf,
                 max_msg_size=self.opts.max_msg_size,
                 max_obj_size=self.opts.max_obj_size,

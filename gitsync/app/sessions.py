@@ -3,11 +3,14 @@
 A SyncML session spans several HTTP requests.  :class:`MemoryTable` keeps the sessions in the
 process (the threaded ``gitsync-notes serve``).  Under a pre-fork server (gunicorn with several
 worker processes) consecutive requests of one session reach different processes, so
-:class:`DirTable` keeps each session as a file in a private folder of the repository
-(``.git/gitsync/sessions``) and serialises the requests of all processes with an ``flock``: a
-request loads the session it belongs to, and the session is written back before the lock is
-released.  Requests are already serialised within a process (``SyncServer`` holds one lock per
-request), so the only cost is a small pickle per request.
+:class:`DirTable` keeps each session as a file of its own in a private folder of the repository
+(``.git/gitsync/sessions/<key>.session``) and serialises the requests of all processes with an
+``flock``: a request reads only the session its key names (the file name), and writes back only
+that one before the lock is released -- no index shared by all sessions is read or rewritten.
+
+Both tables know, besides the sessions, which of them have not *established* themselves yet (not
+logged in; without users: not past their first message), per client address, so that the server
+can cap those per address and expire them early (see :mod:`gitsync.app.admission`).
 
 A session is pickled with the objects of the serving process -- the store, the server, its
 options and users table -- written as references and resolved to the reading process's own objects,
@@ -18,12 +21,14 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import io
 import json
 import logging
 import os
 import pickle
 import re
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +38,7 @@ from gitsync.atomic import atomic_write
 from gitsync.protocol.events import OutChange
 from gitsync.protocol.messages import Cred
 
-__all__ = ["DirTable", "MemoryTable", "SessionTable", "Strikes"]
+__all__ = ["DirTable", "MemoryTable", "SessionInfo", "SessionTable", "Strikes"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,19 +55,29 @@ class Strikes:
 
 
 @dataclass(slots=True)
-class _Entry:
+class SessionInfo:
+    """What the server needs to know of a session without loading it."""
+
     touched: float
-    device: tuple[str, str]
-    addr: str
+    device: tuple[str, str]  # (SyncHdr SessionID, device id) of its first message
+    addr: str  # the client address it began at (as the server sees it: after trusted proxies)
+    group: str  # the address group its cap counts in (see admission.address_group)
+    established: bool = False  # logged in (with users), or past its first message (without)
+
+
+@dataclass(slots=True)
+class _Limits:
+    idle: float = float("-inf")  # sessions untouched before this are gone
+    stranger: float = float("-inf")  # sessions not established and untouched before this are gone
+
+    def expired(self, info: SessionInfo) -> bool:
+        return info.touched < (self.idle if info.established else max(self.idle, self.stranger))
 
 
 @dataclass(slots=True)
 class SessionTable:
-    """In-memory table: session key -> session object, plus the (SessionID, device) index."""
+    """The interface (and the in-memory bookkeeping both tables share)."""
 
-    entries: dict[str, _Entry] = field(default_factory=dict)
-    runs: dict[str, Any] = field(default_factory=dict)
-    devices: dict[tuple[str, str], str] = field(default_factory=dict)
     strikes: dict[str, Strikes] = field(default_factory=dict)
     #: device id -> its interrupted session (app/carryover.Suspended), for a resume (Alert 225)
     suspended: dict[str, Any] = field(default_factory=dict)
@@ -75,132 +90,357 @@ class SessionTable:
         yield
 
     def get(self, key: str | None) -> Any | None:
-        return self.runs.get(key) if key else None
+        raise NotImplementedError
 
-    def addr(self, key: str) -> str:
-        entry = self.entries.get(key)
-        return entry.addr if entry else ""
+    def info(self, key: str | None) -> SessionInfo | None:
+        raise NotImplementedError
 
-    def put(self, key: str, run: Any, *, touched: float, device: tuple[str, str], addr: str) -> None:
-        self.runs[key] = run
-        self.entries[key] = _Entry(touched, device, addr)
-        self.devices[device] = key
+    def put(self, key: str, run: Any, info: SessionInfo) -> None:
+        raise NotImplementedError
 
-    def touch(self, key: str, now: float) -> None:
-        if key in self.entries:
-            self.entries[key].touched = now
+    def touch(self, key: str, now: float, *, established: bool) -> None:
+        raise NotImplementedError
 
     def pop(self, key: str) -> None:
-        entry = self.entries.pop(key, None)
+        raise NotImplementedError
+
+    def by_device(self, device: tuple[str, str]) -> str | None:
+        raise NotImplementedError
+
+    def strangers(self, group: str) -> list[str]:
+        """Keys of the sessions of address group ``group`` not established yet, oldest first."""
+        raise NotImplementedError
+
+    def expire(self, *, idle: float, stranger: float, now: float) -> list[str]:
+        """Drop the sessions untouched since ``idle`` (not established: since ``stranger``)."""
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+
+class MemoryTable(SessionTable):
+    """Sessions in this process (one server process, any number of threads); every step O(1)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.runs: dict[str, Any] = {}
+        self.infos: dict[str, SessionInfo] = {}
+        self.devices: dict[tuple[str, str], str] = {}
+        # oldest first: expiry pops from the front, each only what it drops
+        self._established: OrderedDict[str, None] = OrderedDict()
+        self._strangers: OrderedDict[str, None] = OrderedDict()
+        self._groups: dict[str, OrderedDict[str, None]] = {}
+
+    def get(self, key: str | None) -> Any | None:
+        return self.runs.get(key) if key else None
+
+    def info(self, key: str | None) -> SessionInfo | None:
+        return self.infos.get(key) if key else None
+
+    def put(self, key: str, run: Any, info: SessionInfo) -> None:
+        self.pop(key)
+        self.runs[key] = run
+        self.infos[key] = info
+        self.devices[info.device] = key
+        self._file(key, info)
+
+    def _file(self, key: str, info: SessionInfo) -> None:
+        if info.established:
+            self._established[key] = None
+        else:
+            self._strangers[key] = None
+            self._groups.setdefault(info.group, OrderedDict())[key] = None
+
+    def _unfile(self, key: str, info: SessionInfo) -> None:
+        self._established.pop(key, None)
+        self._strangers.pop(key, None)
+        group = self._groups.get(info.group)
+        if group is not None:
+            group.pop(key, None)
+            if not group:
+                del self._groups[info.group]
+
+    def touch(self, key: str, now: float, *, established: bool) -> None:
+        info = self.infos.get(key)
+        if info is None:
+            return
+        self._unfile(key, info)
+        info.touched = now
+        info.established = info.established or established
+        self._file(key, info)
+
+    def pop(self, key: str) -> None:
+        info = self.infos.pop(key, None)
         self.runs.pop(key, None)
-        if entry is not None and self.devices.get(entry.device) == key:
-            del self.devices[entry.device]
+        if info is not None:
+            self._unfile(key, info)
+            if self.devices.get(info.device) == key:
+                del self.devices[info.device]
 
     def by_device(self, device: tuple[str, str]) -> str | None:
         return self.devices.get(device)
 
-    def expire(self, limit: float) -> list[str]:
-        """Drop sessions untouched since ``limit``; return their keys."""
-        gone = [k for k, e in self.entries.items() if e.touched < limit]
-        for key in gone:
-            self.pop(key)
+    def strangers(self, group: str) -> list[str]:
+        return list(self._groups.get(group, ()))
+
+    def expire(self, *, idle: float, stranger: float, now: float) -> list[str]:
+        limits = _Limits(idle, stranger)
+        gone: list[str] = []
+        for queue in (self._strangers, self._established):
+            while queue:
+                key = next(iter(queue))
+                if not limits.expired(self.infos[key]):
+                    break
+                gone.append(key)
+                self.pop(key)
         return gone
 
-
-class MemoryTable(SessionTable):
-    """Sessions in this process (one server process, any number of threads)."""
+    def __len__(self) -> int:
+        return len(self.infos)
 
 
 class DirTable(SessionTable):
-    """Sessions in files under ``folder``, shared by every process serving the repository."""
+    """Sessions in files under ``folder``, shared by every process serving the repository.
+
+    ``<key>.session``: one session (a JSON line of its :class:`SessionInfo`, then its pickle);
+    ``dev/<hash of (SessionID, device)>``: the key of that device's session, for the no-users
+    fallback; ``new/<hash of the address group>/<key>``: an empty file per session of that group
+    not established yet (the cap counts them); ``strikes.json``: the failure counters, rewritten
+    only when they change.  Sessions that expired are swept every ``sweep_every`` seconds.
+    """
+
+    sweep_every = 30.0
 
     def __init__(self, folder: Path) -> None:
         super().__init__()
         self.keeps_suspended = False
         self.folder = folder
-        self._loaded: set[str] = set()
-        self._dropped: set[str] = set()
         self._externals: Mapping[str, object] = {}
+        self._runs: dict[str, Any] = {}
+        self._infos: dict[str, SessionInfo] = {}
+        self._dirty: set[str] = set()
+        self._dropped: dict[str, SessionInfo | None] = {}
+        self._strikes_text = ""
+        self._limits = _Limits()
 
     @contextlib.contextmanager
     def transaction(self, externals: Mapping[str, object]) -> Iterator[None]:
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.folder / "index.flock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = os.open(self.folder / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            self._read_index()
             self._externals = externals
-            self._loaded, self._dropped = set(), set()
+            self._runs, self._infos, self._dirty, self._dropped = {}, {}, set(), {}
+            self._limits = _Limits()
+            self._read_strikes()
             yield
             self._write_back()
         finally:
-            self.runs.clear()
+            self._runs, self._infos = {}, {}
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
 
-    def get(self, key: str | None) -> Any | None:
-        if not key or key not in self.entries or not _KEY.match(key):
-            return None
-        if key not in self.runs:
-            try:
-                data = (self.folder / f"{key}.session").read_bytes()
-                run = _Unpickler(io.BytesIO(data), self._externals).load()
-            except (OSError, pickle.UnpicklingError, EOFError, AttributeError, TypeError, KeyError) as exc:
-                logger.warning("dropping unreadable session %s: %s", key, exc)
-                self.pop(key)
-                return None
-            self.runs[key] = run
-        self._loaded.add(key)
-        return self.runs[key]
+    # ---- one session
+    def _path(self, key: str) -> Path:
+        return self.folder / f"{key}.session"
 
-    def put(self, key: str, run: Any, *, touched: float, device: tuple[str, str], addr: str) -> None:
-        super().put(key, run, touched=touched, device=device, addr=addr)
-        self._loaded.add(key)
-        self._dropped.discard(key)
+    def _load(self, key: str | None) -> bool:
+        """Read session ``key`` into this transaction; whether it exists (and has not expired)."""
+        if not key or not _KEY.match(key) or key in self._dropped:
+            return False
+        if key in self._infos:
+            return True
+        try:
+            data = self._path(key).read_bytes()
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            logger.warning("cannot read session %s: %s", key[:8], exc)
+            return False
+        try:
+            head, _, rest = data.partition(b"\n")
+            raw = json.loads(head)
+            info = SessionInfo(float(raw["touched"]), (str(raw["device"][0]), str(raw["device"][1])),
+                               str(raw["addr"]), str(raw["group"]), bool(raw["established"]))
+            run = _Unpickler(io.BytesIO(rest), self._externals).load()
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError, pickle.UnpicklingError,
+                EOFError) as exc:
+            logger.warning("dropping unreadable session %s: %s", key[:8], exc)
+            self._drop(key, None)
+            return False
+        if self._limits.expired(info):
+            self._drop(key, info)
+            return False
+        self._infos[key], self._runs[key] = info, run
+        return True
+
+    def get(self, key: str | None) -> Any | None:
+        return self._runs[key] if key is not None and self._load(key) else None
+
+    def info(self, key: str | None) -> SessionInfo | None:
+        return self._infos[key] if key is not None and self._load(key) else None
+
+    def put(self, key: str, run: Any, info: SessionInfo) -> None:
+        self._dropped.pop(key, None)
+        self._infos[key], self._runs[key] = info, run
+        self._dirty.add(key)
+        _write_link(self._device_path(info.device), key)
+        if not info.established:
+            marker = self._group_dir(info.group) / key
+            marker.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            marker.touch()
+
+    def touch(self, key: str, now: float, *, established: bool) -> None:
+        if not self._load(key):
+            return
+        info = self._infos[key]
+        info.touched = now
+        self._dirty.add(key)
+        if established and not info.established:
+            info.established = True
+            with contextlib.suppress(FileNotFoundError):
+                (self._group_dir(info.group) / key).unlink()
 
     def pop(self, key: str) -> None:
-        super().pop(key)
-        self._dropped.add(key)
-        self._loaded.discard(key)
+        if key in self._infos or self._load(key):
+            self._drop(key, self._infos.get(key))
+
+    def _drop(self, key: str, info: SessionInfo | None) -> None:
+        self._infos.pop(key, None)
+        self._runs.pop(key, None)
+        self._dirty.discard(key)
+        self._dropped[key] = info
+
+    def by_device(self, device: tuple[str, str]) -> str | None:
+        try:
+            key = self._device_path(device).read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            return None
+        return key if self._load(key) else None
+
+    def strangers(self, group: str) -> list[str]:
+        folder = self._group_dir(group)
+        try:
+            entries = list(os.scandir(folder))
+        except FileNotFoundError:
+            return []
+        found = []
+        for entry in entries:
+            key = entry.name
+            if not _KEY.match(key) or key in self._dropped:
+                continue
+            if key not in self._infos and not self._path(key).exists():  # its session is gone
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                found.append((entry.stat().st_mtime, key))
+        return [key for _, key in sorted(found)]
+
+    def expire(self, *, idle: float, stranger: float, now: float) -> list[str]:
+        self._limits = _Limits(idle, stranger)
+        mark = self.folder / "swept"
+        try:
+            last = float(mark.read_text(encoding="ascii"))
+        except (OSError, ValueError):
+            last = float("-inf")
+        if last <= now < last + self.sweep_every:
+            return []
+        atomic_write(mark, repr(now).encode())
+        return self._sweep()
+
+    def _sweep(self) -> list[str]:
+        """Drop every expired session (the sessions' files only are read, not their pickles)."""
+        gone: list[str] = []
+        for entry in os.scandir(self.folder):
+            key = entry.name.removesuffix(".session")
+            if not entry.name.endswith(".session") or not _KEY.match(key):
+                continue
+            try:
+                with open(entry.path, "rb") as fh:
+                    raw = json.loads(fh.readline())
+                info = SessionInfo(float(raw["touched"]), (str(raw["device"][0]), str(raw["device"][1])),
+                                   str(raw["addr"]), str(raw["group"]), bool(raw["established"]))
+            except (OSError, ValueError, KeyError, IndexError, TypeError):
+                self._drop(key, None)
+                gone.append(key)
+                continue
+            if self._limits.expired(info):
+                self._drop(key, info)
+                gone.append(key)
+        for sub in ("new", "dev"):  # markers and links whose session is gone
+            for path in (self.folder / sub).glob("*/*" if sub == "new" else "*"):
+                name = path.name if sub == "new" else _read_link(path)
+                if name is None or not self._path(name).exists():
+                    with contextlib.suppress(OSError):
+                        path.unlink()
+        with contextlib.suppress(FileNotFoundError):
+            (self.folder / "index.json").unlink()  # from before sessions had a file each
+        return gone
+
+    def __len__(self) -> int:
+        return sum(1 for p in self.folder.glob("*.session"))
 
     # ---- files
-    def _read_index(self) -> None:
-        path = self.folder / "index.json"
+    def _device_path(self, device: tuple[str, str]) -> Path:
+        return self.folder / "dev" / _digest(f"{device[0]}\0{device[1]}")
+
+    def _group_dir(self, group: str) -> Path:
+        return self.folder / "new" / _digest(group)
+
+    def _read_strikes(self) -> None:
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            self._strikes_text = (self.folder / "strikes.json").read_text(encoding="utf-8")
+            data = json.loads(self._strikes_text)
+            self.strikes = {str(k): Strikes(**v) for k, v in data.items()}
         except FileNotFoundError:
-            data = {}
-        except (OSError, ValueError) as exc:
-            logger.warning("session index %s unreadable (%s): starting afresh", path, exc)
-            data = {}
-        self.entries = {
-            k: _Entry(float(v["touched"]), (str(v["device"][0]), str(v["device"][1])), str(v.get("addr", "")))
-            for k, v in data.get("sessions", {}).items()
-            if _KEY.match(k)
-        }
-        self.devices = {e.device: k for k, e in self.entries.items()}
-        self.strikes = {k: Strikes(**v) for k, v in data.get("strikes", {}).items()}
-        self.runs = {}
+            self._strikes_text, self.strikes = "", {}
+        except (OSError, ValueError, TypeError) as exc:
+            logger.warning("failed-login counters unreadable (%s): starting afresh", exc)
+            self._strikes_text, self.strikes = "", {}
 
     def _write_back(self) -> None:
-        for key in self._loaded:
-            if key in self.runs:
-                buf = io.BytesIO()
-                _Pickler(buf, self._externals).dump(self.runs[key])
-                atomic_write(self.folder / f"{key}.session", buf.getvalue())
-        for key in self._dropped:
+        for key in self._dirty:
+            info = self._infos[key]
+            buf = io.BytesIO()
+            head = {"touched": info.touched, "device": list(info.device), "addr": info.addr,
+                    "group": info.group, "established": info.established}
+            buf.write(json.dumps(head).encode() + b"\n")
+            _Pickler(buf, self._externals).dump(self._runs[key])
+            atomic_write(self._path(key), buf.getvalue(), mode=0o600)
+        for key, gone in self._dropped.items():
             with contextlib.suppress(FileNotFoundError):
-                (self.folder / f"{key}.session").unlink()
-        index = {
-            "sessions": {
-                k: {"touched": e.touched, "device": list(e.device), "addr": e.addr}
-                for k, e in self.entries.items()
-            },
-            "strikes": {
-                k: {"count": s.count, "last": s.last, "until": s.until} for k, s in self.strikes.items()
-            },
-        }
-        atomic_write(self.folder / "index.json", json.dumps(index).encode())
+                self._path(key).unlink()
+            if gone is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    (self._group_dir(gone.group) / key).unlink()
+                link = self._device_path(gone.device)
+                if _read_link(link) == key:
+                    with contextlib.suppress(FileNotFoundError):
+                        link.unlink()
+        text = json.dumps(
+            {k: {"count": s.count, "last": s.last, "until": s.until} for k, s in self.strikes.items()}
+        ) if self.strikes else ""
+        if text != self._strikes_text:
+            atomic_write(self.folder / "strikes.json", (text or "{}").encode(), mode=0o600)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def _write_link(path: Path, key: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    atomic_write(path, key.encode("ascii"), mode=0o600)
+
+
+def _read_link(path: Path) -> str | None:
+    try:
+        key = path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return key if _KEY.match(key) else None
 
 
 class _Pickler(pickle.Pickler):

@@ -61,7 +61,10 @@ class ServerConfig:
     users: Users | None = None  # None: no authentication required
     auth_type: str = AUTH_BASIC  # challenge type when credentials are missing
     nonce: bytes = b""  # the nonce this device must use now (MD5)
-    next_nonce: bytes = b"nonce"  # the one we hand out for next time
+    next_nonce: bytes = b"nonce"  # the one we hand out with an accepted login, for next time
+    #: the one a refused login is challenged with (default ``next_nonce``): an application that
+    #: derives it from ``nonce`` can accept it in a later session without having stored anything
+    retry_nonce: bytes | None = None
     peer_devinf: DevInf | None = None  # cached from an earlier session
     max_msg_size: int = 2_000_000
     max_obj_size: int | None = DEFAULT_MAX_OBJ_SIZE  # None: no limit
@@ -74,6 +77,10 @@ def normalise_uri(uri: str) -> str:
     while uri.startswith("./"):
         uri = uri[2:]
     return uri.strip("/").lower()
+
+
+def _is_md5(hdr: SyncHdr) -> bool:
+    return hdr.cred is not None and (hdr.cred.type or "").strip().lower() == AUTH_MD5
 
 
 class ServerSession(SessionBase):
@@ -210,6 +217,7 @@ class ServerSession(SessionBase):
     def _authenticate(self, hdr: SyncHdr) -> bool:
         self._just_authed = False
         self.auth_rejected = False
+        self.new_nonce = None
         users = self.config.users
         if users is None:
             return True
@@ -221,38 +229,67 @@ class ServerSession(SessionBase):
                 check_cred(hdr.cred, users, nonce=n, username_hint=hint) == self.user for n in nonces
             ):
                 return True
+            # wrong credentials in a session that logged in: only its key reaches it, so its own
+            # client (or one that stole the key) sent them -- refused, and the session ends here
             self.user = None
-            self._auth_failures = _MAX_AUTH_FAILURES  # the session ends here
+            self._auth_failures = _MAX_AUTH_FAILURES - 1
+            return self._refuse(hdr)
         user = check_cred(hdr.cred, users, nonce=self._nonce, username_hint=hdr.source_name)
-        chal_type = hdr.cred.type if hdr.cred and hdr.cred.type in (AUTH_BASIC, AUTH_MD5) else None
-        chal_type = chal_type or self.config.auth_type
+        retry = self.config.retry_nonce
+        if user is None and retry is not None and retry != self._nonce and _is_md5(hdr):
+            user = check_cred(hdr.cred, users, nonce=retry, username_hint=hdr.source_name)
+        chal_type = self._chal_type(hdr)
         if user is not None and self._auth_failures < _MAX_AUTH_FAILURES:
             self.user = user
             self._auth_nonce = self._nonce
             self._just_authed = True
             if chal_type == AUTH_MD5:
-                self._auth_chal = self._challenge(AUTH_MD5)
+                self._auth_chal = self._challenge(AUTH_MD5, accepted=True)
+                self.new_nonce = self._nonce
             return True
+        return self._refuse(hdr)
+
+    def _chal_type(self, hdr: SyncHdr) -> str:
+        chal_type = hdr.cred.type if hdr.cred and hdr.cred.type in (AUTH_BASIC, AUTH_MD5) else None
+        return chal_type or self.config.auth_type
+
+    def _refuse(self, hdr: SyncHdr) -> bool:
+        """Answer this message with 401/407 and a challenge only; the third refusal ends the session."""
         self._auth_failures += 1
         self.auth_rejected = hdr.cred is not None
         code = St.INVALID_CREDENTIALS if hdr.cred is not None else St.MISSING_CREDENTIALS
         logger.warning("authentication failed for device %r (status %d)", hdr.source, code)
         self._statuses = []
-        self._header_status(hdr, code, self._challenge(chal_type))
+        self._header_status(hdr, code, self._challenge(self._chal_type(hdr)))
         if self._auth_failures >= _MAX_AUTH_FAILURES:
             self._go(Trigger.FAIL)
         self._reply_final = True
         return False
 
-    def _challenge(self, chal_type: str) -> Chal:
+    def _challenge(self, chal_type: str, *, accepted: bool = False) -> Chal:
         if chal_type == AUTH_MD5:
-            self._nonce = self.config.next_nonce
+            retry = self.config.retry_nonce
+            self._nonce = self.config.next_nonce if accepted or retry is None else retry
             return Chal(
                 type=AUTH_MD5,
                 format="b64",
                 next_nonce=base64.b64encode(self._nonce).decode("ascii"),
             )
         return Chal(type=AUTH_BASIC, format="b64")
+
+    #: the nonce handed out with the login this message made (MD5): the application stores it
+    #: before the reply leaves, so the credentials just accepted are never accepted again
+    new_nonce: bytes | None = None
+
+    def proves_user(self, hdr: SyncHdr) -> bool:
+        """Whether ``hdr`` carries credentials that prove this session's (logged-in) user."""
+        users = self.config.users
+        if users is None or self.user is None or hdr.cred is None:
+            return False
+        return any(
+            check_cred(hdr.cred, users, nonce=n, username_hint=hdr.source_name) == self.user
+            for n in (self._auth_nonce, self._nonce)
+        )
 
     @property
     def authenticated(self) -> bool:

@@ -91,7 +91,7 @@ def test_session_files_hold_no_password(tmp_path: Path) -> None:
     sessions = server_dir / ".git" / "gitsync" / "sessions"
 
     def snoop(msg_id: int, body: bytes) -> bytes:
-        seen.extend(p.read_bytes() for p in sessions.glob("*"))
+        seen.extend(p.read_bytes() for p in sessions.rglob("*") if p.is_file())
         return body
 
     client = ScriptedClient(
