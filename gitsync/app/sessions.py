@@ -95,11 +95,22 @@ class SessionTable:
     def info(self, key: str | None) -> SessionInfo | None:
         raise NotImplementedError
 
-    def put(self, key: str, run: Any, info: SessionInfo) -> None:
+    def put(self, key: str, run: Any, info: SessionInfo, *, link: bool) -> None:
+        """A new session; ``link``: findable by its (SessionID, device) at once (see by_device)."""
         raise NotImplementedError
 
     def touch(self, key: str, now: float, *, established: bool) -> None:
+        """The session was used now; ``established``: it logged in (it is then findable by device)."""
         raise NotImplementedError
+
+    def _may_link(self, key: str, info: SessionInfo, force: bool) -> bool:
+        """Whether session ``key`` takes over its (SessionID, device): a session that logged in
+        always; one that did not, unless that device's session is open from another address."""
+        if force:
+            return True
+        other = self.by_device(info.device)
+        held = self.info(other) if other is not None and other != key else None
+        return held is None or held.addr == info.addr
 
     def pop(self, key: str) -> None:
         raise NotImplementedError
@@ -138,11 +149,12 @@ class MemoryTable(SessionTable):
     def info(self, key: str | None) -> SessionInfo | None:
         return self.infos.get(key) if key else None
 
-    def put(self, key: str, run: Any, info: SessionInfo) -> None:
+    def put(self, key: str, run: Any, info: SessionInfo, *, link: bool) -> None:
         self.pop(key)
         self.runs[key] = run
         self.infos[key] = info
-        self.devices[info.device] = key
+        if link and self._may_link(key, info, False):
+            self.devices[info.device] = key
         self._file(key, info)
 
     def _file(self, key: str, info: SessionInfo) -> None:
@@ -167,7 +179,9 @@ class MemoryTable(SessionTable):
             return
         self._unfile(key, info)
         info.touched = now
-        info.established = info.established or established
+        if established and not info.established:
+            info.established = True
+            self.devices[info.device] = key
         self._file(key, info)
 
     def pop(self, key: str) -> None:
@@ -281,11 +295,12 @@ class DirTable(SessionTable):
     def info(self, key: str | None) -> SessionInfo | None:
         return self._infos[key] if key is not None and self._load(key) else None
 
-    def put(self, key: str, run: Any, info: SessionInfo) -> None:
+    def put(self, key: str, run: Any, info: SessionInfo, *, link: bool) -> None:
         self._dropped.pop(key, None)
+        if link and self._may_link(key, info, False):
+            _write_link(self._device_path(info.device), key)
         self._infos[key], self._runs[key] = info, run
         self._dirty.add(key)
-        _write_link(self._device_path(info.device), key)
         if not info.established:
             marker = self._group_dir(info.group) / key
             marker.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -299,6 +314,7 @@ class DirTable(SessionTable):
         self._dirty.add(key)
         if established and not info.established:
             info.established = True
+            _write_link(self._device_path(info.device), key)
             with contextlib.suppress(FileNotFoundError):
                 (self._group_dir(info.group) / key).unlink()
 

@@ -12,7 +12,8 @@ the fork: libgit2 handles must not cross it); the repository lock keeps their co
 Settings come from the arguments, else the environment (``GITSYNC_NOTES_DIR``,
 ``GITSYNC_USERS_FILE``; ``GITSYNC_PER_USER=1`` for a repository per user, with ``GITSYNC_AUTH=md5``
 for its challenge type; ``GITSYNC_TRUSTED_PROXIES`` for the reverse proxies whose forwarded headers
-count), else the repository's git config (``gitsync.usersfile``, ``gitsync.policy``,
+count; ``GITSYNC_MAX_SESSIONS_PER_ADDRESS`` as ``serve --max-sessions-per-address``), else the
+repository's git config (``gitsync.usersfile``, ``gitsync.policy``,
 ``gitsync.auth``) as for ``gitsync-notes serve``.
 """
 
@@ -55,6 +56,12 @@ def make_app(
         trusted = parse_trusted([os.environ.get("GITSYNC_TRUSTED_PROXIES", "")])
     except ValueError as exc:
         raise ConfigError(f"GITSYNC_TRUSTED_PROXIES: {exc}") from exc
+    try:
+        cap = int(os.environ.get("GITSYNC_MAX_SESSIONS_PER_ADDRESS", "32"))
+    except ValueError as exc:
+        raise ConfigError(f"GITSYNC_MAX_SESSIONS_PER_ADDRESS: {exc}") from exc
+    if cap < 1:
+        raise ConfigError("GITSYNC_MAX_SESSIONS_PER_ADDRESS must be at least 1")
     if per_user and not users_path:
         raise ConfigError("one repository per user needs a users file (users_file= or GITSYNC_USERS_FILE)")
     state: dict[str, Any] = {}
@@ -75,7 +82,7 @@ def make_app(
             root.mkdir(parents=True, exist_ok=True, mode=0o700)
             users = read_users(Path(users_path), per_user=True)
             auth = AUTH_MD5 if os.environ.get("GITSYNC_AUTH") == "md5" else AUTH_BASIC
-            options = ServerOptions(auth_type=auth, trusted_proxies=trusted)
+            options = ServerOptions(auth_type=auth, trusted_proxies=trusted, max_sessions_per_address=cap)
             return PerUserServer(root, users, options, shared_sessions=True).wsgi_app()
         store = GitStore.open(Path(folder))
         path = users_path or store.config_get("gitsync.usersfile")
@@ -84,6 +91,7 @@ def make_app(
             auth_type=AUTH_MD5 if store.config_get("gitsync.auth") == "md5" else AUTH_BASIC,
             policy=Policy(store.config_get("gitsync.policy") or "merge"),
             trusted_proxies=trusted,
+            max_sessions_per_address=cap,
         )
         server = SyncServer(store, options, sessions=DirTable(store.git_dir / "gitsync" / "sessions"))
         return server.wsgi_app()

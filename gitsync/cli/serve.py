@@ -84,6 +84,9 @@ logger = logging.getLogger("gitsync")
               help="Seconds for a whole request to arrive.")
 @click.option("--idle-timeout", type=click.FloatRange(0.5), default=15.0, show_default=True,
               help="Seconds a connection may stay silent (also between two requests).")
+@click.option("--max-sessions-per-address", type=click.IntRange(1), default=32, show_default=True,
+              help="Sessions not logged in yet from one client address (IPv6: one /64); a new one "
+              "beyond drops the oldest. They expire after 2 minutes idle, logged-in ones after 15.")
 @verbosity
 def serve(directory: str, **kw: Any) -> None:
     """Serve the notes in DIRECTORY to SyncML clients over HTTP.
@@ -160,6 +163,7 @@ def _serve(directory: str, **kw: Any) -> int:
             max_obj_size=kw["max_obj_size"] or DEFAULT_MAX_OBJ_SIZE,
             trusted_proxies=kw["trusted"],
             max_body=kw["max_body"],
+            max_sessions_per_address=kw["max_sessions_per_address"],
             **({"max_msg_size": kw["max_msg_size"]} if kw["max_msg_size"] else {}),
         )
         server = SyncServer(store, options)
@@ -194,6 +198,7 @@ def _serve_per_user(
         trusted_proxies=kw["trusted"],
         max_body=kw["max_body"],
         max_obj_size=kw["max_obj_size"] or DEFAULT_MAX_OBJ_SIZE,
+        max_sessions_per_address=kw["max_sessions_per_address"],
         **({"max_msg_size": kw["max_msg_size"]} if kw["max_msg_size"] else {}),
     )
     server = PerUserServer(folder, users, options)

@@ -118,9 +118,7 @@ def _with_cred(body: bytes, user: str | None) -> bytes:
     return encode(dataclasses.replace(msg, header=dataclasses.replace(msg.header, cred=cred)), XML_TYPE)
 
 
-@pytest.mark.parametrize("stranger", [False, pytest.param(True, marks=pytest.mark.xfail(
-    reason="issue 15 (secsrv): within one user's server a session is still continued by (SessionID, "
-           "device) from the same address without credentials", strict=False))])
+@pytest.mark.parametrize("stranger", [False, True])
 def test_guessed_ids_and_paths_reach_nothing_of_another_user(tmp_path: Path, stranger: bool) -> None:
     secret = b"bob's secret note"
     with _server(tmp_path, "serve") as (port, root):
