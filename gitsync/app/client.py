@@ -574,11 +574,7 @@ class _ClientRun(TreeEdits):
         """The new head tree and the peer's new synced tree, as the session leaves them."""
         store = self.store
         new_tree = store.build_tree(self.head_tree, self.writes, self.deletes)
-        base = self.synced_tree if not self.mode.sends_all else None
-        synced = store.build_synced(
-            base, self.synced_writes, self.synced_deletes - set(self.synced_writes), like=new_tree
-        )
-        return new_tree, synced
+        return new_tree, self._synced_after(new_tree)
 
     def _prebuild(self) -> None:
         try:
@@ -637,10 +633,7 @@ class _ClientRun(TreeEdits):
             anchor=self.next_anchor,
             conflicts=report.conflicts,
         )
-        new_commit = None
-        if report.local.total() + report.remote.total() > 0 or new_tree != self.head_tree:
-            parents = [self.head] if self.head else []
-            new_commit = store.commit_tree(new_tree, parents, message)
+        new_commit = self._commit(new_tree, self.head_tree, self.head, message)
         self.committing = True  # past here, finish_sync (and recover()) own the branch
         store.finish_sync(
             opts.name,

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from gitsync.app.paths import PathMap
 from gitsync.formats.names import unique_path
+from gitsync.model import SyncMode
 from gitsync.sync.ledger import Ledger
 from gitsync.sync.payload import unreadable_name
 from gitsync.sync.report import SyncReport
@@ -27,6 +28,22 @@ class TreeEdits(Ledger):
     notes: PathMap
     report: SyncReport
     store: GitStore
+    mode: SyncMode
+    synced_tree: str | None  # the tree both sides agreed on at the last sync
+
+    def _synced_after(self, new_tree: str) -> str:
+        """The tree both sides agree on at the end of this session: the last one (none after a
+        mode that sent everything) with the edits the peer and we agreed on (``new_tree`` lends
+        it the unchanged subtrees)."""
+        base = self.synced_tree if not self.mode.sends_all else None
+        gone = self.synced_deletes - set(self.synced_writes)
+        return self.store.build_synced(base, self.synced_writes, gone, like=new_tree)
+
+    def _commit(self, new_tree: str, head_tree: str | None, head: str | None, message: str) -> str | None:
+        """The sync commit of ``new_tree`` on ``head``; ``None`` when the session changed nothing."""
+        if self.report.changed() or new_tree != head_tree:
+            return self.store.commit_tree(new_tree, [head] if head else [], message)
+        return None
 
     def _unsendable(self, path: str, blob: str) -> bool:
         """Whether the note ``path`` (blob ``blob``) cannot go to this peer unaltered (then it is

@@ -490,10 +490,7 @@ class ServerRun(IncomingChanges):
             writes, deletes = self._rebase(head)
             head_tree = store.tree_of(head) if head else None
             new_tree = store.build_tree(head_tree, writes, deletes)
-            base = self.synced_tree if not self.mode.sends_all else None
-            synced = store.build_synced(
-                base, self.synced_writes, self.synced_deletes - set(self.synced_writes), like=new_tree
-            )
+            synced = self._synced_after(new_tree)
             live = store.list_notes(synced)
 
             def keep(path: str) -> bool:
@@ -526,9 +523,7 @@ class ServerRun(IncomingChanges):
                 anchor=self.server_anchor.next,
                 conflicts=report.conflicts,
             )
-            new_commit = None
-            if report.local.total() + report.remote.total() > 0 or new_tree != head_tree:
-                new_commit = store.commit_tree(new_tree, [head] if head else [], message)
+            new_commit = self._commit(new_tree, head_tree, head, message)
             crash_point("server-finish")
             store.finish_sync(
                 self.name,

@@ -92,6 +92,10 @@ class SyncReport:
             self.skipped.append(f"not sent to {self.peer} (kept here): {path}: {why}")
             logger.info("not sent to %s: %s (%s)", self.peer, path, why)
 
+    def changed(self) -> bool:
+        """Whether a change went either way (the sync then makes a commit)."""
+        return self.local.total() + self.remote.total() > 0
+
     def failed(self) -> bool:
         """Whether an item failed on either side (the sync then exits non-zero).  A note not sent
         because the peer cannot take it (format, MaxObjSize) is reported, not a failure: it would
