@@ -29,7 +29,7 @@ from gitsync.errors import GitsyncError, RemoteProtocolError, SafetyStop, StoreE
 from gitsync.formats import EXACT, offers
 from gitsync.formats.lineendings import canonical
 from gitsync.model import ChangeKind, SyncMode
-from gitsync.protocol.client import ClientConfig, ClientSession, retry_later_message
+from gitsync.protocol.client import ClientConfig, ClientSession
 from gitsync.protocol.constants import St
 from gitsync.protocol.events import (
     Acknowledged,
@@ -231,7 +231,7 @@ class _ClientRun(TreeEdits):
             except RemoteProtocolError as exc:
                 seconds = getattr(self.transport, "retry_after", None)  # the HTTP Retry-After
                 if exc.status_hint == St.RETRY_LATER and seconds is not None and "retry later" in str(exc):
-                    message = retry_later_message(seconds)
+                    message = str(exc).replace("retry later", f"retry in {seconds} s", 1)
                     raise RemoteProtocolError(message, status_hint=St.RETRY_LATER) from exc
                 raise
             for event in events:

@@ -26,16 +26,20 @@ import dataclasses
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from gitsync.app.nonces import retry_nonce
 from gitsync.app.server import ServerOptions, SyncServer
+from gitsync.app.server_run import error_reply
 from gitsync.app.sessions import DirTable
+from gitsync.app.throttle import LoginThrottle
+from gitsync.app.throttle_file import FileStrikes
 from gitsync.codec import decode, encode
 from gitsync.errors import CodecError, GitsyncError, ProtocolError
 from gitsync.protocol.auth import Users, check_cred, parse_basic
-from gitsync.protocol.constants import AUTH_BASIC, AUTH_MD5
+from gitsync.protocol.constants import AUTH_BASIC, AUTH_MD5, St
 from gitsync.protocol.messages import Message, SyncHdr
 from gitsync.protocol.passwords import PasswordEntry
 from gitsync.protocol.server import ServerConfig, ServerSession
@@ -87,6 +91,9 @@ class PerUserServer:
         self.shared_sessions = shared_sessions  # sessions in files, for several worker processes
         self._servers: dict[str, SyncServer] = {}
         self._lock = threading.Lock()
+        #: failed logins of every user, also of users without a repository yet (a user name cannot
+        #: start with a dot, so this is never a user's folder)
+        self.throttle = LoginThrottle(FileStrikes(root / ".gitsync-logins"))
 
     def wsgi_app(self) -> Callable[..., Iterable[bytes]]:
         return make_wsgi_app(
@@ -107,11 +114,28 @@ class PerUserServer:
             user = named
         else:
             claim = claimed_user(msg.header)
+            refused = self._throttled(request, msg, encoding)
+            if refused is not None:
+                return refused
             if claim is None or claim not in self.users or not self._may_create(claim, msg.header):
+                if msg.header.cred is not None:
+                    self.throttle.failed(msg.header.source, request.remote_addr, time.time())
                 return self._challenge(msg, encoding)
             user = claim
             request = dataclasses.replace(request, path=f"/~{user}{request.path}")
         return self._server(user).handle_message(request, msg, encoding)
+
+    def _throttled(self, request: Request, msg: Message, encoding: str) -> Response | None:
+        """417 and the seconds to wait for a client that failed to log in too often (app/throttle.py)."""
+        verdict = self.throttle.check(msg.header.source, request.remote_addr, time.time())
+        if verdict.allowed:
+            return None
+        try:
+            body = encode(error_reply(msg.header, St.RETRY_LATER, str(verdict.retry_after)), encoding)
+        except CodecError:
+            return Response(status=403, body=b"refused\n")
+        retry = (("Retry-After", str(verdict.retry_after)),)
+        return Response(body=body, content_type=encoding, headers=retry)
 
     def _may_create(self, user: str, hdr: SyncHdr) -> bool:
         """Whether a message may reach ``user``'s repository: always once it exists; before, only
@@ -137,7 +161,7 @@ class PerUserServer:
                 entry: PasswordEntry | str = self.users[user]
                 options = dataclasses.replace(self.options, users={user: entry})
                 sessions = DirTable(store.git_dir / "gitsync" / "sessions") if self.shared_sessions else None
-                server = SyncServer(store, options, sessions=sessions)
+                server = SyncServer(store, options, sessions=sessions, throttle=self.throttle)
                 self._servers[user] = server
             return server
 

@@ -28,7 +28,9 @@ from gitsync.app.faults import crash_point
 from gitsync.app.nonces import NonceStore
 from gitsync.app.server_options import STORE_ALIASES, ServerOptions
 from gitsync.app.server_run import ServerRun, error_reply
-from gitsync.app.sessions import MemoryTable, SessionInfo, SessionTable, Strikes
+from gitsync.app.sessions import MemoryTable, SessionInfo, SessionTable
+from gitsync.app.throttle import LoginThrottle
+from gitsync.app.throttle_file import FileStrikes
 from gitsync.codec import WBXML_TYPE, decode, encode
 from gitsync.errors import CodecError
 from gitsync.protocol.constants import St
@@ -39,14 +41,6 @@ from gitsync.transport.wsgi import Request, Response, make_wsgi_app
 __all__ = ["STORE_ALIASES", "ServerOptions", "SyncServer"]
 
 logger = logging.getLogger(__name__)
-
-#: authentication failures of one device id (of one address: more, as many devices may share
-#: one behind NAT) answered normally; each further one refuses that client, without checking
-#: anything, for twice as long as the one before (capped)
-AUTH_FREE_FAILURES = 3
-AUTH_FREE_FAILURES_PER_ADDRESS = 10
-AUTH_MAX_DELAY = 300.0
-
 
 class SyncServer:
     """A SyncML notes server over one Git repository; ``wsgi_app()`` serves it."""
@@ -59,12 +53,15 @@ class SyncServer:
         now: Callable[[], float] = time.time,
         rng: Callable[[int], bytes] = os.urandom,
         sessions: SessionTable | None = None,
+        throttle: LoginThrottle | None = None,
     ) -> None:
         self.store = store
         self.options = options or ServerOptions()
         self.now = now
         self.rng = rng
         self._table = sessions if sessions is not None else MemoryTable()
+        #: failed logins, in a file every worker process shares (see app/throttle.py)
+        self.throttle = throttle or LoginThrottle(FileStrikes(store.git_dir / "gitsync" / "logins"))
         self._lock = threading.Lock()
         self.nonces = NonceStore(store.git_dir / "gitsync" / "nonces")
 
@@ -101,17 +98,19 @@ class SyncServer:
         found = admission.continued_session(self._table, request, msg, users=opts.users is not None)
         existing = self._table.get(found)
         new = found is None or existing is None or existing.finished
+        unproven = new or existing is None or existing.session.user is None
+        wait = self._throttled(request, msg) if unproven else 0
         refuse = None
-        if (new or existing is None or existing.session.user is None) and self._throttled(request, msg):
+        if wait:
             refuse = St.RETRY_LATER
         elif existing is not None and not new and msg.header.source != existing.device_id:
             refuse = St.FORBIDDEN  # another device with this session's id: refused, the session goes on
         if refuse is not None:
             try:
-                body = encode(error_reply(msg.header, refuse), encoding)
+                body = encode(error_reply(msg.header, refuse, str(wait) if wait else None), encoding)
             except CodecError:
                 return Response(status=403, body=b"refused\n")
-            retry = (("Retry-After", "60"),) if refuse == St.RETRY_LATER else ()
+            retry = (("Retry-After", str(wait)),) if wait else ()
             return Response(body=body, content_type=encoding, headers=retry)
         if new:
             key = uuid.uuid4().hex
@@ -192,38 +191,20 @@ class SyncServer:
             return b""
 
     # ------------------------------------------------------------------ failed logins
-    def _strike_keys(self, request: Request, msg: Message) -> tuple[str, ...]:
-        return (f"addr {request.remote_addr}", f"device {msg.header.source}")
-
-    def _throttled(self, request: Request, msg: Message) -> bool:
-        """Whether this client failed to log in too often lately (it gets 417 without a check)."""
+    def _throttled(self, request: Request, msg: Message) -> int:
+        """Seconds this client must wait after failed logins (0: check its credentials)."""
         if not self.options.users:
-            return False
-        now = self.now()
-        for who in self._strike_keys(request, msg):
-            strikes = self._table.strikes.get(who)
-            if strikes is not None and now < strikes.until:
-                logger.warning("refusing %r for %.0f s more: %d failed logins", who, strikes.until - now,
-                               strikes.count)
-                return True
-        return False
+            return 0
+        verdict = self.throttle.check(msg.header.source, request.remote_addr, self.now())
+        if not verdict.allowed:
+            logger.warning("refusing device %r from %s for %d s more: failed logins (%s)",
+                           msg.header.source, request.remote_addr, verdict.retry_after, verdict.key)
+        return verdict.retry_after
 
     def _count_auth(self, request: Request, msg: Message, run: ServerRun) -> None:
         if not self.options.users:
             return
-        table, now = self._table.strikes, self.now()
         if run.session.auth_rejected:
-            if len(table) > 10_000:  # forget clients that stopped failing long ago
-                for who in [k for k, v in table.items() if now - v.last > self.options.session_timeout]:
-                    del table[who]
-            for who in self._strike_keys(request, msg):
-                strikes = table.setdefault(who, Strikes())
-                if now - strikes.last > self.options.session_timeout:
-                    strikes.count = 0
-                strikes.count += 1
-                strikes.last = now
-                free = AUTH_FREE_FAILURES if who.startswith("device ") else AUTH_FREE_FAILURES_PER_ADDRESS
-                if strikes.count >= free:
-                    strikes.until = now + min(2.0 ** (strikes.count - free), AUTH_MAX_DELAY)
+            self.throttle.failed(msg.header.source, request.remote_addr, self.now())
         elif run.session.user is not None:
-            table.pop(f"device {msg.header.source}", None)
+            self.throttle.succeeded(msg.header.source, request.remote_addr)

@@ -46,6 +46,7 @@ from gitsync.protocol.events import (
     SyncRequested,
 )
 from gitsync.protocol.messages import Anchor, DevInf, Message, Status, SyncHdr
+from gitsync.protocol.messages import Item as MessageItem
 from gitsync.protocol.server import ServerConfig, ServerSession
 from gitsync.store.git import GitStore, TreeChange
 from gitsync.sync.devinf import our_devinf
@@ -568,7 +569,8 @@ def _blob_of(change: OutChange) -> str:
     return str(getattr(change, "_blob", "") or "")
 
 
-def error_reply(hdr: SyncHdr, code: int) -> Message:
+def error_reply(hdr: SyncHdr, code: int, data: str | None = None) -> Message:
+    """A reply of one SyncHdr Status; ``data``: its item (the seconds to wait, for 417)."""
     header = SyncHdr(
         ver_dtd=hdr.ver_dtd if hdr.ver_dtd in ("1.1", "1.2") else "1.2",
         ver_proto=ver_proto(hdr.ver_dtd if hdr.ver_dtd in ("1.1", "1.2") else "1.2"),
@@ -585,5 +587,6 @@ def error_reply(hdr: SyncHdr, code: int) -> Message:
         code=code,
         target_refs=(hdr.target,) if hdr.target else (),
         source_refs=(hdr.source,) if hdr.source else (),
+        items=(MessageItem(data=data.encode()),) if data is not None else (),
     )
     return Message(header=header, commands=(status,), final=True)

@@ -38,20 +38,11 @@ from gitsync.atomic import atomic_write
 from gitsync.protocol.events import OutChange
 from gitsync.protocol.messages import Cred
 
-__all__ = ["DirTable", "MemoryTable", "SessionInfo", "SessionTable", "Strikes"]
+__all__ = ["DirTable", "MemoryTable", "SessionInfo", "SessionTable"]
 
 logger = logging.getLogger(__name__)
 
 _KEY = re.compile(r"[0-9a-f]{32}\Z")
-
-
-@dataclass(slots=True)
-class Strikes:
-    """Authentication failures of one client (a device id or an address)."""
-
-    count: int = 0
-    last: float = 0.0
-    until: float = 0.0  # refused without a check until then
 
 
 @dataclass(slots=True)
@@ -78,7 +69,6 @@ class _Limits:
 class SessionTable:
     """The interface (and the in-memory bookkeeping both tables share)."""
 
-    strikes: dict[str, Strikes] = field(default_factory=dict)
     #: device id -> its interrupted session (app/carryover.Suspended), for a resume (Alert 225)
     suspended: dict[str, Any] = field(default_factory=dict)
     #: whether ``suspended`` is kept (a table shared by processes keeps none: a resume is a slow sync)
@@ -220,8 +210,8 @@ class DirTable(SessionTable):
     ``<key>.session``: one session (a JSON line of its :class:`SessionInfo`, then its pickle);
     ``dev/<hash of (SessionID, device)>``: the key of that device's session, for the no-users
     fallback; ``new/<hash of the address group>/<key>``: an empty file per session of that group
-    not established yet (the cap counts them); ``strikes.json``: the failure counters, rewritten
-    only when they change.  Sessions that expired are swept every ``sweep_every`` seconds.
+    not established yet (the cap counts them).  Failed logins are not kept here
+    (:mod:`gitsync.app.throttle`).  Sessions that expired are swept every ``sweep_every`` seconds.
     """
 
     sweep_every = 30.0
@@ -235,7 +225,6 @@ class DirTable(SessionTable):
         self._infos: dict[str, SessionInfo] = {}
         self._dirty: set[str] = set()
         self._dropped: dict[str, SessionInfo | None] = {}
-        self._strikes_text = ""
         self._limits = _Limits()
 
     @contextlib.contextmanager
@@ -247,7 +236,6 @@ class DirTable(SessionTable):
             self._externals = externals
             self._runs, self._infos, self._dirty, self._dropped = {}, {}, set(), {}
             self._limits = _Limits()
-            self._read_strikes()
             yield
             self._write_back()
         finally:
@@ -405,17 +393,6 @@ class DirTable(SessionTable):
     def _group_dir(self, group: str) -> Path:
         return self.folder / "new" / _digest(group)
 
-    def _read_strikes(self) -> None:
-        try:
-            self._strikes_text = (self.folder / "strikes.json").read_text(encoding="utf-8")
-            data = json.loads(self._strikes_text)
-            self.strikes = {str(k): Strikes(**v) for k, v in data.items()}
-        except FileNotFoundError:
-            self._strikes_text, self.strikes = "", {}
-        except (OSError, ValueError, TypeError) as exc:
-            logger.warning("failed-login counters unreadable (%s): starting afresh", exc)
-            self._strikes_text, self.strikes = "", {}
-
     def _write_back(self) -> None:
         for key in self._dirty:
             info = self._infos[key]
@@ -435,11 +412,6 @@ class DirTable(SessionTable):
                 if _read_link(link) == key:
                     with contextlib.suppress(FileNotFoundError):
                         link.unlink()
-        text = json.dumps(
-            {k: {"count": s.count, "last": s.last, "until": s.until} for k, s in self.strikes.items()}
-        ) if self.strikes else ""
-        if text != self._strikes_text:
-            atomic_write(self.folder / "strikes.json", (text or "{}").encode(), mode=0o600)
 
 
 def _digest(text: str) -> str:

@@ -323,7 +323,7 @@ class ClientSession(SessionBase):
             if code == St.AUTH_ACCEPTED:
                 self._cred = None  # authenticated for the rest of the session
             elif code == St.RETRY_LATER:
-                raise self._fail(retry_later_message(_seconds(st)), code)
+                raise self._fail(retry_later_message(_seconds(st), login=self.phase is Phase.ALERTED), code)
             elif code >= 300:
                 raise self._fail(f"the server refused the message (status {code})", code)
             return False
@@ -380,11 +380,12 @@ class ClientSession(SessionBase):
             logger.info("server switched the sync mode from %d to %d", asked, self.mode)
 
 
-def retry_later_message(seconds: int | None) -> str:
-    """What a user is told when the server says "retry later" (417): after wrong passwords, our
-    server (and others) refuse logins for a while."""
+def retry_later_message(seconds: int | None, *, login: bool) -> str:
+    """What a user is told when the server says "retry later" (417): to a login (package 1), after
+    wrong passwords, our server (and others) refuse logins for a while; later on, it is busy."""
     when = f"retry in {seconds} s" if seconds is not None else "retry later"
-    return f"the server refuses logins for now (too many failed logins, or it is busy): {when} (status 417)"
+    why = "too many failed logins" if login else "the server is busy"
+    return f"{why}; {when} (status 417)"
 
 
 def _seconds(st: Status) -> int | None:

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from gitsync.app.client import ClientOptions, sync_client
-from gitsync.app.server import AUTH_FREE_FAILURES, AUTH_FREE_FAILURES_PER_ADDRESS, ServerOptions, SyncServer
+from gitsync.app.server import ServerOptions, SyncServer
+from gitsync.app.throttle import FREE_PER_ADDRESS as AUTH_FREE_FAILURES_PER_ADDRESS
+from gitsync.app.throttle import FREE_PER_PAIR as AUTH_FREE_FAILURES
 from gitsync.errors import GitsyncError
 from gitsync.protocol.auth import md5_digest
 from gitsync.protocol.constants import AUTH_BASIC, AUTH_MD5
