@@ -202,9 +202,12 @@ def resolve_client(
     if username and password is None and not req.dry_run:
         password = ask_password(username) if ask_password is not None else None
         if password is None:
-            raise UserError(
-                f"a password is needed for user {username!r} (use --password or GITSYNC_PASSWORD)"
+            where = (
+                "the hook asks no one: set GITSYNC_PASSWORD where git commit runs, or sync by hand"
+                if origin == "hook"
+                else "use --password or GITSYNC_PASSWORD"
             )
+            raise UserError(f"a password is needed for user {username!r} ({where})")
     peer = peer or peer_name(remote)
     opts = ClientOptions(
         url=remote,
