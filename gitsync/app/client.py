@@ -415,9 +415,24 @@ class _ClientRun(TreeEdits):
                 self._agreed(eff.writes, eff.deletes)
                 if eff.kind is ChangeKind.DELETE:
                     self.luid_path.pop(change.key, None)
-            bump(remote, change.kind)
+            self._count_sent(change, code, eff)
         self.acked += len(results)
         self._tick("sent", self.acked, self.sent)
+
+    _peer_had: dict[str, str] | None = None
+
+    def _count_sent(self, change: OutChange, code: int, eff: Effect | None) -> None:
+        """Count what an acknowledged change did on the server (``SyncReport.count_sent``)."""
+        if not self.mode.sends_all or eff is None or len(eff.writes) != 1:
+            self.report.count_sent(change.kind, code)
+            return
+        if self._peer_had is None:
+            self._peer_had = self.store.list_notes(self.synced_tree)
+        [(path, blob)] = eff.writes.items()
+        refresh = self.mode is SyncMode.REFRESH_FROM_CLIENT
+        self.report.count_sent(
+            change.kind, code, had=self._peer_had.get(path), blob=blob, sent_all=True, refresh=refresh
+        )
 
     # ------------------------------------------------------------------ incoming
     def _apply(self, ch: InChange) -> ItemResult:
@@ -492,6 +507,7 @@ class _ClientRun(TreeEdits):
         here = self.store.read_blob(self.notes[path]) if path in self.notes else None
         if here is not None and Wire.same_text(here, body, exact=note.exact):
             luid = self.luid_path.id_at(path) or make_id(path, self.notes[path])
+            self._agreed({path: self.notes[path]}, ())  # both sides have it: in the synced tree
         elif self.mode is SyncMode.REFRESH_FROM_SERVER and path in self.notes and path not in self.writes:
             # refresh: the server's note of the same name replaces ours (no "(2)" copy)
             luid = self.luid_path.id_at(path) or make_id(path, self.notes[path])
@@ -501,6 +517,7 @@ class _ClientRun(TreeEdits):
             # refresh from a peer that sends no names (text/plain): our note with this text keeps its name
             path = same
             luid = self.luid_path.id_at(path) or make_id(path, self.notes[path])
+            self._agreed({path: self.notes[path]}, ())
         else:
             path = self.wire.path_for(note, self.notes.taken, file_at=self.notes.holds)
             blob = self.store.write_blob(body)
@@ -596,6 +613,8 @@ class _ClientRun(TreeEdits):
         store, opts, report = self.store, self.opts, self.report
         new_tree, synced = self._trees()
         live = store.list_notes(synced)
+        if self.mode is SyncMode.REFRESH_FROM_CLIENT:  # the server dropped what we did not send
+            report.count_refreshed(store.list_notes(self.synced_tree), live)
         ahead = self.map_ahead if self.quiet_end else None
         ids = ahead[1] if ahead is not None and ahead[0] == synced else self._id_rows(synced)
         wire = self._wire

@@ -51,9 +51,10 @@ from gitsync.protocol.server import ServerConfig, ServerSession
 from gitsync.store.git import GitStore, TreeChange
 from gitsync.sync.devinf import our_devinf
 from gitsync.sync.ids import peer_ref_name
+from gitsync.sync.ledger import Effect
 from gitsync.sync.payload import Wire
 from gitsync.sync.plan import Known, plan_outgoing
-from gitsync.sync.report import SyncReport, bump, commit_message, summary_line, too_large_line
+from gitsync.sync.report import SyncReport, commit_message, summary_line, too_large_line
 from gitsync.sync.state import IdRow, PeerState, Role, kept
 
 __all__ = ["ServerHost", "ServerRun", "error_reply"]
@@ -449,7 +450,22 @@ class ServerRun(IncomingChanges):
                 item = self.items.pop(change.key, None)
                 if item is not None:
                     self.by_path.pop(item.path, None)
-            bump(self.report.remote, change.kind)
+            self._count_sent(change, code, eff)
+
+    _device_had: dict[str, str] | None = None
+
+    def _count_sent(self, change: OutChange, code: int, eff: Effect | None) -> None:
+        """Count what an acknowledged change did on the device (``SyncReport.count_sent``)."""
+        if not self.mode.sends_all or eff is None or len(eff.writes) != 1:
+            self.report.count_sent(change.kind, code)
+            return
+        if self._device_had is None:
+            self._device_had = self.store.list_notes(self.snap.synced_tree if self.snap else None)
+        [(path, blob)] = eff.writes.items()
+        refresh = self.mode is SyncMode.REFRESH_FROM_SERVER
+        self.report.count_sent(
+            change.kind, code, had=self._device_had.get(path), blob=blob, sent_all=True, refresh=refresh
+        )
 
     def _refused(self, change: OutChange, code: int) -> None:
         """Count a refusal of this content (an edit of the note starts the count again)."""
@@ -493,6 +509,9 @@ class ServerRun(IncomingChanges):
             new_tree = store.build_tree(head_tree, writes, deletes)
             synced = self._synced_after(new_tree)
             live = store.list_notes(synced)
+            if self.mode is SyncMode.REFRESH_FROM_SERVER:  # the device dropped what we did not send
+                had = store.list_notes(self.snap.synced_tree if self.snap else None)
+                self.report.count_refreshed(had, live)
 
             def keep(path: str) -> bool:
                 return path in live or path in self.notes

@@ -4,6 +4,7 @@ commit message with its ``Gitsync-*`` trailers (read back by ``gitsync-notes log
 from __future__ import annotations
 
 import logging
+from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 
 from gitsync.model import ChangeKind
@@ -84,6 +85,40 @@ class SyncReport:
                 self.merged += 1
                 return True
         return False
+
+    def count_sent(self, kind: ChangeKind, code: int, *, had: str | None = None, blob: str | None = None,
+                   sent_all: bool = False, refresh: bool = False) -> None:
+        """Count one change the peer acknowledged with ``code`` as what it changed there (issue 18).
+
+        A slow sync or a refresh sends every note (``sent_all``); one the peer already held with
+        this content (``had``: its blob in the tree both sides last agreed on; ``blob``: what we
+        sent) changed nothing there.  In a slow sync an Add the peer answers 200 or 418 (not 201
+        "added") matched a note it had; 201 is an addition, even of a Replace (the peer kept both);
+        a merge or our version winning a conflict (207, 208) is a modification; a Delete of a note
+        it did not have (211) changed nothing.  In a refresh (``refresh``: the peer becomes a copy
+        of what we send) its answers say nothing: compare with ``had``."""
+        if kind is ChangeKind.DELETE:
+            if code != St.DELETE_NOT_FOUND:
+                self.remote.dele += 1
+            return
+        if refresh:
+            if had == blob:
+                return
+            kind = ChangeKind.ADD if had is None else ChangeKind.MODIFY
+        elif code in (St.ITEM_ADDED, St.CONFLICT_DUPLICATE):
+            kind = ChangeKind.ADD
+        elif code in (St.CONFLICT_MERGED, St.CONFLICT_CLIENT_WON):
+            kind = ChangeKind.MODIFY
+        elif sent_all:
+            if had == blob or (kind is ChangeKind.ADD and code in (St.OK, St.ALREADY_EXISTS)):
+                return
+            kind = ChangeKind.ADD if had is None else ChangeKind.MODIFY
+        bump(self.remote, kind)
+
+    def count_refreshed(self, had: Iterable[str], kept: Container[str]) -> None:
+        """After a refresh from our side: the notes the peer had (``had``) that we did not send
+        (not in ``kept``, the tree both sides now agree on) were deleted there."""
+        self.remote.dele += sum(1 for path in had if path not in kept)
 
     def skip(self, path: str, why: str) -> None:
         """Record a note not sent to (or not deleted because of) this peer, once per sync."""
