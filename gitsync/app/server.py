@@ -129,9 +129,12 @@ class SyncServer:
         reply = run.handle(msg)
         self._table.touch(key, self.now(), established=admission.established(
             run, users=opts.users is not None, first=new))
-        if run.session.new_nonce is not None:  # single use: stored before the reply leaves
+        nonce = run.session.new_nonce  # single use: stored before the reply leaves
+        if nonce is None and run.session.logged_in_now and self.nonces.get(run.device_id) is None:
+            nonce = run.session.nonce  # (basic) so that a stranger's message never reads the state
+        if nonce is not None:
             try:
-                self.nonces.put(run.device_id, run.session.new_nonce)
+                self.nonces.put(run.device_id, nonce)
             except OSError as exc:
                 logger.error("cannot store the next nonce of %s: %s", run.device_id, exc)
                 self._table.pop(key)
@@ -179,14 +182,14 @@ class SyncServer:
         with self._lock:
             self.store.settle()
 
-    def stored_nonce(self, device: str, in_state: str) -> bytes:
+    def stored_nonce(self, device: str, in_state: Callable[[], str]) -> bytes:
         """The nonce ``device`` must log in with: the one stored at its last login (app/nonces.py),
-        else the one its state ref kept (from before nonces had a file)."""
+        else the one its state ref kept (``in_state()``: from before nonces had a file)."""
         stored = self.nonces.get(device)
         if stored is not None:
             return stored
         try:
-            return base64.b64decode(in_state, validate=False)
+            return base64.b64decode(in_state(), validate=False)
         except (binascii.Error, ValueError):
             return b""
 

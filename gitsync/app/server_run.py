@@ -47,8 +47,9 @@ from gitsync.protocol.events import (
 )
 from gitsync.protocol.messages import Anchor, DevInf, Message, Status, SyncHdr
 from gitsync.protocol.messages import Item as MessageItem
+from gitsync.protocol.profiles import profile_for
 from gitsync.protocol.server import ServerConfig, ServerSession
-from gitsync.store.git import GitStore, TreeChange
+from gitsync.store.git import GitStore, SyncStateSnapshot, TreeChange
 from gitsync.sync.devinf import our_devinf
 from gitsync.sync.ids import peer_ref_name
 from gitsync.sync.ledger import Effect
@@ -77,7 +78,7 @@ class ServerHost(Protocol):
         """The interrupted session of ``device_id`` kept for a resume, if any."""
         ...
 
-    def stored_nonce(self, device: str, in_state: str) -> bytes:
+    def stored_nonce(self, device: str, in_state: Callable[[], str]) -> bytes:
         """The MD5 nonce ``device`` must log in with now (see app/nonces.py)."""
         ...
 
@@ -95,13 +96,18 @@ class ServerRun(IncomingChanges):
         self.device_id = first.header.source
         self.name = "device-" + peer_ref_name(self.device_id)
         self.report = SyncReport(peer=self.name)
-        snap = self.store.state_load(self.name)
-        self.snap = snap
-        self.state_commit = snap.commit if snap else None  # where the state ref is (for the CAS)
-        self.state = PeerState.load(snap.files if snap else None)
-        self.items: dict[str, Item] = items_of(self.state)  # guid → item
-        self.peer_devinf: DevInf | None = self.state.devinf
-        nonce = server.stored_nonce(self.device_id, self.state.nonce or "")
+        # the device's saved state is read once its client logged in (at once without users): a
+        # stranger's package 1 neither reads it nor holds it (O(1), see app/admission.py)
+        self.snap: SyncStateSnapshot | None = None
+        self.state_commit: str | None = None  # where the state ref is (for the CAS)
+        self.state = PeerState.load(None)
+        self.items: dict[str, Item] = {}  # guid → item
+        self.peer_devinf: DevInf | None = None
+        self.refusals: dict[str, Refusal] = {}
+        self.state_loaded = False
+        if self.opts.users is None:
+            self._load_state()
+        nonce = server.stored_nonce(self.device_id, lambda: self._load_state().nonce or "")
         self.session = ServerSession(
             ServerConfig(
                 devinf=our_devinf(self.opts.server_id, server=True),
@@ -130,19 +136,36 @@ class ServerRun(IncomingChanges):
         self.outgoing_sent = False  # our changes are on their way: what we commit is known
         self.prebuilt = False
         self.committed = False
-        # carried over between sessions (see app/carryover.py)
-        self.refusals: dict[str, Refusal] = load_refusals(self.state.refused)
+        # carried over between sessions (see app/carryover.py): self.refusals, and
         self.held_before: set[str] = set()  # answered 409 in the interrupted session we resume
         self.suspend: Suspended | None = None  # what a resume of this session would continue from
         self.replayed: dict[str, tuple[ChangeKind, bytes | None, int]] = {}  # luid → change, status
         self.prior_acked: dict[str, tuple[int, str]] = {}  # guid → (status, blob) before a resume
         self.pending_maps: dict[str, str] = {}  # guid → luid for items not known yet
 
+    def _load_state(self) -> PeerState:
+        """Read the device's saved state (once)."""
+        if not self.state_loaded:
+            self.state_loaded = True
+            snap = self.store.state_load(self.name)
+            self.snap, self.state_commit = snap, (snap.commit if snap else None)
+            self.state = PeerState.load(snap.files if snap else None)
+            self.items = items_of(self.state)
+            self.peer_devinf = self.state.devinf
+            self.refusals = load_refusals(self.state.refused)
+            session = getattr(self, "session", None)
+            if session is not None and session.peer_devinf is None and self.peer_devinf is not None:
+                session.peer_devinf, session.profile = self.peer_devinf, profile_for(self.peer_devinf)
+        return self.state
+
     # ------------------------------------------------------------------ session
     def handle(self, msg: Message) -> Message:
         session = self.session
         try:
-            for event in session.receive(msg):
+            events = session.receive(msg)
+            if session.authenticated:
+                self._load_state()
+            for event in events:
                 self._on(event)
             reply = session.next_message()
         except (ProtocolError, GitsyncError) as exc:

@@ -281,6 +281,11 @@ class ServerSession(SessionBase):
     #: before the reply leaves, so the credentials just accepted are never accepted again
     new_nonce: bytes | None = None
 
+    @property
+    def logged_in_now(self) -> bool:
+        """Whether the last message logged this session in."""
+        return self._just_authed
+
     def proves_user(self, hdr: SyncHdr) -> bool:
         """Whether ``hdr`` carries credentials that prove this session's (logged-in) user."""
         users = self.config.users

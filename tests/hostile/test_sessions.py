@@ -177,6 +177,9 @@ def test_md5_clients_keep_logging_in_across_many_sessions(tmp_path: Path) -> Non
                                         cred=md5("alice", PASSWORD, server.nonces.get("alice-phone") or b"")),
                                 "alice-phone", "alice")
             assert post(app, lost).header_status() == 212
+        if n == 6:  # a repository from before nonces had files: the state ref's nonce holds
+            for f in (folder / ".git" / "gitsync" / "nonces").iterdir():
+                f.unlink()
     assert read_notes(folder) == {"secret-plans.txt": SECRET, **{f"n{n}.txt": f"note {n}\n".encode()
                                                                   for n in range(8)}}
 
@@ -223,6 +226,32 @@ def test_sessions_that_never_log_in_are_capped_per_address_and_expire(
     post(app, message(1, ALERT, device="late"), remote_addr="203.0.113.1")
     with sessions.transaction({}):
         assert len(sessions) == 1
+
+
+def test_a_strangers_package_1_neither_reads_nor_holds_the_devices_state(tmp_path: Path) -> None:
+    from gitsync.app.client import ClientOptions, sync_client
+    from gitsync.transport.inprocess import InProcessTransport
+
+    folder = server_folder(tmp_path)
+    for n in range(40):
+        (folder / f"n{n}.txt").write_bytes(b"x\n")
+    table = MemoryTable()
+    store = GitStore.open(folder)
+    app = SyncServer(store, ServerOptions(users=USERS), sessions=table).wsgi_app()
+    client = tmp_path / "client"
+    client.mkdir()
+    opts = ClientOptions(url=URL, device_id="alice-phone", name="srv", username="alice", password=PASSWORD)
+    sync_client(GitStore.open(client), opts, InProcessTransport(app))  # the device has a state: 41 ids
+    reads: list[str] = []
+    load = store.state_load
+    store.state_load = lambda peer: reads.append(peer) or load(peer)  # type: ignore[method-assign]
+    for n in range(20):
+        r = post(app, message(1, ALERT, device="alice-phone", session=f"s{n}"))
+        assert r.header_status() == 407
+    assert reads == []
+    assert len(table) == 20 and all(not run.items for run in table.runs.values())
+    r = post(app, message(1, ALERT, device="alice-phone", session="ok", cred=basic("alice", PASSWORD)))
+    assert r.header_status() == 212 and reads == ["device-alice-phone"]
 
 
 def test_an_md5_message_creates_a_users_repository_only_when_its_digest_is_right(tmp_path: Path) -> None:
