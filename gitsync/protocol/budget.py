@@ -7,12 +7,8 @@ size; the figures were measured against our XML and WBXML encoders.  Pure functi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
-from gitsync.protocol.messages import Command, DevInf, Item
-
-if TYPE_CHECKING:
-    from gitsync.protocol.session import StatusDraft
+from gitsync.protocol.messages import Command, DevInf, Item, StatusDraft
 
 __all__ = ["FILL", "cut_chunk", "data_cost", "estimate_size", "room_for_sync", "split_queue"]
 

@@ -39,6 +39,7 @@ __all__ = [
     "Results",
     "Sequence",
     "Status",
+    "StatusDraft",
     "Sync",
     "SyncHdr",
     "Unknown",
@@ -299,3 +300,31 @@ class Message:
     header: SyncHdr
     commands: tuple[Command, ...] = field(default=())
     final: bool = True
+
+
+@dataclass(slots=True, kw_only=True)
+class StatusDraft:
+    """A Status waiting for its CmdID (assigned when the message is built)."""
+
+    msg_ref: int
+    cmd_ref: int
+    cmd: str
+    code: int
+    target_refs: tuple[str, ...] = ()
+    source_refs: tuple[str, ...] = ()
+    chal: Chal | None = None
+    items: tuple[Item, ...] = ()
+
+    def build(self, cmd_id: int) -> Status:
+        """The Status command with its CmdID."""
+        return Status(
+            cmd_id=cmd_id,
+            msg_ref=self.msg_ref,
+            cmd_ref=self.cmd_ref,
+            cmd=self.cmd,
+            code=self.code,
+            target_refs=self.target_refs,
+            source_refs=self.source_refs,
+            chal=self.chal,
+            items=self.items,
+        )
