@@ -95,6 +95,10 @@ class StoreError(GitsyncError):
     """The Git store failed."""
 
 
+class BranchSwitched(StoreError):
+    """Another branch was checked out during a sync: nothing was committed."""
+
+
 class RepositoryBusy(StoreError, UserError):
     """Another sync holds the repository lock."""
 

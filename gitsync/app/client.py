@@ -25,7 +25,7 @@ from gitsync.app.paths import IdMap, PathMap
 from gitsync.app.pysyncml_import import restrict_devinf
 from gitsync.app.safety import check_deletes, choose_mode, delete_guard
 from gitsync.codec import XML_TYPE, decode, encode
-from gitsync.errors import GitsyncError, RemoteProtocolError, SafetyStop, StoreError
+from gitsync.errors import BranchSwitched, GitsyncError, RemoteProtocolError, SafetyStop, StoreError
 from gitsync.formats import EXACT, offers
 from gitsync.formats.lineendings import canonical
 from gitsync.model import ChangeKind, SyncMode
@@ -135,20 +135,26 @@ class _ClientRun(TreeEdits):
         """One pass; if it fails before its commit point, the repository is left as it was found."""
         store = self.store
         before, index = store.head(), store.read_user_index()
+        self.branch = store.branch()  # the branch this pass syncs (and commits the user's edits on)
         self.committing = False
         self.head = before
         self.scanning: _Background | None = None
         try:
             return self._run()
-        except BaseException:
+        except BaseException as exc:
             if self.scanning is not None:
                 self.scanning.join()  # never undo under a scan still committing
             ours = self.head  # the "local changes" commit this pass made, if any
-            if not self.committing and before is not None and ours not in (None, before):
+            switched = isinstance(exc, BranchSwitched)  # raised before finish_sync changed anything
+            if (switched or not self.committing) and before is not None and ours not in (None, before):
                 assert ours is not None
-                # take it back (only if the branch is still there): the user's edits stay in the
-                # work tree, uncommitted, as they were
-                store.undo_commit(ours, before, index)
+                # take it back (only if its branch is still checked out): the user's edits stay in
+                # the work tree, uncommitted, as they were
+                if not store.undo_commit(ours, before, index, self.branch) and switched:
+                    # another branch is checked out: that commit is the only place of the edits
+                    raise BranchSwitched(f"{exc}; your edits are kept in the commit {ours[:12]} "
+                                         f"(gitsync: local changes) on {self.branch}: check it out "
+                                         "and sync again") from exc
             raise
 
     def _run(self) -> SyncReport:
@@ -662,6 +668,7 @@ class _ClientRun(TreeEdits):
             new_commit=new_commit,
             expected_head=self.head,
             message=message,
+            expected_branch=self.branch,
         )
         report.commit = new_commit
         return report

@@ -386,16 +386,18 @@ class GitStore:
         except FileNotFoundError:
             return None
 
-    def undo_commit(self, commit: str, parent: str, index: bytes | None) -> bool:
-        """Take back ``commit`` (made by us on the current branch): the branch goes back to
-        ``parent`` by compare-and-swap and the user's index file to ``index``.
+    def undo_commit(self, commit: str, parent: str, index: bytes | None, branch: str | None = None) -> bool:
+        """Take back ``commit`` (made by us on ``branch``, by default the current one): the branch
+        goes back to ``parent`` by compare-and-swap and the user's index file to ``index``.
 
         Used when a sync fails after committing the user's edits, so that the failed sync leaves
-        the repository as it found it. Returns False, changing nothing, if the branch moved on.
+        the repository as it found it. Returns False, changing nothing, if the branch moved on or
+        is no longer checked out (then the commit is the only place that holds the edits).
         """
         with self.lock():
-            branch = self.branch()
             if branch is None:
+                branch = self.branch()
+            if branch is None or branch != self.branch():
                 return False
             try:
                 self._refs.set_if_equals(branch, Oid(hex=commit), Oid(hex=parent),
@@ -568,7 +570,7 @@ class GitStore:
 
     def finish_sync(self, peer: str, *, expected_state: str | None, files: Mapping[str, bytes],
                     synced_tree: str | None, new_commit: str | None, expected_head: str | None,
-                    message: str, defer_worktree: bool = False) -> str:
+                    message: str, defer_worktree: bool = False, expected_branch: str | None = None) -> str:
         """Commit a session: save the peer's state and install ``new_commit``; return the state commit.
 
         See :meth:`SyncTransaction.finish_sync` for the steps and what is raised when.
@@ -576,7 +578,7 @@ class GitStore:
         return self._txn.finish_sync(peer, expected_state=expected_state, files=files,
                                      synced_tree=synced_tree, new_commit=new_commit,
                                      expected_head=expected_head, message=message,
-                                     defer_worktree=defer_worktree)
+                                     defer_worktree=defer_worktree, expected_branch=expected_branch)
 
     # ---- recovery -----------------------------------------------------------------------------
 

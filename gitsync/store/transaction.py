@@ -27,7 +27,7 @@ from pathlib import Path
 import pygit2
 from pygit2 import Oid, Signature
 
-from gitsync.errors import StoreError
+from gitsync.errors import BranchSwitched, StoreError
 from gitsync.store import _names
 from gitsync.store.checkout import Checkout, PathUpdate
 from gitsync.store.crashpoints import crash
@@ -106,7 +106,7 @@ class SyncTransaction:
 
     def finish_sync(self, peer: str, *, expected_state: str | None, files: Mapping[str, bytes],
                     synced_tree: str | None, new_commit: str | None, expected_head: str | None,
-                    message: str, defer_worktree: bool = False) -> str:
+                    message: str, defer_worktree: bool = False, expected_branch: str | None = None) -> str:
         """Commit a session: save the peer's state and install ``new_commit``; return the state commit.
 
         Steps: (1) journal ref -> ``new_commit``; (2) state commit (``files`` + ``synced`` tree +
@@ -116,9 +116,11 @@ class SyncTransaction:
         the journal.  ``new_commit`` must be a child of ``expected_head`` (first parent).
 
         Raises ``StoreError`` with nothing changed when a ref is not where expected, a path is unsafe
-        or an id is unknown.  After the commit point it raises only if the branch cannot be moved:
-        if its ref is locked, the journal stays and ``recover()`` finishes later; if it moved (a
-        commit raced us), the state keeps ``head`` = ``new_commit`` and the caller must merge it.
+        or an id is unknown, and ``BranchSwitched`` when ``expected_branch`` (the branch the session
+        began on) is no longer checked out.  After the commit point it raises only if the branch
+        cannot be moved: if its ref is locked, the journal stays and ``recover()`` finishes later;
+        if it moved (a commit raced us), the state keeps ``head`` = ``new_commit`` and the caller
+        must merge it.
 
         With ``defer_worktree`` step (3) stops once the branch moved: the work tree, the user's
         index and the journal wait for ``settle()`` (or whoever takes the lock next), so that a
@@ -140,6 +142,10 @@ class SyncTransaction:
             self._recover_journal(journal_ref)
             branch: str | None = None
             plan: list[PathUpdate] = []
+            if expected_branch is not None and (now_on := self._branch()) != expected_branch:
+                raise BranchSwitched(
+                    f"the checked-out branch changed during the sync: it began on {expected_branch}, "
+                    f"now {now_on or 'a detached HEAD'} is checked out; nothing was committed here")
             if new is not None:
                 self._check_safe_state()
                 branch = self._branch()
