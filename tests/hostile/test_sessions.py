@@ -337,3 +337,34 @@ def test_live_a_flood_of_package_1s_stays_within_the_cap(tmp_path: Path, kind: s
                   env={"GITSYNC_PASSWORD": PASSWORD})
         assert res.code == 0, res.err
         assert read_notes(client) == {"secret-plans.txt": SECRET, "mine.txt": b"mine\n"}
+
+
+def test_serve_help_shows_the_session_cap_and_its_default() -> None:
+    from tests.cli.helpers import cli
+
+    res = cli("runner", "serve", "--help")
+    assert res.code == 0
+    text = " ".join(res.out.split())
+    _, found, after = text.partition("--max-sessions-per-address")
+    assert found and "default: 32" in after.split(" -")[0]
+
+
+@pytest.mark.parametrize("table", ["memory", "files"])
+def test_a_logged_in_session_outlives_the_strangers_timeout_and_expires_when_idle(
+    tmp_path: Path, table: str
+) -> None:
+    folder = server_folder(tmp_path)
+    clock = Clock()
+    app = SyncServer(GitStore.open(folder), ServerOptions(users=USERS), now=clock,
+                     sessions=tables(tmp_path)[table]).wsgi_app()
+    alice = post(app, message(1, ALERT, device="alice-phone", cred=basic("alice", PASSWORD)))
+    stranger = post(app, message(1, ALERT, device="other"))
+    keys = key_of(alice), key_of(stranger)
+    clock.t += 300  # past the 2 minutes of a session that did not log in, within the 15 of one that did
+    r = post(app, message(2, ALERT, device="other"), query=f"sessionid={keys[1]}")
+    assert key_of(r) != keys[1]
+    r = post(app, message(2, PKG3, device="alice-phone"), query=f"sessionid={keys[0]}")
+    assert r.header_status() == 200 and key_of(r) == keys[0]
+    clock.t += 901
+    r = post(app, message(3, PKG3, device="alice-phone"), query=f"sessionid={keys[0]}")
+    assert r.header_status() == 407 and key_of(r) != keys[0]
