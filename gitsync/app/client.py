@@ -475,6 +475,8 @@ class _ClientRun(TreeEdits):
                 return ItemResult(code=St.OK, luid=luid)
             if luid in self.merged_keys and has_conflict_markers(body) and not has_conflict_markers(existing):
                 self.report.unresolved.append(target)  # the server merged our edit with conflicts (207)
+            else:
+                self.report.note_arrived(target, body, existing)
             blob = self.store.write_blob(body)
             self._write(path, target, blob)
             self.wire.remember(target, note, ch.content_type)
@@ -518,6 +520,7 @@ class _ClientRun(TreeEdits):
             # refresh: the server's note of the same name replaces ours (no "(2)" copy)
             luid = self.luid_path.id_at(path) or make_id(path, self.notes[path])
             self._write(path, path, self.store.write_blob(body))
+            self.report.note_arrived(path, body, here)
             bump(self.report.local, ChangeKind.MODIFY)
         elif (same := self._same_text_path(body)) is not None:
             # refresh from a peer that sends no names (text/plain): our note with this text keeps its name
@@ -528,6 +531,7 @@ class _ClientRun(TreeEdits):
             path = self.wire.path_for(note, self.notes.taken, file_at=self.notes.holds)
             blob = self.store.write_blob(body)
             self._write(None, path, blob)
+            self.report.note_arrived(path, body, None)
             self.wire.named(path, note)
             luid = ch.luid or make_id(path, blob)
             bump(self.report.local, ChangeKind.ADD)

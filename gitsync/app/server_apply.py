@@ -65,6 +65,7 @@ class IncomingChanges(TreeEdits):
     extra_out: list[OutChange]
     held_before: set[str]
     suspend: Suspended | None
+    labels: tuple[str, str, str]  # of conflict markers: sync.conflict.conflict_labels
 
     def _here_already(self, note: NoteData) -> bool:
         """Whether we hold this added note at its path with the same text (the client repeats an Add
@@ -149,6 +150,7 @@ class IncomingChanges(TreeEdits):
         body = self.wire.local_body(note.body, None, exact=note.exact)
         blob = self.store.write_blob(body)
         self._write(None, path, blob)
+        self._marked(path, body, None)
         self.wire.named(path, note)
         self.wire.saw(path)
         self.wire.remember(path, note, ch.content_type)
@@ -157,6 +159,12 @@ class IncomingChanges(TreeEdits):
         self.matched.add(item.guid)
         bump(self.report.local, ChangeKind.ADD)
         return ItemResult(code=St.ITEM_ADDED)
+
+    def _marked(self, path: str, body: bytes, before: bytes | None) -> None:
+        """Say it in the log when the device sends a note with conflict markers it did not have."""
+        if self.report.note_arrived(path, body, before):
+            logger.warning("%s arrived from %s with conflict markers in it: a person must resolve them",
+                           path, self.device_id)
 
     def _apply_replace(self, item: Item, note: NoteData, content_type: str | None) -> ItemResult:
         path = item.path
@@ -200,6 +208,7 @@ class IncomingChanges(TreeEdits):
             return ItemResult(code=St.OK)
         blob = self.store.write_blob(body)
         self._write(path, target, blob)
+        self._marked(target, body, existing)
         self._move(item, target)
         self.wire.saw(target)
         self.wire.remember(target, note, content_type)
@@ -305,7 +314,7 @@ class IncomingChanges(TreeEdits):
         When the versions do not share one line-ending convention (a user converted the
         file), they are merged as LF and the result takes our file's convention.
         """
-        labels = ("server", "last sync", self.name)
+        labels = self.labels
         style = detect(ours)
         if detect(theirs) == style and (base is None or detect(base) == style):
             return self.store.merge3(base, ours, theirs, labels=labels)

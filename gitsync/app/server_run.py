@@ -50,6 +50,7 @@ from gitsync.protocol.messages import Item as MessageItem
 from gitsync.protocol.profiles import profile_for
 from gitsync.protocol.server import ServerConfig, ServerSession
 from gitsync.store.git import GitStore, SyncStateSnapshot, TreeChange
+from gitsync.sync.conflict import conflict_labels
 from gitsync.sync.devinf import our_devinf
 from gitsync.sync.ids import peer_ref_name
 from gitsync.sync.ledger import Effect
@@ -95,6 +96,7 @@ class ServerRun(IncomingChanges):
         self.touched = server.now()
         self.device_id = first.header.source
         self.name = "device-" + peer_ref_name(self.device_id)
+        self.labels = conflict_labels(first.header.target, first.header.source_name, self.device_id)
         self.report = SyncReport(peer=self.name)
         # the device's saved state is read once its client logged in (at once without users): a
         # stranger's package 1 neither reads it nor holds it (O(1), see app/admission.py)

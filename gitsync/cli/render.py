@@ -41,6 +41,8 @@ def render_table(report: SyncReport) -> str:
     footer = (" and ".join(parts) + ".") if parts else "No changes."
     if report.unresolved:
         footer += f" {len(report.unresolved)} conflict(s) left unresolved."
+    if report.marked:
+        footer += f" {len(report.marked)} arrived with conflict markers."
     if report.uncarried:
         footer += f" {len(report.uncarried)} not sent (see below)."
     return "\n".join(

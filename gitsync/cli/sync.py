@@ -228,7 +228,13 @@ def sync_store(store: GitStore, **kw: Any) -> int:
             f"{', '.join(report.unresolved)}",
             err=True,
         )
-    if report.unresolved:
+    if report.marked:  # a merge elsewhere left them: a person must look (exit 3, as for our own)
+        click.echo(
+            f"gitsync-notes: warning: conflict markers arrived from {report.peer} in: "
+            f"{', '.join(report.marked)} (edit to resolve them, then sync)",
+            err=True,
+        )
+    if report.unresolved or report.marked:
         return EXIT_CONFLICT
     return EXIT_ITEMS if report.failed() else EXIT_OK
 

@@ -17,7 +17,14 @@ from dataclasses import dataclass
 from gitsync.formats.text import not_text
 from gitsync.protocol.constants import St
 
-__all__ = ["Outcome", "Policy", "has_conflict_markers", "resolve_delete_vs_modify", "resolve_modify"]
+__all__ = [
+    "Outcome",
+    "Policy",
+    "conflict_labels",
+    "has_conflict_markers",
+    "resolve_delete_vs_modify",
+    "resolve_modify",
+]
 
 Merge3 = Callable[[bytes | None, bytes, bytes], tuple[bytes, bool]]
 
@@ -55,6 +62,23 @@ class Outcome:
     send_delete: bool = False
     copy: bytes | None = None
     unresolved: bool = False
+
+
+def conflict_labels(server_url: str, device_name: str | None, device_id: str) -> tuple[str, str, str]:
+    """The (server, base, device) labels of the markers a merge leaves (``<<<<<<< LABEL``).
+
+    The same text lands in the server's folder and on the device, so each side is named as both
+    people know it, never "ours"/"local" (wrong on one of the two sides) nor a state ref name:
+    the server by the host (and port) the device reached it at, the device by the name it sent
+    (``sync --name``, or its user name), else by its device id."""
+    from urllib.parse import urlsplit
+
+    try:
+        host = urlsplit(server_url).netloc.rpartition("@")[2]
+    except ValueError:
+        host = ""
+    device = " ".join((device_name or device_id or "").split())[:60]
+    return (f"server {host}".strip(), "last sync", f"device {device}".strip())
 
 
 def has_conflict_markers(text: bytes) -> bool:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from gitsync.model import ChangeKind
 from gitsync.protocol.constants import St
+from gitsync.sync.conflict import has_conflict_markers
 
 __all__ = [
     "PEER_CONFLICT_CODES",
@@ -120,6 +121,18 @@ class SyncReport:
         (not in ``kept``, the tree both sides now agree on) were deleted there."""
         self.remote.dele += sum(1 for path in had if path not in kept)
 
+    #: notes the peer sent with conflict markers they did not have here (a merge elsewhere left them)
+    marked: list[str] = field(default_factory=list)
+
+    def note_arrived(self, path: str, body: bytes, before: bytes | None) -> bool:
+        """Record a note the peer sent that brings conflict markers (a person must resolve them;
+        a script learns it from the exit status); whether it did."""
+        if not has_conflict_markers(body) or (before is not None and has_conflict_markers(before)):
+            return False
+        if path not in self.marked:
+            self.marked.append(path)
+        return True
+
     def skip(self, path: str, why: str) -> None:
         """Record a note not sent to (or not deleted because of) this peer, once per sync."""
         if path not in self.uncarried:
@@ -156,6 +169,8 @@ class SyncReport:
         if self.unreadable:
             kept = ", ".join(path for path, _ in self.unreadable)
             parts.append(f"{len(self.unreadable)} unreadable, kept as: {kept}")
+        if self.marked:
+            parts.append(f"conflict markers arrived in: {', '.join(self.marked)}")
         if self.failed():
             parts.append(f"errors: {self.local.err} here, {self.remote.err} at {name}")
         return "; ".join(parts)

@@ -156,7 +156,7 @@ def test_overlapping_edits_merge_policy_keeps_markers_on_both_sides(tmp_path: Pa
     text = client["n.txt"]
     assert has_conflict_markers(text)
     assert b"eggs (12)" in text and b"eggs (6)" in text and b"\neggs\n" in text  # diff3: the base too
-    assert b"<<<<<<< server" in text and b">>>>>>> device-dev-a" in text
+    assert b"<<<<<<< server sync.test\n" in text and b">>>>>>> device dev-a\n" in text
     # both sides report it: the client learns it from the merged text it receives (exit status 3)
     assert report.unresolved == ["n.txt"] and report.conflicts == 1
     assert s.reports[-1].unresolved == ["n.txt"]

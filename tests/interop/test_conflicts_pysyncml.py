@@ -18,6 +18,7 @@ lost, that text must still be in that side's ``git log`` when the side is ours.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -195,7 +196,8 @@ def _check(notes: dict[str, bytes], want: dict[str, bytes]) -> None:
     for name, text in want.items():
         got = notes[name]
         if text == MARKED:
-            assert b"<<<<<<< server" in got and b"||||||| last sync" in got and b">>>>>>> device-" in got, got
+            assert b"<<<<<<< server 127.0.0.1:" in got and b"||||||| last sync" in got, got
+            assert re.search(rb"(?m)^>>>>>>> device \S", got) and b">>>>>>> device-" not in got, got
             assert b"eggs (12)" in got and b"eggs (6)" in got, got
         else:
             assert got == text, (name, got)
