@@ -114,13 +114,17 @@ class PerUserServer:
             user = named
         else:
             claim = claimed_user(msg.header)
-            refused = self._throttled(request, msg, encoding)
-            if refused is not None:
-                return refused
-            if claim is None or claim not in self.users or not self._may_create(claim, msg.header):
-                if msg.header.cred is not None:
-                    self.throttle.failed(msg.header.source, request.remote_addr, time.time())
-                return self._challenge(msg, encoding)
+            try:
+                refused = self._throttled(request, msg, encoding)
+                if refused is not None:
+                    return refused
+                if claim is None or claim not in self.users or not self._may_create(claim, msg.header):
+                    if msg.header.cred is not None:
+                        self.throttle.failed(msg.header.source, request.remote_addr, time.time())
+                    return self._challenge(msg, encoding)
+            except OSError as exc:  # the failed-login counters cannot be read or written
+                logger.error("cannot use the failed-login counters: %s", exc)
+                return Response(status=503, body=b"cannot read the login state\n")
             user = claim
             request = dataclasses.replace(request, path=f"/~{user}{request.path}")
         return self._server(user).handle_message(request, msg, encoding)

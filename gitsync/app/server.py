@@ -99,7 +99,11 @@ class SyncServer:
         existing = self._table.get(found)
         new = found is None or existing is None or existing.finished
         unproven = new or existing is None or existing.session.user is None
-        wait = self._throttled(request, msg) if unproven else 0
+        try:
+            wait = self._throttled(request, msg) if unproven else 0
+        except OSError as exc:  # the counters cannot be read: no login is checked unthrottled
+            logger.error("cannot read the failed-login counters: %s", exc)
+            return Response(status=503, body=b"cannot read the login state\n")
         refuse = None
         if wait:
             refuse = St.RETRY_LATER
@@ -140,7 +144,13 @@ class SyncServer:
                 self._table.pop(key)
                 return Response(status=503, body=b"cannot store the login state\n")
         self._keep_suspended(run)
-        self._count_auth(request, msg, run)
+        try:
+            self._count_auth(request, msg, run)
+        except OSError as exc:
+            logger.error("cannot count the login of %s: %s", run.device_id, exc)
+            if run.session.auth_rejected:  # a failure that cannot be counted is not answered
+                self._table.pop(key)
+                return Response(status=503, body=b"cannot store the login state\n")
         if run.finished:
             self._table.pop(key)
         try:

@@ -168,3 +168,23 @@ def test_the_file_is_shared_and_survives_a_restart(tmp_path: Path) -> None:
     assert one.check("dev", STRANGER, T).allowed
     one.failed("dev", STRANGER, T)
     assert two.check("dev", STRANGER, T).allowed
+
+
+def test_counters_that_cannot_be_read_refuse_logins_with_503(tmp_path: Path) -> None:
+    """A real filesystem error on the counters' file (here: a folder in its place) → 503, never a
+    500 and never a login checked without its counters."""
+    from gitsync.app.server import ServerOptions, SyncServer
+    from gitsync.store.git import GitStore
+    from tests.hostile.helpers import post
+    from tests.hostile.test_auth import ALERT, PASSWORD, USERS, basic, message
+
+    folder = tmp_path / "server"
+    folder.mkdir()
+    server = SyncServer(GitStore.open(folder), ServerOptions(users=USERS))
+    (folder / ".git" / "gitsync" / "logins").mkdir(parents=True)
+    app = server.wsgi_app()
+    for password in ("guess", PASSWORD):
+        reply = post(app, message(1, ALERT, device="d", cred=basic("alice", password)))
+        assert reply.status == 503, reply
+    (folder / ".git" / "gitsync" / "logins").rmdir()
+    assert post(app, message(1, ALERT, device="d", cred=basic("alice", PASSWORD))).header_status() == 212
