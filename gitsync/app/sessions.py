@@ -1,4 +1,4 @@
-"""Where the server keeps its open sessions and its authentication-failure counters.
+"""Where the server keeps its open sessions (failed logins: :mod:`gitsync.app.throttle`).
 
 A SyncML session spans several HTTP requests.  :class:`MemoryTable` keeps the sessions in the
 process (the threaded ``gitsync-notes serve``).  Under a pre-fork server (gunicorn with several
