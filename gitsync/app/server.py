@@ -93,7 +93,7 @@ class SyncServer:
         crash_point("server-recv")
         now, opts = self.now(), self.options
         for gone in self._table.expire(idle=now - opts.session_timeout, stranger=now - opts.stranger_timeout,
-                                       now=now):
+                                       now=now, max_strangers=opts.max_strangers):
             logger.info("dropped abandoned session %s", gone[:8])
         found = admission.continued_session(self._table, request, msg, users=opts.users is not None)
         existing = self._table.get(found)

@@ -31,6 +31,7 @@ class ServerOptions:
     session_timeout: float = 900.0  # a session idle this long is dropped
     stranger_timeout: float = 120.0  # ... one not logged in yet (see app/admission.py)
     max_sessions_per_address: int = 32  # sessions not logged in yet, per client address
+    max_strangers: int = 2048  # ... from all addresses (about 14 KiB each in memory)
     max_msg_size: int = DEFAULT_MAX_MSG_SIZE
     max_obj_size: int | None = DEFAULT_MAX_OBJ_SIZE  # the largest note we take (MaxObjSize)
     max_body: int = 16 * 1024 * 1024

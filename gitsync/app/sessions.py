@@ -112,8 +112,9 @@ class SessionTable:
         """Keys of the sessions of address group ``group`` not established yet, oldest first."""
         raise NotImplementedError
 
-    def expire(self, *, idle: float, stranger: float, now: float) -> list[str]:
-        """Drop the sessions untouched since ``idle`` (not established: since ``stranger``)."""
+    def expire(self, *, idle: float, stranger: float, now: float, max_strangers: int) -> list[str]:
+        """Drop the sessions untouched since ``idle`` (not established: since ``stranger``), and the
+        oldest not established beyond ``max_strangers`` in all (a flood from many addresses)."""
         raise NotImplementedError
 
     def __len__(self) -> int:
@@ -188,13 +189,14 @@ class MemoryTable(SessionTable):
     def strangers(self, group: str) -> list[str]:
         return list(self._groups.get(group, ()))
 
-    def expire(self, *, idle: float, stranger: float, now: float) -> list[str]:
+    def expire(self, *, idle: float, stranger: float, now: float, max_strangers: int) -> list[str]:
         limits = _Limits(idle, stranger)
         gone: list[str] = []
         for queue in (self._strangers, self._established):
             while queue:
                 key = next(iter(queue))
-                if not limits.expired(self.infos[key]):
+                if not limits.expired(self.infos[key]) and (queue is self._established
+                                                            or len(queue) < max_strangers):
                     break
                 gone.append(key)
                 self.pop(key)
@@ -342,7 +344,7 @@ class DirTable(SessionTable):
                 found.append((entry.stat().st_mtime, key))
         return [key for _, key in sorted(found)]
 
-    def expire(self, *, idle: float, stranger: float, now: float) -> list[str]:
+    def expire(self, *, idle: float, stranger: float, now: float, max_strangers: int) -> list[str]:
         self._limits = _Limits(idle, stranger)
         mark = self.folder / "swept"
         try:
@@ -352,11 +354,13 @@ class DirTable(SessionTable):
         if last <= now < last + self.sweep_every:
             return []
         atomic_write(mark, repr(now).encode())
-        return self._sweep()
+        return self._sweep(max_strangers)
 
-    def _sweep(self) -> list[str]:
-        """Drop every expired session (the sessions' files only are read, not their pickles)."""
+    def _sweep(self, max_strangers: int) -> list[str]:
+        """Drop every expired session, and the oldest not established beyond ``max_strangers``
+        (the sessions' first lines only are read, not their pickles)."""
         gone: list[str] = []
+        strangers: list[tuple[float, str, SessionInfo]] = []
         for entry in os.scandir(self.folder):
             key = entry.name.removesuffix(".session")
             if not entry.name.endswith(".session") or not _KEY.match(key):
@@ -373,6 +377,12 @@ class DirTable(SessionTable):
             if self._limits.expired(info):
                 self._drop(key, info)
                 gone.append(key)
+            elif not info.established:
+                strangers.append((info.touched, key, info))
+        strangers.sort()
+        for _, key, info in strangers[: max(0, len(strangers) - max_strangers)]:
+            self._drop(key, info)
+            gone.append(key)
         for sub in ("new", "dev"):  # markers and links whose session is gone
             for path in (self.folder / sub).glob("*/*" if sub == "new" else "*"):
                 name = path.name if sub == "new" else _read_link(path)

@@ -368,3 +368,28 @@ def test_a_logged_in_session_outlives_the_strangers_timeout_and_expires_when_idl
     clock.t += 901
     r = post(app, message(3, PKG3, device="alice-phone"), query=f"sessionid={keys[0]}")
     assert r.header_status() == 407 and key_of(r) != keys[0]
+
+
+@pytest.mark.parametrize("table", ["memory", "files"])
+def test_sessions_that_never_log_in_are_capped_in_all_when_they_come_from_many_addresses(
+    tmp_path: Path, table: str
+) -> None:
+    folder = server_folder(tmp_path)
+    clock = Clock()
+    sessions = tables(tmp_path)[table]
+    opts = ServerOptions(users=USERS, max_strangers=50)
+    app = SyncServer(GitStore.open(folder), opts, now=clock, sessions=sessions).wsgi_app()
+    for n in range(300):
+        r = post(app, message(1, ALERT, device=f"flood-{n}"), remote_addr=f"10.0.{n >> 8}.{n & 255}")
+        assert r.header_status() == 407
+        clock.t += 0.01
+    if table == "files":  # a table shared by processes counts them when it sweeps (every 30 s)
+        clock.t += 31
+        post(app, message(1, ALERT, device="one-more"), remote_addr="10.9.9.9")
+    with sessions.transaction({}):
+        assert len(sessions) <= 51
+    alice = post(app, message(1, ALERT, device="alice-phone", cred=basic("alice", PASSWORD)),
+                 remote_addr="10.0.0.1")
+    r = post(app, message(2, PKG3, device="alice-phone"), query=f"sessionid={key_of(alice)}",
+             remote_addr="10.0.0.1")
+    assert r.header_status() == 200 and SECRET in r.body
