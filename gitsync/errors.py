@@ -45,9 +45,16 @@ __all__ = [
 
 
 class GitsyncError(Exception):
-    """Root of every error raised on purpose by gitsync."""
+    """Root of every error raised on purpose by gitsync.  ``hint``: what to try, where one helps;
+    the CLI ends its one line with it: ``(is the server running? try: gitsync-notes sync --help)``."""
 
     exit_code = 1
+    hint: str | None = None
+
+    def __init__(self, *args: object, hint: str | None = None) -> None:
+        super().__init__(*args)
+        if hint is not None:
+            self.hint = hint
 
 
 class UserError(GitsyncError):
@@ -81,6 +88,8 @@ class CodecError(RemoteProtocolError):
 
 
 class AuthError(ProtocolError, UserError):
+    hint = "check the user name (-u) and the password."
+
     """Credentials were refused (by the peer, or by us as a server)."""
 
     def __init__(self, message: str, *, status_hint: int = 401) -> None:

@@ -60,11 +60,14 @@ def setup_logging(verbose: int, quiet: bool) -> None:
     logging.basicConfig(level=level, format="%(levelname)s: %(message)s", stream=sys.stderr, force=True)
 
 
-def fail(message: str, code: int = EXIT_ERROR, ctx: click.Context | None = None) -> NoReturn:
-    """One ``gitsync-notes: ...`` line on stderr, then exit ``code``; a usage error (exit 2) ends
-    with where to read about the command: ``(try: gitsync-notes sync --help)``."""
-    if code == EXIT_USAGE:
-        message = f"{message.rstrip('.')} ({usage_hint(ctx or click.get_current_context(silent=True))})"
+def fail(message: str, code: int = EXIT_ERROR, ctx: click.Context | None = None,
+         hint: str | None = None) -> NoReturn:
+    """One ``gitsync-notes: ...`` line on stderr, then exit ``code``.  A usage error (exit 2), and
+    any error with a ``hint`` (what to try), ends with it and where to read about the command, in
+    one style for every command: ``(is the server running? try: gitsync-notes sync --help)``."""
+    if code == EXIT_USAGE or hint:
+        where = usage_hint(ctx or click.get_current_context(silent=True))
+        message = f"{message.rstrip('.')} ({hint + ' ' if hint else ''}{where})"
     click.echo(f"gitsync-notes: {message}", err=True)
     sys.exit(code)
 
@@ -86,7 +89,7 @@ def run(fn: Callable[[], int | None]) -> None:
     try:
         code = fn()
     except GitsyncError as exc:
-        fail(str(exc) or type(exc).__name__, getattr(exc, "exit_code", EXIT_ERROR))
+        fail(str(exc) or type(exc).__name__, getattr(exc, "exit_code", EXIT_ERROR), hint=exc.hint)
     except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP: exit 128 + n, as shells expect
         stopped = exc if isinstance(exc, Interrupted) else Interrupted(signal.SIGINT)
         fail(f"{stopped.what}; an unfinished sync changed nothing", 128 + stopped.signum)
@@ -181,6 +184,10 @@ class _Main(click.Group):
         kwargs["standalone_mode"] = False
         try:
             rv = super().main(*args, **kwargs)
+        except click.BadParameter as exc:  # our words, not click's "Invalid value for ..."
+            what = exc.param.get_error_hint(exc.ctx) if exc.param is not None and exc.ctx else None
+            kind = "option" if isinstance(exc.param, click.Option) else "argument"
+            fail(f"{kind} {what}: {exc.message}" if what else exc.format_message(), EXIT_USAGE, exc.ctx)
         except click.UsageError as exc:
             fail(exc.format_message(), EXIT_USAGE, exc.ctx)
         except click.Abort:

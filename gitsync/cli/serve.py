@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -138,7 +139,11 @@ def _serve(directory: str, **kw: Any) -> int:
         )
         httpd = make_http_server(app, kw["host"], kw["port"], ssl_context=tls, limits=limits)
     except OSError as exc:
-        raise ConfigError(f"cannot listen on {kw['host']}:{kw['port']}: {exc.strerror or exc}") from exc
+        busy = exc.errno == errno.EADDRINUSE
+        raise ConfigError(
+            f"cannot listen on {kw['host']}:{kw['port']}: {exc.strerror or exc}",
+            hint="is another server listening there? choose another --listen PORT." if busy else None,
+        ) from exc
     try:
         create_folder(directory, mode=0o700 if kw["per_user"] else 0o777)  # by FOLDER_RULE
         if kw["per_user"]:

@@ -74,13 +74,13 @@ class HttpTransport:
         except requests.exceptions.SSLError as exc:
             raise TransportError(f"TLS with {_origin(url)} failed: {_tls_reason(exc)}") from exc
         except requests.exceptions.ConnectionError as exc:
-            raise TransportError(f"cannot reach {url}: {_reason(exc)}") from exc
+            raise TransportError(f"cannot reach {url}: {_reason(exc)}", hint=_UNREACHABLE) from exc
         except requests.exceptions.Timeout as exc:
-            raise TransportError(f"{url} did not answer within {self._timeout:.0f} s") from exc
+            raise TransportError(f"{url} did not answer within {self._timeout:.0f} s", hint=_SLOW) from exc
         except requests.exceptions.RequestException as exc:
             raise TransportError(f"HTTP request to {url} failed: {exc}") from exc
         except urllib3.exceptions.ReadTimeoutError as exc:
-            raise TransportError(f"{url} did not answer within {self._timeout:.0f} s") from exc
+            raise TransportError(f"{url} did not answer within {self._timeout:.0f} s", hint=_SLOW) from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:  # the answer was cut off
             raise TransportError(f"the connection to {url} broke during the answer: {_reason(exc)}") from exc
         self.round_trips += 1
@@ -92,7 +92,8 @@ class HttpTransport:
         ctype = resp.headers.get("Content-Type", "")
         media = ctype.split(";")[0].strip().lower()
         if resp.status_code in (401, 407):
-            raise TransportError(f"{url} refused access (HTTP {resp.status_code}): check user name/password")
+            raise TransportError(f"{url} refused access (HTTP {resp.status_code})",
+                                 hint="check the user name (-u) and the password.")
         if resp.is_redirect:
             where = resp.headers.get("Location", "")
             raise TransportError(f"{url} redirects to {where[:200]}: not followed (correct --remote)")
@@ -102,7 +103,8 @@ class HttpTransport:
             raise TransportError(answer + later)
         if media not in _SYNCML_TYPES:
             what = media or "no content type"
-            raise TransportError(f"{url} is not a SyncML server (it answered {what})")
+            raise TransportError(f"{url} is not a SyncML server (it answered {what})",
+                                 hint="is --remote the server's SyncML URL?")
         return data, media
 
     def _environment(self, url: str) -> dict[str, Any]:
@@ -118,6 +120,11 @@ class HttpTransport:
     def close(self) -> None:
         """Release the connection pool."""
         self._http.close()
+
+
+#: what to try when the server cannot be reached, or does not answer in time
+_UNREACHABLE = "is the server running, and is the URL right?"
+_SLOW = "is the server up? a slow one needs a longer --timeout."
 
 
 def _origin(url: str) -> str:
