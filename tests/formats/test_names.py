@@ -5,7 +5,7 @@ from __future__ import annotations
 import unicodedata
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from gitsync.formats.names import name_from_text, safe_relpath, split_ext, unique_path
@@ -110,32 +110,76 @@ def test_safe_relpath_depth_is_limited() -> None:
     assert parts[-1] == "leaf.txt"
 
 
+#: code points HFS+ ignores in names (so ``.g\u200cit`` is ``.git`` there)
+_IGNORABLE = "".join(
+    map(chr, [*range(0x200C, 0x2010), *range(0x202A, 0x202F), *range(0x206A, 0x2070), 0xFEFF])
+)
+
+
+def _folded(part: str, *, trailing: bool = True) -> str:
+    """``part`` as Git (on HFS+ too) compares it; ``trailing``: also without trailing dots and
+    spaces (what Git does for ``.git`` itself, not for its control files)."""
+    bare = "".join(c for c in part if c not in _IGNORABLE)
+    return (bare.rstrip(". ") if trailing else bare).lower()
+
+
 def _component_storable(part: str) -> bool:
     """The rule, said independently: what one component of a stored path may be."""
-    folded = "".join(c for c in part if c not in "\u200c\u200d\u200e\u200f\ufeff").rstrip(". ").lower()
     return (
         part not in ("", ".", "..")
         and not any(ord(c) < 0x20 or c == "\x7f" for c in part)
         and len(part.encode()) <= 255
-        and folded not in (".git", "git~1")
-        and part.lower() not in (".gitignore", ".gitattributes", ".gitmodules")
+        and _folded(part) not in (".git", "git~1")
+        and _folded(part, trailing=False) not in (".gitignore", ".gitattributes", ".gitmodules")
         and not part.startswith(".gitsync-tmp-")
     )
 
 
 _NAME_CHARS = st.sampled_from([*'aB. -_/\\?*:<>|"\x00\n\t\x7fé日😀', "\u0301", "..", ".git", "nul"])
+#: components that sit at an edge of the rule: refused, rewritten, or kept though they look odd
+_EDGE_PARTS = st.sampled_from([
+    "", ".", "..", "...", ".git", ".GIT", ".git.", ".git ", ".g\u200cit", "GIT~1", ".gitx", "git",
+    ".gitignore", ".GitAttributes", ".gitmodules.", ".gitsync-tmp-1", ".gitsync", "a\x00b", "tab\t",
+    "\x7f", "nul", "CON", "e\u0301", " ", "é" * 128, "x" * 255, "x" * 256, "x" * 300 + ".txt",
+])
+_PART = st.one_of(_EDGE_PARTS, st.text(max_size=12), st.lists(_NAME_CHARS, max_size=6).map("".join))
+_PATHS = st.one_of(
+    st.lists(st.one_of(_EDGE_PARTS, st.just("n.txt")), min_size=1, max_size=4).map("/".join),
+    st.text(max_size=80),
+    st.lists(_NAME_CHARS, max_size=30).map("".join),
+    st.builds(
+        lambda lead, parts: lead + "/".join(parts),
+        st.sampled_from(["", "", "./", "/", ".//", "././", "//"]),
+        st.lists(_PART, max_size=8),
+    ),
+    # deep and long paths: the limits on depth (256) and length (4095 bytes)
+    st.lists(st.sampled_from(["d", "é" * 100, "x" * 200, "n.md"]), min_size=20, max_size=300).map("/".join),
+)
 
 
-@given(st.one_of(st.text(max_size=80), st.lists(_NAME_CHARS, max_size=30).map("".join)))
+# every edge of the rule, always tried (whatever the random draw), then random paths
+@example("sub/.GITIGNORE/n.txt")
+@example(".Git\u200dModules")
+@example("a/.gitsync-tmp-1")
+@example(".g\u200cit/config")
+@example("a/GIT~1.")
+@example("a/../b")
+@example(".//etc/passwd")
+@example("a\x00b/tab\there\x7f")
+@example("Cafe\u0301/e\u0301.txt")
+@example("x" * 300 + ".txt")
+@example("/".join(["d"] * 300) + "/leaf.txt")
+@example("/".join(["x" * 200] * 30) + "/note.md")
+@given(_PATHS)
 def test_safe_relpath_rewrites_only_what_cannot_be_stored(proposed: str) -> None:
     result = safe_relpath(proposed)
     nfc = unicodedata.normalize("NFC", proposed)
-    parts_in = [p for p in nfc.removeprefix("./").split("/") if p not in ("", ".")]
-    hostile = nfc.startswith("/") or any(
-        p == ".." or "".join(c for c in p if c not in "\u200c\u200d\u200e\u200f\ufeff").rstrip(". ").lower()
-        in (".git", "git~1")
-        for p in nfc.split("/")
-    )
+    rest = nfc
+    while rest.startswith("./"):
+        rest = rest[2:]
+    parts_in = [p for p in rest.split("/") if p not in ("", ".")]
+    refused = [p for p in rest.split("/") if p == ".." or _folded(p) in (".git", "git~1")]
+    hostile = rest.startswith("/") or bool(refused)
     if hostile or not parts_in:
         assert result is None
         return
@@ -148,12 +192,22 @@ def test_safe_relpath_rewrites_only_what_cannot_be_stored(proposed: str) -> None
     assert 1 <= len(parts) <= 256
     assert all(_component_storable(part) for part in parts)
     assert safe_relpath(result) == result
-    # and whatever could be stored came out exactly as proposed (NFC, empty and "." parts aside)
-    if all(_component_storable(part) for part in parts_in):
+    kept = [*parts_in[:255], parts_in[-1]]
+    if len(parts_in) > 256 and len("/".join(kept).encode()) <= 4095 and all(map(_component_storable, kept)):
+        assert result == "/".join(kept)  # too deep: the first 255 folders and the note itself are kept
+    total = len("/".join(parts_in).encode())
+    # whatever could be stored came out exactly as proposed (NFC, empty and "." parts aside)
+    if len(parts_in) <= 256 and total <= 4095 and all(_component_storable(part) for part in parts_in):
         assert result == "/".join(parts_in)
-    else:  # only the components that could not be stored changed
+    elif len(parts_in) <= 256 and total + len(parts_in) <= 4095:  # a rewrite adds a byte at most
+        # only the components that could not be stored changed
         assert len(parts) == len(parts_in)
         assert all(a == b for a, b in zip(parts_in, parts, strict=True) if _component_storable(a))
+    else:  # a path too long or too deep: leading folders kept as they were, the note's extension too
+        assert all(a == b for a, b in zip(parts_in, parts[:-1], strict=False) if _component_storable(a))
+        leaf_ext = split_ext(parts_in[-1])[1]
+        if _component_storable(parts_in[-1]) and leaf_ext:
+            assert parts[-1].endswith(leaf_ext)
 
 
 @pytest.mark.parametrize(
