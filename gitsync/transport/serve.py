@@ -215,6 +215,7 @@ class HttpServer(socketserver.TCPServer):
         self._slots = threading.Lock()
         self._open: dict[str, int] = {}
         self._total = 0
+        self._waiting: dict[int, tuple[str, float, socket.socket]] = {}  # connections reading a request
         super().__init__((host, port), socketserver.BaseRequestHandler)
         self.server_name = host
         self.server_port: int = self.server_address[1]
@@ -223,19 +224,46 @@ class HttpServer(socketserver.TCPServer):
     def process_request(self, request: Any, client_address: Any) -> None:
         """One thread per connection, within the caps; refused at once beyond them."""
         addr = str(client_address[0])
+        victim: socket.socket | None = None
         with self._slots:
-            admitted = (
-                self._total < self.limits.max_connections
-                and self._open.get(addr, 0) < self.limits.max_connections_per_address
-            )
+            mine = self._open.get(addr, 0)
+            admitted = mine < self.limits.max_connections_per_address
+            if admitted and self._total >= self.limits.max_connections:
+                victim = self._shed_for(mine)
+                admitted = victim is not None
             if admitted:
                 self._total += 1
-                self._open[addr] = self._open.get(addr, 0) + 1
+                self._open[addr] = mine + 1
+        if victim is not None:
+            with contextlib.suppress(OSError):
+                victim.shutdown(socket.SHUT_RDWR)  # its thread wakes, sees the end, frees its slot
         if not admitted:
             logger.warning("refusing a connection from %s: too many open", addr)
             self._refuse(request)
             return
         threading.Thread(target=self._connection, args=(request, client_address), daemon=True).start()
+
+    def _shed_for(self, mine: int) -> socket.socket | None:
+        """When every slot is taken, the connection a newcomer (holding ``mine`` already) replaces.
+
+        Only a connection still waiting for its request (never one being answered), from an address
+        holding more connections than the newcomer's, and of those the one waiting longest: a few
+        addresses trickling bytes (or keeping idle connections) cannot shut everyone else out, and
+        they lose their own slots first.  ``None``: refuse the newcomer.  Called under ``_slots``.
+        """
+        best: tuple[int, float] | None = None
+        chosen: socket.socket | None = None
+        victim_key = 0
+        for key, (addr, since, sock) in list(self._waiting.items()):
+            held = self._open.get(addr, 0)
+            if held <= mine:
+                continue
+            rank = (held, -since)
+            if best is None or rank > best:
+                best, chosen, victim_key = rank, sock, key
+        if chosen is not None:
+            del self._waiting[victim_key]
+        return chosen
 
     def _refuse(self, sock: socket.socket) -> None:
         with contextlib.suppress(OSError):
@@ -246,8 +274,10 @@ class HttpServer(socketserver.TCPServer):
 
     def _connection(self, sock: socket.socket, client_address: Any) -> None:
         addr = str(client_address[0])
+        key = id(threading.current_thread())
         try:
             if self.ssl_context is not None:
+                self._wait_for_request(key, addr, sock)
                 sock.settimeout(min(self.limits.idle_timeout, self.limits.request_timeout))
                 try:
                     sock = self.ssl_context.wrap_socket(sock, server_side=True)
@@ -255,14 +285,17 @@ class HttpServer(socketserver.TCPServer):
                     logger.debug("TLS handshake with %s failed: %s", addr, exc)
                     return
             conn = _Conn(sock, self.limits)
-            while self._one_request(conn, client_address):
-                pass
+            while True:
+                self._wait_for_request(key, addr, sock)
+                if not self._one_request(conn, client_address, key):
+                    break
         except Exception:  # a bug must not take the server down
             logger.exception("internal error on a connection from %s", addr)
         finally:
             with contextlib.suppress(OSError):
                 sock.close()
             with self._slots:
+                self._waiting.pop(key, None)
                 self._total -= 1
                 left = self._open.get(addr, 1) - 1
                 if left:
@@ -270,7 +303,17 @@ class HttpServer(socketserver.TCPServer):
                 else:
                     self._open.pop(addr, None)
 
-    def _one_request(self, conn: _Conn, client_address: Any) -> bool:
+    def _wait_for_request(self, key: int, addr: str, sock: socket.socket) -> None:
+        """Mark the connection as waiting for a request: a newcomer may take its slot."""
+        with self._slots:
+            self._waiting[key] = (addr, time.monotonic(), sock)
+
+    def _answering(self, key: int) -> bool:
+        """The request is in: the connection is no longer sheddable; ``False`` if it was shed."""
+        with self._slots:
+            return self._waiting.pop(key, None) is not None
+
+    def _one_request(self, conn: _Conn, client_address: Any, key: int) -> bool:
         """Read, answer; whether the connection may carry another request."""
         try:
             request = self._read(conn)
@@ -283,6 +326,8 @@ class HttpServer(socketserver.TCPServer):
                 conn.send(_simple(exc.status, exc.reason, exc.headers))
             _linger(conn.sock)
             return False
+        if not self._answering(key):
+            return False  # shed while its last bytes arrived: the newcomer has its slot
         return self._answer(conn, request, client_address)
 
     # ---- reading

@@ -132,20 +132,44 @@ def test_builtin_server_serves_while_slow_clients_hang_on(tmp_path: Path) -> Non
         assert read_notes(tmp_path / "notes")["good.txt"] == b"note of good\n"
 
 
+def _from(port: int, source: str, data: bytes, timeout: float = 5.0) -> live.RawReply:
+    """``data`` on a new connection from ``source`` (any 127.x address is this machine)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout, source_address=(source, 0)) as sock:
+        sock.sendall(data)
+        return live.read_reply(sock, time.monotonic())
+
+
 def test_builtin_server_caps_connections_in_all(tmp_path: Path) -> None:
-    args = ["--max-connections", "4", "--idle-timeout", "3"]
+    """Full (4 slots, 2 addresses trickling half a request on 2 each): a newcomer from another address
+    takes the slot of the longest-waiting of them instead of a 503, and the next ones are served too;
+    one of the addresses that hold the most gets 503 at once (it cannot shed anyone to get more)."""
+    args = ["--max-connections", "4", "--idle-timeout", "10", "--request-timeout", "30"]
+    alert = live.request_bytes(message(1, ALERT))
     with live.live_server(tmp_path / "notes", args=args) as server:
-        held = [socket.create_connection(("127.0.0.1", server.port), source_address=(f"127.0.1.{i}", 0))
-                for i in range(4)]
+        held = []
+        for source in ("127.0.1.1", "127.0.1.1", "127.0.1.2", "127.0.1.2"):
+            sock = socket.create_connection(("127.0.0.1", server.port), source_address=(source, 0))
+            sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\n")  # and never the rest
+            held.append(sock)
+            time.sleep(0.05)
         try:
             time.sleep(0.3)
-            reply = live.post(server.port, message(1, ALERT), timeout=5)
-            assert reply.status == 503 and reply.headers.get("retry-after") and reply.seconds < 1
+            refused = _from(server.port, "127.0.1.1", alert)
+            assert refused.status == 503 and refused.headers.get("retry-after") and refused.seconds < 1
+            for n in range(3):  # a newcomer sheds the oldest trickler of the fullest address if it must
+                reply = _from(server.port, f"127.0.2.{n + 1}", alert)
+                assert reply.status == 200 and reply.header_status() == 200, reply
+            shed = []
+            for sock in held:
+                sock.settimeout(2)
+                try:
+                    shed.append(sock.recv(100) == b"")
+                except TimeoutError:
+                    shed.append(False)
+            assert shed[0] and 1 <= sum(shed) < 4, shed  # the oldest first (then: slots freed by the newcomers)
         finally:
             for sock in held:
                 sock.close()
-        time.sleep(0.3)
-        assert live.post(server.port, message(1, ALERT), timeout=5).header_status() == 200
 
 
 @pytest.mark.skipif(not live.HAVE_GUNICORN, reason="gunicorn is not installed (test extra)")
