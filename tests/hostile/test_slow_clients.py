@@ -166,7 +166,7 @@ def test_builtin_server_caps_connections_in_all(tmp_path: Path) -> None:
                     shed.append(sock.recv(100) == b"")
                 except TimeoutError:
                     shed.append(False)
-            assert shed[0] and 1 <= sum(shed) < 4, shed  # the oldest first (then: slots freed by the newcomers)
+            assert shed[0] and 1 <= sum(shed) < 4, shed  # the oldest first (then: slots newcomers freed)
         finally:
             for sock in held:
                 sock.close()
