@@ -273,11 +273,7 @@ class _ClientRun(TreeEdits):
         elif isinstance(ev, Acknowledged):
             self._acknowledged(ev.results)
         elif isinstance(ev, ItemRefused):
-            self.report.local.err += 1
-            self.report.skipped.append(
-                too_large_line(f"not received from {self.opts.name}: {ev.source or ev.target}", ev.size,
-                               ev.limit, "our")
-            )
+            self.report.refused_incoming(self.opts.name, ev.source or ev.target or "", ev.size, ev.limit)
         elif isinstance(ev, ChangesReceived):
             self._guard_incoming(ev.changes)
             self.session.provide_results([self._apply(ch) for ch in ev.changes])

@@ -205,11 +205,7 @@ class ServerRun(IncomingChanges):
                 self.suspend.acked.update((c.key, (code, _blob_of(c))) for c, code in ev.results)
             self._acknowledged(ev.results)
         elif isinstance(ev, ItemRefused):
-            self.report.local.err += 1
-            self.report.skipped.append(
-                too_large_line(f"not received from {self.device_id}: {ev.source or ev.target}", ev.size,
-                               ev.limit, "our")
-            )
+            self.report.refused_incoming(self.device_id, ev.source or ev.target or "", ev.size, ev.limit)
         elif isinstance(ev, MapReceived):
             for luid, guid in ev.pairs:
                 if self.suspend is not None:

@@ -133,6 +133,11 @@ class SyncReport:
             self.marked.append(path)
         return True
 
+    def refused_incoming(self, peer: str, item: str, size: int | None, limit: int | None) -> None:
+        """Record an item ``peer`` sent over our MaxObjSize (answered 413, not received)."""
+        self.local.err += 1
+        self.skipped.append(too_large_line(f"not received from {peer}: {item}", size, limit, "our"))
+
     def skip(self, path: str, why: str) -> None:
         """Record a note not sent to (or not deleted because of) this peer, once per sync."""
         if path not in self.uncarried:
