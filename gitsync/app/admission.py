@@ -10,8 +10,9 @@ The policy (README, *Robustness*):
   users*, and then only from the address the session began at (two clients behind one NAT or
   proxy are one address, but without users both may sync anyway).
 - A session that has not *established* itself -- not logged in; without users, not past its first
-  message -- counts against a cap per client address (an IPv6 client: per /64 network, which one
-  host usually owns): a new one beyond the cap drops the oldest of that address.  Such sessions
+  message -- and on a server without users *every* session (none ever authenticates) counts
+  against a cap per client address (an IPv6 client: per /64 network, which one
+  host usually owns): a new one beyond the cap drops the one of that address idle longest.  Such sessions
   expire after ``stranger_timeout`` (2 minutes), established ones after ``session_timeout`` idle.
 """
 
@@ -78,10 +79,11 @@ def established(run: Any, *, users: bool, first: bool) -> bool:
     return run.session.user is not None if users else not first
 
 
-def make_room(table: SessionTable, group: str, cap: int) -> list[str]:
-    """Drop the oldest sessions of ``group`` not established, so that one more fits the cap."""
+def make_room(table: SessionTable, group: str, cap: int, cap_all: int) -> list[str]:
+    """Drop the sessions not established idle longest -- of ``group`` beyond ``cap``, then of
+    all addresses beyond ``cap_all`` -- so that one more fits both caps."""
     waiting = table.strangers(group)
     gone = waiting[: max(0, len(waiting) - cap + 1)]
     for key in gone:
         table.pop(key)
-    return gone
+    return gone + table.make_room_all(cap_all)

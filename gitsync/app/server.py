@@ -121,10 +121,12 @@ class SyncServer:
             path = request.path.split(";")[0]
             run = ServerRun(self, f"{request.base_url}{path}?sessionid={key}", msg)
             group = admission.address_group(request.remote_addr)
-            for old in admission.make_room(self._table, group, opts.max_sessions_per_address):
-                logger.info("dropped session %s: too many from %s not logged in", old[:8], group)
-            self._table.put(key, run, SessionInfo(now, (msg.header.session_id, msg.header.source),
-                                                  request.remote_addr, group), link=opts.users is None)
+            for old in admission.make_room(self._table, group, opts.max_sessions_per_address,
+                                           opts.max_strangers):
+                logger.info("dropped session %s: too many not logged in (%s)", old[:8], group)
+            info = SessionInfo(now, (msg.header.session_id, msg.header.source), request.remote_addr, group,
+                               unauthenticated=opts.users is None)  # then no session ever logs in
+            self._table.put(key, run, info, link=opts.users is None)
         else:
             assert found is not None and existing is not None
             key, run = found, existing

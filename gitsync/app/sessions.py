@@ -23,6 +23,7 @@ import contextlib
 import fcntl
 import hashlib
 import io
+import itertools
 import json
 import logging
 import os
@@ -54,6 +55,13 @@ class SessionInfo:
     addr: str  # the client address it began at (as the server sees it: after trusted proxies)
     group: str  # the address group its cap counts in (see admission.address_group)
     established: bool = False  # logged in (with users), or past its first message (without)
+    #: on a server without users no session ever authenticates: counted in the caps all its life
+    unauthenticated: bool = False
+
+    @property
+    def counted(self) -> bool:
+        """Whether the session counts against the caps on sessions not logged in."""
+        return not self.established or self.unauthenticated
 
 
 @dataclass(slots=True)
@@ -112,6 +120,11 @@ class SessionTable:
         """Keys of the sessions of address group ``group`` not established yet, oldest first."""
         raise NotImplementedError
 
+    def make_room_all(self, max_strangers: int) -> list[str]:
+        """Drop the sessions not established idle longest, from any address, so that one more
+        fits ``max_strangers`` (a flood from many addresses)."""
+        raise NotImplementedError
+
     def expire(self, *, idle: float, stranger: float, now: float, max_strangers: int) -> list[str]:
         """Drop the sessions untouched since ``idle`` (not established: since ``stranger``), and the
         oldest not established beyond ``max_strangers`` in all (a flood from many addresses)."""
@@ -151,7 +164,7 @@ class MemoryTable(SessionTable):
     def _file(self, key: str, info: SessionInfo) -> None:
         if info.established:
             self._established[key] = None
-        else:
+        if info.counted:
             self._strangers[key] = None
             self._groups.setdefault(info.group, OrderedDict())[key] = None
 
@@ -188,6 +201,12 @@ class MemoryTable(SessionTable):
 
     def strangers(self, group: str) -> list[str]:
         return list(self._groups.get(group, ()))
+
+    def make_room_all(self, max_strangers: int) -> list[str]:
+        gone = list(itertools.islice(self._strangers, max(0, len(self._strangers) - max_strangers + 1)))
+        for key in gone:
+            self.pop(key)
+        return gone
 
     def expire(self, *, idle: float, stranger: float, now: float, max_strangers: int) -> list[str]:
         limits = _Limits(idle, stranger)
@@ -265,8 +284,7 @@ class DirTable(SessionTable):
         try:
             head, _, rest = data.partition(b"\n")
             raw = json.loads(head)
-            info = SessionInfo(float(raw["touched"]), (str(raw["device"][0]), str(raw["device"][1])),
-                               str(raw["addr"]), str(raw["group"]), bool(raw["established"]))
+            info = _info(raw)
             run = _Unpickler(io.BytesIO(rest), self._externals).load()
         except (ValueError, KeyError, IndexError, TypeError, AttributeError, pickle.UnpicklingError,
                 EOFError) as exc:
@@ -291,10 +309,10 @@ class DirTable(SessionTable):
             _write_link(self._device_path(info.device), key)
         self._infos[key], self._runs[key] = info, run
         self._dirty.add(key)
-        if not info.established:
-            marker = self._group_dir(info.group) / key
-            marker.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            marker.touch()
+        if info.counted:
+            for marker in (self._group_dir(info.group) / key, self.folder / "counted" / key):
+                marker.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                marker.touch()
 
     def touch(self, key: str, now: float, *, established: bool) -> None:
         if not self._load(key):
@@ -305,8 +323,12 @@ class DirTable(SessionTable):
         if established and not info.established:
             info.established = True
             _write_link(self._device_path(info.device), key)
+        for marker in (self._group_dir(info.group) / key, self.folder / "counted" / key):
             with contextlib.suppress(FileNotFoundError):
-                (self._group_dir(info.group) / key).unlink()
+                if info.counted:
+                    os.utime(marker)  # the caps drop the session idle longest first
+                else:
+                    marker.unlink()
 
     def pop(self, key: str) -> None:
         if key in self._infos or self._load(key):
@@ -326,7 +348,25 @@ class DirTable(SessionTable):
         return key if self._load(key) else None
 
     def strangers(self, group: str) -> list[str]:
-        folder = self._group_dir(group)
+        return self._markers(self._group_dir(group))
+
+    def make_room_all(self, max_strangers: int) -> list[str]:
+        """One listing of ``counted/`` (bounded by the cap it keeps); its markers' times only when
+        it is full."""
+        try:
+            count = len(os.listdir(self.folder / "counted"))
+        except FileNotFoundError:
+            return []
+        if count < max_strangers:
+            return []
+        waiting = self._markers(self.folder / "counted")
+        gone = waiting[: max(0, len(waiting) - max_strangers + 1)]
+        for key in gone:
+            self.pop(key)
+        return gone
+
+    def _markers(self, folder: Path) -> list[str]:
+        """The sessions that ``folder`` has a marker of, idle longest first (stale markers go)."""
         try:
             entries = list(os.scandir(folder))
         except FileNotFoundError:
@@ -368,8 +408,7 @@ class DirTable(SessionTable):
             try:
                 with open(entry.path, "rb") as fh:
                     raw = json.loads(fh.readline())
-                info = SessionInfo(float(raw["touched"]), (str(raw["device"][0]), str(raw["device"][1])),
-                                   str(raw["addr"]), str(raw["group"]), bool(raw["established"]))
+                info = _info(raw)
             except (OSError, ValueError, KeyError, IndexError, TypeError):
                 self._drop(key, None)
                 gone.append(key)
@@ -377,15 +416,15 @@ class DirTable(SessionTable):
             if self._limits.expired(info):
                 self._drop(key, info)
                 gone.append(key)
-            elif not info.established:
+            elif info.counted:
                 strangers.append((info.touched, key, info))
         strangers.sort()
         for _, key, info in strangers[: max(0, len(strangers) - max_strangers)]:
             self._drop(key, info)
             gone.append(key)
-        for sub in ("new", "dev"):  # markers and links whose session is gone
-            for path in (self.folder / sub).glob("*/*" if sub == "new" else "*"):
-                name = path.name if sub == "new" else _read_link(path)
+        for sub in ("new", "counted", "dev"):  # markers and links whose session is gone
+            for path in (self.folder / sub).glob({"new": "*/*", "counted": "*", "dev": "*"}[sub]):
+                name = path.name if sub != "dev" else _read_link(path)
                 if name is None or not self._path(name).exists():
                     with contextlib.suppress(OSError):
                         path.unlink()
@@ -408,13 +447,16 @@ class DirTable(SessionTable):
             info = self._infos[key]
             buf = io.BytesIO()
             head = {"touched": info.touched, "device": list(info.device), "addr": info.addr,
-                    "group": info.group, "established": info.established}
+                    "group": info.group, "established": info.established,
+                    "unauthenticated": info.unauthenticated}
             buf.write(json.dumps(head).encode() + b"\n")
             _Pickler(buf, self._externals).dump(self._runs[key])
             atomic_write(self._path(key), buf.getvalue(), mode=0o600)
         for key, gone in self._dropped.items():
             with contextlib.suppress(FileNotFoundError):
                 self._path(key).unlink()
+            with contextlib.suppress(FileNotFoundError):
+                (self.folder / "counted" / key).unlink()
             if gone is not None:
                 with contextlib.suppress(FileNotFoundError):
                     (self._group_dir(gone.group) / key).unlink()
@@ -422,6 +464,13 @@ class DirTable(SessionTable):
                 if _read_link(link) == key:
                     with contextlib.suppress(FileNotFoundError):
                         link.unlink()
+
+
+def _info(raw: Any) -> SessionInfo:
+    """A session's first line, read back (raises ValueError, KeyError, TypeError, IndexError)."""
+    return SessionInfo(float(raw["touched"]), (str(raw["device"][0]), str(raw["device"][1])),
+                       str(raw["addr"]), str(raw["group"]), bool(raw["established"]),
+                       bool(raw.get("unauthenticated", False)))
 
 
 def _digest(text: str) -> str:

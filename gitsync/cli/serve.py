@@ -86,8 +86,9 @@ logger = logging.getLogger("gitsync")
 @click.option("--idle-timeout", type=click.FloatRange(0.5), default=15.0, show_default=True,
               help="Seconds a connection may stay silent (also between two requests).")
 @click.option("--max-sessions-per-address", type=click.IntRange(1), default=32, show_default=True,
-              help="Sessions not logged in yet from one client address (IPv6: one /64); a new one "
-              "beyond drops the oldest. They expire after 2 minutes idle, logged-in ones after 15.")
+              help="Sessions not logged in yet (without --users: all sessions) from one client address "
+              "(IPv6: one /64); a new one beyond drops the one idle longest. Sessions not logged in "
+              "expire after 2 minutes idle, others after 15.")
 @verbosity
 def serve(directory: str, **kw: Any) -> None:
     """Serve the notes in DIRECTORY to SyncML clients over HTTP.
