@@ -86,7 +86,7 @@ logger = logging.getLogger("gitsync")
 @click.option("--idle-timeout", type=click.FloatRange(0.5), default=15.0, show_default=True,
               help="Seconds a connection may stay silent (also between two requests).")
 @click.option("--max-sessions-per-address", type=click.IntRange(1), default=32, show_default=True,
-              help="Sessions not logged in yet (without --users: all sessions) from one client address "
+              help="Sessions not logged in yet (with no users: all sessions) from one client address "
               "(IPv6: one /64); a new one beyond drops the one idle longest. Sessions not logged in "
               "expire after 2 minutes idle, others after 15.")
 @verbosity
