@@ -15,15 +15,21 @@ and with it the derived one.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import logging
+import os
+import re
 from pathlib import Path
 
 from gitsync.atomic import atomic_write
+from gitsync.sync.ids import peer_ref_name
 
-__all__ = ["NonceStore", "retry_nonce"]
+__all__ = ["NonceStore", "device_peer_name", "retry_nonce"]
 
 logger = logging.getLogger(__name__)
+
+_PEER = re.compile(r"device-[a-z0-9._-]{1,80}\Z")
 
 
 def retry_nonce(device: str, stored: bytes) -> bytes:
@@ -33,25 +39,65 @@ def retry_nonce(device: str, stored: bytes) -> bytes:
 
 
 class NonceStore:
-    """The current nonce of each device: ``folder/<sha256 of the device id>`` (created on demand)."""
+    """The current nonce of each device: ``folder/<its peer name>/<sha256 of the device id>``.
+
+    Filed under the device's peer name (``device-...``, its state ref's name), so that forgetting
+    the peer (``gitsync-notes peer forget``) finds its nonces without knowing the device id.
+    A nonce stored before, as ``folder/<sha256>``, is still read, and moves at the next login.
+    """
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
+    @classmethod
+    def of_repository(cls, git_dir: Path) -> NonceStore:
+        """The nonces a repository's server keeps (``.git/gitsync/nonces``)."""
+        return cls(git_dir / "gitsync" / "nonces")
+
     def _path(self, device: str) -> Path:
-        return self.folder / hashlib.sha256(device.encode()).hexdigest()
+        return self.folder / device_peer_name(device) / _digest(device)
 
     def get(self, device: str) -> bytes | None:
         """The nonce ``device`` must use, or ``None`` when none was stored here yet."""
-        try:
-            return self._path(device).read_bytes()
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            logger.warning("cannot read the nonce of %r: %s", device, exc)
-            return None
+        for path in (self._path(device), self.folder / _digest(device)):
+            try:
+                return path.read_bytes()
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                logger.warning("cannot read the nonce of %r: %s", device, exc)
+                return None
+        return None
 
     def put(self, device: str, nonce: bytes) -> None:
         """Store ``nonce`` for ``device`` (durably: the reply that hands it out follows)."""
-        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        atomic_write(self._path(device), nonce, mode=0o600, durable=True)
+        path = self._path(device)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        atomic_write(path, nonce, mode=0o600, durable=True)
+        with contextlib.suppress(FileNotFoundError):
+            (self.folder / _digest(device)).unlink()  # stored before nonces were filed by peer
+
+    def forget(self, peer: str) -> bool:
+        """Delete the nonces of the devices of peer ``peer`` (``device-...``); whether there were any."""
+        if not _PEER.match(peer):
+            return False
+        folder = self.folder / peer
+        try:
+            names = os.listdir(folder)
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        for name in names:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(folder / name)
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+        return bool(names)
+
+
+def device_peer_name(device: str) -> str:
+    """The peer name of a device's state (``device-<ref name>``, as app/server_run names it)."""
+    return "device-" + peer_ref_name(device)
+
+
+def _digest(device: str) -> str:
+    return hashlib.sha256(device.encode()).hexdigest()

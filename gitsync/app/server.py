@@ -63,7 +63,7 @@ class SyncServer:
         #: failed logins, in a file every worker process shares (see app/throttle.py)
         self.throttle = throttle or LoginThrottle(FileStrikes(store.git_dir / "gitsync" / "logins"))
         self._lock = threading.Lock()
-        self.nonces = NonceStore(store.git_dir / "gitsync" / "nonces")
+        self.nonces = NonceStore.of_repository(store.git_dir)
 
     def wsgi_app(self) -> Callable[..., Iterable[bytes]]:
         """The WSGI application serving this server."""

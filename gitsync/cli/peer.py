@@ -2,7 +2,8 @@
 
 A typo in ``--remote`` leaves a peer nobody wants (its failed result in ``status``, its URL in
 the config); ``forget`` removes everything the repository keeps about a peer (state ref and its
-history, ``gitsync.<peer>.*`` config, the default server if it was that one, its last result)
+history, ``gitsync.<peer>.*`` config, the default server if it was that one, its last result,
+a device's MD5 login nonce)
 and never a note.
 """
 
@@ -76,6 +77,7 @@ def forget_cmd(directory: str, name: str) -> None:
 
     def body() -> int:
         from gitsync.app.hook import forget_result
+        from gitsync.app.nonces import NonceStore
 
         store = open_store(directory, create=False)
         names, _ = _known(store)
@@ -85,6 +87,8 @@ def forget_cmd(directory: str, name: str) -> None:
             gone = store.forget_peer(name)
             if forget_result(store, name):
                 gone.append("its last result")
+            if NonceStore.of_repository(store.git_dir).forget(name):  # a device the server served
+                gone.append("its login nonce")
         click.echo(f"forgot {name}: {', '.join(gone) or 'nothing was left'}")
         return EXIT_OK
 

@@ -48,3 +48,28 @@ def test_typo_url_is_retried_then_forgotten(tmp_path: Path) -> None:
     # the real server is the default: forgetting it too leaves no server configured
     assert cli("script", "peer", "forget", client, good).code == 0
     assert _traces(client, good) == "" and "no peers yet" in cli("script", "peer", "list", client).out
+
+
+def test_forgetting_a_device_on_the_server_removes_its_login_nonce(tmp_path: Path) -> None:
+    from gitsync.protocol.constants import AUTH_MD5
+
+    users = {"alice": "correct horse", "bob": "battery staple"}
+    server = tmp_path / "server"
+    with gitsync_server(server, users=users, auth_type=AUTH_MD5) as srv:
+        for device, user in (("Alice's Phone", "alice"), ("bob-laptop", "bob")):
+            client = tmp_path / device
+            write_notes(client, {f"{user}.txt": b"hi\n"})
+            res = cli("script", "sync", client, "-r", srv.url, "-i", device, "-u", user,
+                      env={"GITSYNC_PASSWORD": users[user]})
+            assert res.code == 0, res.err
+    nonces = server / ".git" / "gitsync" / "nonces"
+
+    def stored() -> list[str]:
+        return sorted(str(p.relative_to(nonces)).split("/")[0] for p in nonces.rglob("*") if p.is_file())
+
+    assert stored() == ["device-alice-s-phone", "device-bob-laptop"]
+    res = cli("script", "peer", "forget", server, "device-alice-s-phone")
+    assert res.code == 0 and "its login nonce" in res.out, res
+    assert stored() == ["device-bob-laptop"]
+    assert _traces(server, "alice-s-phone") == ""
+    assert peers.read_notes(server) == {"alice.txt": b"hi\n", "bob.txt": b"hi\n"}
