@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import re
+import shutil
 import subprocess
 import time
 import uuid
@@ -178,8 +179,7 @@ def test_md5_clients_keep_logging_in_across_many_sessions(tmp_path: Path) -> Non
                                 "alice-phone", "alice")
             assert post(app, lost).header_status() == 212
         if n == 6:  # a repository from before nonces had files: the state ref's nonce holds
-            for f in (folder / ".git" / "gitsync" / "nonces").iterdir():
-                f.unlink()
+            shutil.rmtree(folder / ".git" / "gitsync" / "nonces")
     assert read_notes(folder) == {"secret-plans.txt": SECRET, **{f"n{n}.txt": f"note {n}\n".encode()
                                                                   for n in range(8)}}
 
