@@ -352,7 +352,8 @@ class DirTable(SessionTable):
 
     def make_room_all(self, max_strangers: int) -> list[str]:
         """One listing of ``counted/`` (bounded by the cap it keeps); its markers' times only when
-        it is full."""
+        it is full, and then an eighth of the cap goes at once (the idlest), so that a flood pays
+        for that reading once per ``max_strangers // 8`` sessions, not for each."""
         try:
             count = len(os.listdir(self.folder / "counted"))
         except FileNotFoundError:
@@ -360,7 +361,7 @@ class DirTable(SessionTable):
         if count < max_strangers:
             return []
         waiting = self._markers(self.folder / "counted")
-        gone = waiting[: max(0, len(waiting) - max_strangers + 1)]
+        gone = waiting[: max(0, len(waiting) - max_strangers + max(1, max_strangers // 8))]
         for key in gone:
             self.pop(key)
         return gone
