@@ -44,6 +44,14 @@ def _folder_with_edits(tmp_path: Path) -> Path:
     return notes
 
 
+def _as_from_a_terminal() -> None:
+    """The child starts with SIGINT and SIGHUP at their defaults, as from a terminal: a suite run in
+    the background (``nohup``, ``cmd &``) hands them down ignored, and a sync started that way stays
+    immune to them on purpose (gitsync.process.catch_signals)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_signal_stops_a_sync_and_takes_its_commit_back(tmp_path: Path, sig: signal.Signals) -> None:
     notes = _folder_with_edits(tmp_path)
@@ -53,6 +61,7 @@ def test_signal_stops_a_sync_and_takes_its_commit_back(tmp_path: Path, sig: sign
         proc = subprocess.Popen(
             [*peers.gitsync_command(), "sync", str(notes), "-r", url, "-i", "dev-sig", "--timeout", "60"],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            preexec_fn=_as_from_a_terminal,
         )
         try:
             sock.settimeout(0.2)
